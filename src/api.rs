@@ -1,0 +1,1 @@
+//! The Rokt API client (built in issue #4).

@@ -1,0 +1,480 @@
+//! The configuration: `jobs.toml` says *what* to export, the environment carries secrets and
+//! per-deployment overrides.
+//!
+//! Loading is two steps: [`parse`] walks the TOML tree (with byte spans) and turns it into the
+//! validated domain types below, collecting every problem with its file, line and key instead of
+//! stopping at the first; [`credentials`] reads the app credentials from the environment only.
+//! Nothing here touches the network or a database.
+
+pub mod credentials;
+mod error;
+mod parse;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+
+use crate::schedule::Schedule;
+pub use credentials::{CredentialSource, Credentials, CredentialsError};
+pub use error::{ConfigError, Problem};
+use template::Template;
+
+/// Environment variable that overrides `[database] url`.
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+/// Environment variable that overrides `[api] base_url`.
+pub const ENV_API_BASE_URL: &str = "ROKT_API_BASE_URL";
+
+/// A snapshot of the process environment. Passed explicitly so that tests never mutate the real one.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    /// The current process environment (variables that are not valid UTF-8 are skipped).
+    pub fn from_process() -> Env {
+        Env {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    /// An environment made of the given pairs (for tests and embedding).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Env {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The value of `name`, if set and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Sets `name` (builder style, for tests).
+    pub fn with(mut self, name: &str, value: &str) -> Env {
+        self.vars.insert(name.to_owned(), value.to_owned());
+        self
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    pub api: ApiConfig,
+    pub database: DatabaseConfig,
+    pub server: ServerConfig,
+    pub jobs: Vec<Job>,
+}
+
+/// `[api]`: where the Rokt API is and how politely to talk to it.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Without a trailing slash, e.g. `https://api.rokt.com`.
+    pub base_url: String,
+    /// Path of the OAuth 2.0 token endpoint, e.g. `/auth/oauth2/token`.
+    pub token_path: String,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Requests in flight at once, across all jobs.
+    pub max_concurrent_requests: usize,
+    /// Retries per request for 429, 5xx, timeouts and resets.
+    pub max_retries: u32,
+}
+
+/// `[database]`.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    pub url: DatabaseUrl,
+    /// Postgres schema for every table this tool owns (ignored by SQLite).
+    pub schema: String,
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url)
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+/// A database URL. `Debug` and `Display` hide any password it carries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl DatabaseUrl {
+    /// Accepts `postgres://`, `postgresql://` and `sqlite:` URLs.
+    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseUrl(url.to_owned()))
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            if rest.trim_start_matches('/').is_empty() {
+                Err("a sqlite URL needs a file name, e.g. \"sqlite://rokt-export.db\"".into())
+            } else {
+                Ok(DatabaseUrl(url.to_owned()))
+            }
+        } else {
+            Err(
+                "must start with postgres://, postgresql:// or sqlite: (e.g. \"sqlite://rokt-export.db\")"
+                    .into(),
+            )
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        if self.0.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+
+    /// The URL with its password: only for handing to the database driver.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url_password(&self.0)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({:?})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host...` (and any `password=` query parameter).
+pub fn redact_url_password(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let auth_start = scheme_end + 3;
+        let rest = &out[auth_start..];
+        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..auth_end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            out.replace_range(auth_start + colon + 1..auth_start + at, "***");
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out = format!("{head}{}", query.join("&"));
+    }
+    out
+}
+
+/// `[server]`: the health and metrics listener of `run`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// How long a stopping daemon lets running windows finish.
+    pub shutdown_grace: Duration,
+}
+
+/// One `[[jobs]]` entry, with `[defaults]` applied.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub schedule: Schedule,
+    /// Report time zone, and the zone the cron is read in.
+    pub timezone: Tz,
+    pub currency: String,
+    /// Days re-read on every scheduled run.
+    pub lookback_days: u32,
+    /// At most this many days per API request.
+    pub window_days: u32,
+    /// Where a job with no history starts; without it, a first run starts `lookback_days` ago.
+    pub start_date: Option<NaiveDate>,
+    pub accounts: Accounts,
+    /// Destination table (a safe, unquoted-compatible SQL identifier).
+    pub table: String,
+    /// Run once as soon as the daemon starts, besides the schedule.
+    pub run_on_start: bool,
+    pub kind: JobKind,
+}
+
+/// Which accounts a job reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accounts {
+    /// Every account `GET /v1/query/accounts` returns.
+    All,
+    List(Vec<String>),
+}
+
+/// The two kinds of job.
+#[derive(Debug, Clone)]
+pub enum JobKind {
+    /// A Query API report (`report = "campaigns"`).
+    Query(QueryJob),
+    /// Any other endpoint, described by method, path, parameters, where the rows are and their key.
+    Generic(GenericJob),
+}
+
+/// The Query API reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    Campaigns,
+    Transactions,
+}
+
+impl Report {
+    pub const NAMES: &'static [&'static str] = &["campaigns", "transactions"];
+
+    pub fn parse(s: &str) -> Option<Report> {
+        match s {
+            "campaigns" => Some(Report::Campaigns),
+            "transactions" => Some(Report::Transactions),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Report::Campaigns => "campaigns",
+            Report::Transactions => "transactions",
+        }
+    }
+
+    /// The path after `/v1/query/accounts/{account_id}` (the campaigns report needs its trailing slash).
+    pub fn path_suffix(self) -> &'static str {
+        match self {
+            Report::Campaigns => "/campaigns/",
+            Report::Transactions => "/transactions",
+        }
+    }
+}
+
+/// A Query API job.
+#[derive(Debug, Clone)]
+pub struct QueryJob {
+    pub report: Report,
+    pub dimensions: Vec<String>,
+    pub metrics: Vec<String>,
+}
+
+/// HTTP methods a generic job may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// A job against any other endpoint.
+#[derive(Debug, Clone)]
+pub struct GenericJob {
+    pub method: Method,
+    pub endpoint: Template,
+    /// Query parameters in the order written.
+    pub query: Vec<(String, Template)>,
+    /// JSON body; strings in it may hold placeholders.
+    pub body: Option<BodyTemplate>,
+    /// JSON pointer to the array of rows (`""` for a top-level array).
+    pub records: String,
+    /// Fields that, with `account_id` and the window's start day, identify a row.
+    pub key: Vec<String>,
+}
+
+/// A JSON body whose strings may hold placeholders.
+#[derive(Debug, Clone)]
+pub enum BodyTemplate {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(Template),
+    Array(Vec<BodyTemplate>),
+    Object(Vec<(String, BodyTemplate)>),
+}
+
+impl BodyTemplate {
+    /// The JSON body with placeholders expanded.
+    pub fn expand(&self, values: &template::Values<'_>) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            BodyTemplate::Null => Value::Null,
+            BodyTemplate::Bool(b) => Value::Bool(*b),
+            BodyTemplate::Number(n) => Value::Number(n.clone()),
+            BodyTemplate::String(t) => Value::String(t.expand(values)),
+            BodyTemplate::Array(items) => {
+                Value::Array(items.iter().map(|i| i.expand(values)).collect())
+            }
+            BodyTemplate::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expand(values)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn uses(&self, p: template::Placeholder) -> bool {
+        match self {
+            BodyTemplate::String(t) => t.uses(p),
+            BodyTemplate::Array(items) => items.iter().any(|i| i.uses(p)),
+            BodyTemplate::Object(fields) => fields.iter().any(|(_, v)| v.uses(p)),
+            _ => false,
+        }
+    }
+}
+
+impl GenericJob {
+    /// Whether any part of the request depends on the account.
+    pub fn uses_account(&self) -> bool {
+        let p = template::Placeholder::AccountId;
+        self.endpoint.uses(p)
+            || self.query.iter().any(|(_, t)| t.uses(p))
+            || self.body.as_ref().is_some_and(|b| b.uses(p))
+    }
+}
+
+impl Job {
+    /// "query" or "generic", for listings.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            JobKind::Query(_) => "query",
+            JobKind::Generic(_) => "generic",
+        }
+    }
+
+    /// The endpoint the job calls, with placeholders, for listings.
+    pub fn endpoint_display(&self) -> String {
+        match &self.kind {
+            JobKind::Query(q) => format!(
+                "POST /v1/query/accounts/{{account_id}}{}",
+                q.report.path_suffix()
+            ),
+            JobKind::Generic(g) => format!("{} {}", g.method.as_str(), g.endpoint.source()),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`, applying the overrides in `env`.
+    pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Config::from_toml(path, &text, env)
+    }
+
+    /// Validates TOML text; `path` is only used in messages.
+    pub fn from_toml(path: &Path, text: &str, env: &Env) -> Result<Config, ConfigError> {
+        parse::parse(path, text, env)
+    }
+
+    /// The job called `name`.
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .map(|c| (levenshtein(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_hides_its_password() {
+        let url =
+            DatabaseUrl::parse("postgres://rokt:s3cr3t@db:5432/rokt?sslmode=require&password=x2")
+                .unwrap();
+        let shown = format!("{url} {url:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(!shown.contains("x2"), "{shown}");
+        assert!(
+            shown.contains("postgres://rokt:***@db:5432/rokt"),
+            "{shown}"
+        );
+        assert_eq!(url.backend(), Backend::Postgres);
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://a.db").unwrap().backend(),
+            Backend::Sqlite
+        );
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        let keys = ["schedule", "accounts", "metrics"];
+        assert_eq!(suggest("schedul", keys.iter().copied()), Some("schedule"));
+        assert_eq!(suggest("acounts", keys.iter().copied()), Some("accounts"));
+        assert_eq!(suggest("zzz", keys.iter().copied()), None);
+    }
+}

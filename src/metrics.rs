@@ -1,0 +1,1 @@
+//! Prometheus metrics (built in issue #6).

@@ -1,0 +1,1 @@
+//! The daemon: health, readiness and metrics endpoints (built in issue #6).

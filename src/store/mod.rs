@@ -1,0 +1,1 @@
+//! All SQL: migrations, job tables, upserts, run records (built in issue #5).
