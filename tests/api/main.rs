@@ -1,0 +1,11 @@
+//! The integration tests: one binary (faster to link than one per file), one module per area.
+//! Every test gets its own Postgres database (see `helpers::TestDb`) and, where it needs the API,
+//! its own simulated Rokt API on a loopback port.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod config;
+mod credentials;
+mod helpers;
+mod postgres;
