@@ -70,7 +70,7 @@ fn resolve_server() -> Result<Server, String> {
 }
 
 async fn can_connect(url: &str) -> Result<(), String> {
-    let mut conn = PgConnection::connect(url).await.map_err(|e| e.to_string())?;
+    let conn = PgConnection::connect(url).await.map_err(|e| e.to_string())?;
     let _ = conn.close().await;
     Ok(())
 }

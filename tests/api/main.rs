@@ -4,8 +4,5 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod cli;
-mod config;
-mod credentials;
 mod helpers;
 mod postgres;
