@@ -46,7 +46,9 @@ fn resolve_server() -> Result<Server, String> {
             }
             return match rt.block_on(can_connect(&url)) {
                 Ok(()) => Ok(Server { admin_url: url }),
-                Err(e) => Err(format!("{var} is set but Postgres does not answer there: {e}")),
+                Err(e) => Err(format!(
+                    "{var} is set but Postgres does not answer there: {e}"
+                )),
             };
         }
     }
@@ -70,7 +72,9 @@ fn resolve_server() -> Result<Server, String> {
 }
 
 async fn can_connect(url: &str) -> Result<(), String> {
-    let conn = PgConnection::connect(url).await.map_err(|e| e.to_string())?;
+    let conn = PgConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = conn.close().await;
     Ok(())
 }
@@ -86,7 +90,9 @@ fn start_container() -> Result<String, String> {
         .get_host_port_ipv4(5432)
         .map_err(|e| e.to_string())?;
     let _ = CONTAINER.set(container);
-    Ok(format!("postgres://postgres:postgres@{host}:{port}/postgres"))
+    Ok(format!(
+        "postgres://postgres:postgres@{host}:{port}/postgres"
+    ))
 }
 
 /// A fresh database for one test, dropped when the value is dropped (also when the test fails).
@@ -136,14 +142,18 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs inside the test's runtime; do the async work on a thread with its own.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async {
                 if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut admin)
+                            .await;
                     let _ = admin.close().await;
                 }
             });

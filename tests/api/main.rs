@@ -4,5 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
+mod config;
+mod credentials;
 mod helpers;
 mod postgres;
