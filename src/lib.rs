@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod exit;
 pub mod export;
 pub mod metrics;

@@ -1,1 +1,241 @@
-//! Prometheus metrics (built in issue #6).
+//! Prometheus metrics of the daemon: one registry, the functions that record into it, and its
+//! encoding in the Prometheus text format (what `/metrics` serves).
+//!
+//! Names follow Prometheus conventions: the `rokt_export_` prefix, base units in the name
+//! (`_seconds`), `_total` on counters. Every job's series exist from the start (at zero), so a
+//! dashboard or an alert on `rate(...)` works before the first run. The registry is built once per
+//! daemon and passed around explicitly; there is no global registry.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Upper bounds (seconds) of the run duration histogram: runs take from seconds (an unchanged
+/// day) to an hour or more (a first backfill of many accounts).
+const RUN_DURATION_BUCKETS_SECS: [f64; 12] = [
+    0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// How one run of a job ended, the `outcome` label of `rokt_export_runs_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Every window succeeded.
+    Succeeded,
+    /// A window failed, or the run could not start (database or API down, bad credentials).
+    Failed,
+    /// Another process (a replica, a `--run-now`) held the job's lock; this run did nothing.
+    Skipped,
+    /// The daemon stopped and the run did not finish within the grace period.
+    Abandoned,
+}
+
+impl Outcome {
+    /// Every outcome, to create each job's series at zero.
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Succeeded,
+        Outcome::Failed,
+        Outcome::Skipped,
+        Outcome::Abandoned,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+            Outcome::Abandoned => "abandoned",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct JobLabels {
+    job: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RunLabels {
+    job: String,
+    outcome: &'static str,
+}
+
+/// The daemon's metrics. Recording is lock-free (atomics); encoding takes a consistent-enough
+/// snapshot for Prometheus.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<RunLabels, Counter>,
+    rows_written: Family<JobLabels, Counter>,
+    run_duration: Family<JobLabels, Histogram, fn() -> Histogram>,
+    last_success: Family<JobLabels, Gauge<f64, AtomicU64>>,
+    skipped_overlaps: Family<JobLabels, Counter>,
+}
+
+fn run_duration_histogram() -> Histogram {
+    Histogram::new(RUN_DURATION_BUCKETS_SECS)
+}
+
+impl Metrics {
+    /// A registry with the run metrics, each job's series created at zero.
+    pub fn new<'a>(jobs: impl IntoIterator<Item = &'a str>) -> Metrics {
+        let mut registry = Registry::default();
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register(
+            "rokt_export_runs",
+            "Runs of a job by outcome (succeeded, failed, skipped: another process held the job's lock, abandoned: cut off by a shutdown)",
+            runs.clone(),
+        );
+        let rows_written = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "rokt_export_rows_written",
+            "Rows inserted or changed in a job's table (unchanged re-read rows are not counted)",
+            rows_written.clone(),
+        );
+        let run_duration = Family::<JobLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            run_duration_histogram,
+        );
+        registry.register_with_unit(
+            "rokt_export_run_duration",
+            "Wall time of a run of a job, from its firing to its last window",
+            Unit::Seconds,
+            run_duration.clone(),
+        );
+        let last_success = Family::<JobLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "rokt_export_last_success_timestamp_seconds",
+            "Unix time at which a run of the job last finished with every window succeeded",
+            last_success.clone(),
+        );
+        let skipped_overlaps = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "rokt_export_skipped_overlaps",
+            "Firings skipped because the previous run of the same job was still running in this process",
+            skipped_overlaps.clone(),
+        );
+        let metrics = Metrics {
+            registry,
+            runs,
+            rows_written,
+            run_duration,
+            last_success,
+            skipped_overlaps,
+        };
+        for job in jobs {
+            let labels = JobLabels {
+                job: job.to_owned(),
+            };
+            for outcome in Outcome::ALL {
+                let _ = metrics.runs.get_or_create(&RunLabels {
+                    job: job.to_owned(),
+                    outcome: outcome.as_str(),
+                });
+            }
+            let _ = metrics.rows_written.get_or_create(&labels);
+            let _ = metrics.run_duration.get_or_create(&labels);
+            let _ = metrics.skipped_overlaps.get_or_create(&labels);
+        }
+        metrics
+    }
+
+    /// Records the end of one run.
+    pub fn run_finished(
+        &self,
+        job: &str,
+        outcome: Outcome,
+        rows_written: u64,
+        duration: std::time::Duration,
+    ) {
+        let labels = JobLabels {
+            job: job.to_owned(),
+        };
+        self.runs
+            .get_or_create(&RunLabels {
+                job: job.to_owned(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        self.rows_written
+            .get_or_create(&labels)
+            .inc_by(rows_written);
+        self.run_duration
+            .get_or_create(&labels)
+            .observe(duration.as_secs_f64());
+        if outcome == Outcome::Succeeded {
+            let now = chrono::Utc::now();
+            // Milliseconds are plenty for "time since last success" and exact in an f64.
+            let secs = now.timestamp_millis() as f64 / 1000.0;
+            self.last_success.get_or_create(&labels).set(secs);
+        }
+    }
+
+    /// Records a firing skipped because the job's previous run was still running.
+    pub fn overlap_skipped(&self, job: &str) {
+        self.skipped_overlaps
+            .get_or_create(&JobLabels {
+                job: job.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The registry, to add collectors (e.g. the API client's counters) before serving.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Every metric in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail; an encoder error would mean a bug in a collector,
+        // and a partial page is still more useful to a scraper than none.
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        {
+            tracing::warn!(error = %e, "encoding the metrics failed; the page is incomplete");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn every_jobs_series_exist_at_zero_before_any_run() {
+        let m = Metrics::new(["a", "b"]);
+        let text = m.encode();
+        assert!(text.contains("rokt_export_runs_total{job=\"a\",outcome=\"succeeded\"} 0"));
+        assert!(text.contains("rokt_export_runs_total{job=\"b\",outcome=\"skipped\"} 0"));
+        assert!(text.contains("rokt_export_skipped_overlaps_total{job=\"a\"} 0"));
+        assert!(text.contains("rokt_export_rows_written_total{job=\"b\"} 0"));
+        assert!(text.contains("rokt_export_run_duration_seconds_count{job=\"a\"} 0"));
+        // No success yet: no timestamp rather than a misleading 1970.
+        assert!(!text.contains("rokt_export_last_success_timestamp_seconds{"));
+    }
+
+    #[test]
+    fn a_finished_run_is_counted_with_its_rows_duration_and_success_time() {
+        let m = Metrics::new(["a"]);
+        m.run_finished("a", Outcome::Succeeded, 42, Duration::from_millis(700));
+        m.run_finished("a", Outcome::Failed, 0, Duration::from_secs(3));
+        m.overlap_skipped("a");
+        let text = m.encode();
+        assert!(text.contains("rokt_export_runs_total{job=\"a\",outcome=\"succeeded\"} 1"));
+        assert!(text.contains("rokt_export_runs_total{job=\"a\",outcome=\"failed\"} 1"));
+        assert!(text.contains("rokt_export_rows_written_total{job=\"a\"} 42"));
+        assert!(text.contains("rokt_export_skipped_overlaps_total{job=\"a\"} 1"));
+        assert!(text.contains("rokt_export_run_duration_seconds_bucket{job=\"a\",le=\"1\"} 1"));
+        assert!(text.contains("rokt_export_run_duration_seconds_count{job=\"a\"} 2"));
+        assert!(text.contains("rokt_export_last_success_timestamp_seconds{job=\"a\"} 1"));
+    }
+}
