@@ -1,1 +1,492 @@
-//! One run of one job: windows, fetch, load (built in issue #5).
+//! One run of one job: which days, cut into windows, fetched from the API and loaded into the job's
+//! table, one transaction per window.
+//!
+//! [`run_job`] is the single entry point: `--run-now`, the scheduler, `demo` and the tests all call
+//! it. A window commits its rows, its `export_runs` row and the job's high-water mark together, so
+//! a crash leaves either the whole window or none of it.
+
+pub mod plan;
+pub mod rows;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{NaiveDate, Utc};
+use futures_util::StreamExt as _;
+use tracing::{Instrument as _, info, info_span, warn};
+
+use crate::api::{ApiClient, ApiError};
+use crate::config::template::Values;
+use crate::config::{Accounts, Config, Job, JobKind};
+use crate::store::{NewRun, StateUpdate, Store, StoreError, TableSpec, Trigger};
+pub use plan::Window;
+
+/// Everything a run needs, shared by all runs of a process.
+#[derive(Clone)]
+pub struct Context {
+    pub config: Arc<Config>,
+    pub api: ApiClient,
+    pub store: Store,
+}
+
+/// Which days to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    /// `[min(high_water + 1, today - lookback_days), today]` in the job's time zone.
+    Incremental,
+    /// Explicit inclusive days (`--from`/`--to`); a missing end means today, a missing start means
+    /// the incremental start.
+    Explicit {
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    },
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub job: String,
+    pub range: Range,
+    /// Only these accounts (`--account`); empty means the job's own.
+    pub accounts: Vec<String>,
+    pub trigger: Trigger,
+}
+
+/// The outcome of one window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded { rows_received: u64, rows_written: u64 },
+    Failed { error: String, unavailable: bool },
+    /// Not attempted because an earlier window of the same account failed; the next run resumes there.
+    NotAttempted,
+}
+
+/// One window of one account.
+#[derive(Debug, Clone)]
+pub struct WindowReport {
+    pub account_id: String,
+    pub window: Window,
+    pub api_requests: u32,
+    pub outcome: Outcome,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub job: String,
+    pub table: String,
+    /// Set when another process (or run) held the job's lock, so this run did nothing.
+    pub skipped: Option<String>,
+    pub windows: Vec<WindowReport>,
+}
+
+impl RunReport {
+    /// True when the run was not skipped and every window succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.skipped.is_none()
+            && self
+                .windows
+                .iter()
+                .all(|w| matches!(w.outcome, Outcome::Succeeded { .. }))
+    }
+
+    /// True when a window failed because the API or database stayed unreachable.
+    pub fn unavailable(&self) -> bool {
+        self.windows
+            .iter()
+            .any(|w| matches!(w.outcome, Outcome::Failed { unavailable: true, .. }))
+    }
+
+    pub fn rows_written(&self) -> u64 {
+        self.windows
+            .iter()
+            .map(|w| match w.outcome {
+                Outcome::Succeeded { rows_written, .. } => rows_written,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    pub fn rows_received(&self) -> u64 {
+        self.windows
+            .iter()
+            .map(|w| match w.outcome {
+                Outcome::Succeeded { rows_received, .. } => rows_received,
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// Why a run could not start at all (a window's failure is an [`Outcome`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no job named \"{name}\" in the config; jobs are: {known}")]
+    UnknownJob { name: String, known: String },
+    #[error("account {account} is not one of job \"{job}\"'s accounts ({listed}); add it to the job's `accounts` first")]
+    UnknownAccount {
+        job: String,
+        account: String,
+        listed: String,
+    },
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RunError {
+    /// The API or database stayed unreachable (exit 69).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            RunError::Api(e) => e.is_unavailable(),
+            RunError::Store(e) => e.is_unavailable(),
+            _ => false,
+        }
+    }
+
+    /// The config or credentials are wrong (exit 78).
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            RunError::UnknownJob { .. } | RunError::UnknownAccount { .. } | RunError::Api(ApiError::Auth(_))
+        )
+    }
+}
+
+/// Something that wants to hear about progress (the terminal display of `--run-now`).
+pub trait Progress: Send + Sync {
+    /// Called once the windows are planned.
+    fn planned(&self, _job: &str, _windows: usize) {}
+    /// Called after each window, whatever its outcome.
+    fn window_done(&self, _report: &WindowReport) {}
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Performs one run of one job and reports what happened to each window.
+pub async fn run_job(
+    ctx: &Context,
+    request: &RunRequest,
+    progress: &dyn Progress,
+) -> Result<RunReport, RunError> {
+    let job = ctx.config.job(&request.job).ok_or_else(|| RunError::UnknownJob {
+        name: request.job.clone(),
+        known: ctx
+            .config
+            .jobs
+            .iter()
+            .map(|j| j.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    let today = plan::today_in(job.timezone, Utc::now());
+    let Some(lock) = ctx.store.try_lock_job(&job.name).await? else {
+        let reason = "another run of this job holds its lock (a replica, the daemon or a --run-now)";
+        let run = NewRun {
+            job: job.name.clone(),
+            account_id: "*".into(),
+            window_start: today,
+            window_end: today,
+            trigger: request.trigger,
+        };
+        ctx.store.record_skipped(&run, reason).await?;
+        info!(job = %job.name, "skipped: {reason}");
+        return Ok(RunReport {
+            job: job.name.clone(),
+            table: job.table.clone(),
+            skipped: Some(reason.into()),
+            windows: Vec::new(),
+        });
+    };
+    let result = run_locked(ctx, job, request, today, progress).await;
+    lock.release().await;
+    result
+}
+
+async fn run_locked(
+    ctx: &Context,
+    job: &Job,
+    request: &RunRequest,
+    today: NaiveDate,
+    progress: &dyn Progress,
+) -> Result<RunReport, RunError> {
+    let accounts = accounts_for(ctx, job, &request.accounts).await?;
+    if let JobKind::Query(q) = &job.kind {
+        let added = ctx.store.ensure_table(&rows::query_table(&job.table, q)).await?;
+        if !added.is_empty() {
+            info!(job = %job.name, table = %job.table, columns = ?added, "added columns to the job's table");
+        }
+    }
+
+    // Plan every account's windows first, so progress can show a total.
+    let mut plans = Vec::with_capacity(accounts.len());
+    for account in accounts {
+        let high_water = ctx.store.high_water(&job.name, &account).await?;
+        let range = match request.range {
+            Range::Incremental => {
+                plan::scheduled_range(today, high_water, job.lookback_days, job.start_date)
+            }
+            Range::Explicit { from, to } => {
+                let last = to.unwrap_or(today);
+                let start = match from {
+                    Some(f) => Some(f),
+                    None => plan::scheduled_range(last, high_water, job.lookback_days, job.start_date)
+                        .map(|w| w.start),
+                };
+                start.filter(|s| *s <= last).map(|start| Window { start, last })
+            }
+        };
+        let windows = range.map(|r| plan::split(r, job.window_days)).unwrap_or_default();
+        plans.push((account, high_water, windows));
+    }
+    progress.planned(&job.name, plans.iter().map(|p| p.2.len()).sum());
+
+    // Accounts run side by side; the API client's semaphore caps requests across all of them.
+    let concurrency = ctx.config.api.max_concurrent_requests.max(1);
+    let reports: Vec<Vec<WindowReport>> = futures_util::stream::iter(plans)
+        .map(|(account, high_water, windows)| {
+            run_account(ctx, job, request.trigger, today, account, high_water, windows, progress)
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    Ok(RunReport {
+        job: job.name.clone(),
+        table: job.table.clone(),
+        skipped: None,
+        windows: reports.into_iter().flatten().collect(),
+    })
+}
+
+/// The accounts a run reads: the job's list, or every account the credentials see, narrowed by
+/// `--account`.
+async fn accounts_for(ctx: &Context, job: &Job, only: &[String]) -> Result<Vec<String>, RunError> {
+    let accounts = match &job.accounts {
+        Accounts::List(ids) => {
+            for a in only {
+                if !ids.contains(a) {
+                    return Err(RunError::UnknownAccount {
+                        job: job.name.clone(),
+                        account: a.clone(),
+                        listed: ids.join(", "),
+                    });
+                }
+            }
+            ids.clone()
+        }
+        Accounts::All => {
+            let all: Vec<String> = ctx.api.accounts().await?.into_iter().map(|a| a.account_id).collect();
+            for a in only {
+                if !all.contains(a) {
+                    return Err(RunError::UnknownAccount {
+                        job: job.name.clone(),
+                        account: a.clone(),
+                        listed: all.join(", "),
+                    });
+                }
+            }
+            all
+        }
+    };
+    Ok(if only.is_empty() {
+        accounts
+    } else {
+        accounts.into_iter().filter(|a| only.contains(a)).collect()
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_account(
+    ctx: &Context,
+    job: &Job,
+    trigger: Trigger,
+    today: NaiveDate,
+    account: String,
+    mut high_water: Option<NaiveDate>,
+    windows: Vec<Window>,
+    progress: &dyn Progress,
+) -> Vec<WindowReport> {
+    let mut out = Vec::with_capacity(windows.len());
+    let mut failed = false;
+    for window in windows {
+        if failed {
+            let report = WindowReport {
+                account_id: account.clone(),
+                window,
+                api_requests: 0,
+                outcome: Outcome::NotAttempted,
+            };
+            progress.window_done(&report);
+            out.push(report);
+            continue;
+        }
+        let run = NewRun {
+            job: job.name.clone(),
+            account_id: account.clone(),
+            window_start: window.start,
+            window_end: window.last,
+            trigger,
+        };
+        let report = match ctx.store.start_run(&run).await {
+            Ok(run_id) => {
+                let span = info_span!("window", job = %job.name, account_id = %account, window = %window, run_id);
+                run_window(ctx, job, run_id, &account, window, today, &mut high_water)
+                    .instrument(span)
+                    .await
+            }
+            Err(e) => WindowReport {
+                account_id: account.clone(),
+                window,
+                api_requests: 0,
+                outcome: Outcome::Failed {
+                    error: format!("cannot record the run: {e}"),
+                    unavailable: e.is_unavailable(),
+                },
+            },
+        };
+        failed = !matches!(report.outcome, Outcome::Succeeded { .. });
+        progress.window_done(&report);
+        out.push(report);
+    }
+    out
+}
+
+/// Fetches and loads one window; records its outcome in `export_runs`.
+async fn run_window(
+    ctx: &Context,
+    job: &Job,
+    run_id: i64,
+    account: &str,
+    window: Window,
+    today: NaiveDate,
+    high_water: &mut Option<NaiveDate>,
+) -> WindowReport {
+    let started = Instant::now();
+    let mut api_requests = 0;
+    let result = load_window(ctx, job, run_id, account, window, today, high_water, &mut api_requests).await;
+    let outcome = match result {
+        Ok((received, written, new_mark)) => {
+            *high_water = new_mark;
+            info!(
+                rows_received = received,
+                rows_written = written,
+                api_requests,
+                elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "window loaded"
+            );
+            Outcome::Succeeded {
+                rows_received: received,
+                rows_written: written,
+            }
+        }
+        Err(failure) => {
+            warn!(error = %failure.message, api_requests, "window failed; its rows were rolled back");
+            if let Err(e) = ctx.store.fail_run(run_id, &failure.message, api_requests).await {
+                warn!(error = %e, "could not record the failed window; the next start marks it failed");
+            }
+            Outcome::Failed {
+                error: failure.message,
+                unavailable: failure.unavailable,
+            }
+        }
+    };
+    WindowReport {
+        account_id: account.to_owned(),
+        window,
+        api_requests,
+        outcome,
+    }
+}
+
+struct Failure {
+    message: String,
+    unavailable: bool,
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Failure {
+        Failure {
+            unavailable: e.is_unavailable(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure {
+            unavailable: e.is_unavailable(),
+            message: format!("database: {e}"),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn load_window(
+    ctx: &Context,
+    job: &Job,
+    run_id: i64,
+    account: &str,
+    window: Window,
+    today: NaiveDate,
+    high_water: &Option<NaiveDate>,
+    api_requests: &mut u32,
+) -> Result<(u64, u64, Option<NaiveDate>), Failure> {
+    let new_mark = plan::advance_high_water(*high_water, window, today);
+    let state = new_mark.filter(|m| Some(*m) != *high_water).map(|m| StateUpdate {
+        job: job.name.clone(),
+        account_id: account.to_owned(),
+        high_water: m,
+    });
+    let (spec, batch, diversions, endpoint): (TableSpec, _, _, String) = match &job.kind {
+        JobKind::Query(q) => {
+            let response = ctx
+                .api
+                .query_report(account, q, window.start, window.last, job.timezone.name(), &job.currency)
+                .await?;
+            *api_requests = response.attempts;
+            let (batch, diversions) = rows::query_rows(&response.body, q, account, job.timezone, &job.currency)
+                .map_err(|e| Failure {
+                    message: format!("{}: {e}", response.endpoint),
+                    unavailable: false,
+                })?;
+            (rows::query_table(&job.table, q), batch, diversions, response.endpoint)
+        }
+        JobKind::Generic(g) => {
+            let values = Values {
+                account_id: account,
+                start_date: window.start,
+                last_date: window.last,
+                timezone: job.timezone.name(),
+                currency: &job.currency,
+            };
+            let response = ctx.api.generic(g, &values).await?;
+            *api_requests = response.attempts;
+            let parsed = rows::generic_rows(&response.body, g, &job.table, account, window.start)
+                .map_err(|e| Failure {
+                    message: format!("{}: {e}", response.endpoint),
+                    unavailable: false,
+                })?;
+            let added = ctx.store.ensure_table(&parsed.spec).await?;
+            if !added.is_empty() {
+                info!(table = %job.table, columns = ?added, "added columns for new fields");
+            }
+            (parsed.spec, parsed.batch, parsed.diversions, response.endpoint)
+        }
+    };
+    for (column, count) in &diversions.by_column {
+        warn!(
+            %endpoint, column = %column, values = count,
+            "values of an unexpected type were kept in _extra instead of their column"
+        );
+    }
+    let received = batch.columns.first().map_or(0, |c| c.len()) as u64;
+    let written = ctx
+        .store
+        .commit_window(run_id, &spec, &batch, *api_requests, state.as_ref())
+        .await?;
+    Ok((received, written, new_mark))
+}
