@@ -429,3 +429,139 @@ fn kind_of(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::template::Template;
+    use crate::config::{Method, Report};
+
+    fn job(dims: &[&str], metrics: &[&str]) -> QueryJob {
+        QueryJob {
+            report: Report::Campaigns,
+            dimensions: dims.iter().map(|s| s.to_string()).collect(),
+            metrics: metrics.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn texts(c: &ColumnData) -> Vec<Option<String>> {
+        match c {
+            ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v) => v.clone(),
+            other => panic!("not a text column: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn query_rows_keep_numbers_exact_and_unknown_fields_in_extra() {
+        let body = br#"{"data":[
+            {"campaign_id":"7","campaign_name":"Caf\u00e9 \"Spring\";\t\ud83d\ude80","impressions":12,"gross_cost":12345678901234567890.123456,"datetime":"2026-03-04T00:00:00Z","surprise":{"a":1}},
+            {"campaign_id":8,"campaign_name":null,"impressions":"3.50","gross_cost":"n/a","datetime":"2026-03-05T00:00:00Z"}
+        ],"accountId":"1","queryTimeMs":3}"#;
+        let (batch, diversions) =
+            query_rows(body, &job(&["campaign_id", "campaign_name"], &["impressions", "gross_cost"]), "1", Tz::UTC, "USD").unwrap();
+        let spec = query_table("t", &job(&["campaign_id", "campaign_name"], &["impressions", "gross_cost"]));
+        assert_eq!(batch.columns.len(), spec.columns.len());
+        assert_eq!(spec.key, ["account_id", "date", "campaign_id", "campaign_name"]);
+        let ColumnData::Date(dates) = &batch.columns[1] else { panic!() };
+        assert_eq!(dates[0].unwrap().to_string(), "2026-03-04");
+        assert_eq!(texts(&batch.columns[2]), [Some("7".into()), Some("8".into())], "a numeric id is kept as its text");
+        assert_eq!(texts(&batch.columns[3])[0].as_deref(), Some("Café \"Spring\";\t🚀"));
+        assert_eq!(texts(&batch.columns[3])[1], None);
+        assert_eq!(texts(&batch.columns[4]), [Some("12".into()), Some("3.50".into())]);
+        assert_eq!(texts(&batch.columns[5])[0].as_deref(), Some("12345678901234567890.123456"));
+        assert_eq!(texts(&batch.columns[5])[1], None, "a non-number metric is not forced into the column");
+        let extra = texts(&batch.columns[8]);
+        assert_eq!(extra[0].as_deref(), Some(r#"{"surprise":{"a":1}}"#));
+        assert_eq!(extra[1].as_deref(), Some(r#"{"gross_cost":"n/a"}"#), "…but kept in _extra");
+        assert_eq!(diversions.by_column.get("gross_cost"), Some(&1));
+    }
+
+    #[test]
+    fn query_rows_report_missing_fields_and_bad_shapes() {
+        let j = job(&["campaign_id"], &["impressions"]);
+        let err = query_rows(br#"{"data":[{"impressions":1,"datetime":"2026-03-04T00:00:00Z"}]}"#, &j, "1", Tz::UTC, "USD").unwrap_err();
+        assert_eq!(err, RowsError::Row { row: 0, message: "has no `campaign_id`, a dimension of this job (a key field)".into() });
+        let err = query_rows(br#"{"data":[{"campaign_id":"1","impressions":1}]}"#, &j, "1", Tz::UTC, "USD").unwrap_err();
+        assert!(err.to_string().contains("datetime"), "{err}");
+        assert!(matches!(query_rows(br#"{"rows":[]}"#, &j, "1", Tz::UTC, "USD"), Err(RowsError::Shape(_))));
+        assert!(matches!(query_rows(br#"{"data":[{"#, &j, "1", Tz::UTC, "USD"), Err(RowsError::Shape(_))));
+        let (empty, _) = query_rows(br#"{"data":[]}"#, &j, "1", Tz::UTC, "USD").unwrap();
+        assert_eq!(empty.columns[0].len(), 0);
+    }
+
+    #[test]
+    fn the_report_day_follows_the_documented_midnight_convention() {
+        let la = chrono_tz::America::Los_Angeles;
+        assert_eq!(day_of("\"2026-03-04T00:00:00Z\"", la).unwrap().to_string(), "2026-03-04");
+        assert_eq!(day_of("\"2026-03-04T08:00:00Z\"", la).unwrap().to_string(), "2026-03-04");
+        assert_eq!(day_of("\"2026-03-04T07:00:00Z\"", la).unwrap().to_string(), "2026-03-03");
+        assert_eq!(day_of("\"2026-03-04\"", la).unwrap().to_string(), "2026-03-04");
+        assert!(day_of("\"yesterday\"", la).is_err());
+        assert!(day_of("17", la).is_err());
+    }
+
+    fn generic(key: &[&str]) -> GenericJob {
+        GenericJob {
+            method: Method::Get,
+            endpoint: Template::parse("/x/{account_id}").unwrap(),
+            query: Vec::new(),
+            body: None,
+            records: "/data/items".into(),
+            key: key.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn generic_rows_infer_types_and_snake_case_names() {
+        let body = br#"{"data":{"items":[
+            {"groupByValue":"a","grossCost":1.5,"active":true,"tags":["x"],"accountId":"9","mixed":1},
+            {"groupByValue":"b","grossCost":null,"active":false,"tags":null,"mixed":"two"}
+        ]}}"#;
+        let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+        let out = generic_rows(body, &generic(&["groupByValue"]), "t", "1", day).unwrap();
+        let cols: Vec<(&str, ColumnType)> = out.spec.columns.iter().map(|c| (c.name.as_str(), c.ty)).collect();
+        assert_eq!(
+            cols,
+            [
+                ("account_id", ColumnType::Text),
+                ("window_start", ColumnType::Date),
+                ("group_by_value", ColumnType::Text),
+                ("gross_cost", ColumnType::Numeric),
+                ("active", ColumnType::Boolean),
+                ("tags", ColumnType::Json),
+                ("mixed", ColumnType::Text),
+                ("_extra", ColumnType::Json),
+            ]
+        );
+        assert_eq!(out.spec.key, ["account_id", "window_start", "group_by_value"]);
+        assert_eq!(texts(&out.batch.columns[6]), [Some("1".into()), Some("two".into())], "mixed scalars widen to text");
+        assert_eq!(
+            texts(&out.batch.columns[7])[0].as_deref(),
+            Some(r#"{"accountId":"9"}"#),
+            "a field whose column name is taken is kept in _extra"
+        );
+    }
+
+    #[test]
+    fn generic_rows_report_missing_keys_and_wrong_shapes() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+        let err = generic_rows(br#"{"data":{"items":[{"x":1}]}}"#, &generic(&["id"]), "t", "1", day).unwrap_err();
+        assert_eq!(err, RowsError::Row { row: 0, message: "has no `id`, a key field of this job".into() });
+        let err = generic_rows(br#"{"data":{}}"#, &generic(&["id"]), "t", "1", day).unwrap_err();
+        assert!(err.to_string().contains("/data/items"), "{err}");
+        let err = generic_rows(br#"{"data":{"items":[1]}}"#, &generic(&["id"]), "t", "1", day).unwrap_err();
+        assert!(err.to_string().contains("not an object"), "{err}");
+        let empty = generic_rows(br#"{"data":{"items":[]}}"#, &generic(&["id"]), "t", "1", day).unwrap();
+        assert_eq!(empty.batch.columns[0].len(), 0);
+    }
+
+    #[test]
+    fn column_names_are_safe_identifiers() {
+        assert_eq!(column_name("groupByValue"), "group_by_value");
+        assert_eq!(column_name("acquisitionsByReferralDate"), "acquisitions_by_referral_date");
+        assert_eq!(column_name("already_snake"), "already_snake");
+        assert_eq!(column_name("Cost (USD)"), "cost_usd");
+        assert_eq!(column_name("3d"), "f_3d");
+        assert_eq!(column_name("\"; DROP"), "drop");
+    }
+}
