@@ -252,10 +252,29 @@ struct Cached {
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
     expires_in: Option<u64>,
     #[serde(default)]
     token_type: Option<String>,
+}
+
+/// `expires_in` as a number or, as some servers send it, a string of digits.
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Seconds>::deserialize(d)? {
+        None => Ok(None),
+        Some(Seconds::Number(n)) => Ok(Some(n)),
+        Some(Seconds::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("`expires_in` is not a number of seconds")),
+    }
 }
 
 /// The lifetime assumed when the server does not say (Rokt documents one hour).
@@ -496,6 +515,10 @@ mod tests {
             parse_token(br#"{"access_token":"abc","expires_in":3600,"token_type":"Bearer"}"#)
                 .unwrap();
         assert_eq!(t.expires_in, Some(3600));
+        let (t, _) = parse_token(br#"{"access_token":"abc","expires_in":"60"}"#).unwrap();
+        assert_eq!(t.expires_in, Some(60));
+        let (t, _) = parse_token(br#"{"access_token":"abc"}"#).unwrap();
+        assert_eq!(t.expires_in, None);
         assert!(header.is_sensitive());
         assert!(matches!(
             parse_token(br#"{"access_token":"","expires_in":3600}"#),
