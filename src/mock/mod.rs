@@ -3,8 +3,20 @@
 //! It follows `rokt-api.md`, awkward parts included: a Cognito-style token endpoint (400/403 for bad
 //! credentials, never 401), 401 for unknown, expired or revoked bearer tokens, the Query API with an
 //! exclusive `endDate` and a trailing slash on the campaigns path, the legacy `/reporting` breakdown,
-//! and restated conversions. Its data are deterministic (see [`data`](self) for the model) and its
-//! faults are injectable while it runs.
+//! and restated conversions. Its data are deterministic (the `data` module describes the model:
+//! every grouping adds up exactly, names stress a loader) and its faults are injectable while it
+//! runs (the `faults` module: they hit API paths only, never the token endpoint or the admin API).
+//!
+//! Choices where `rokt-api.md` is silent, so that tests can rely on them:
+//! - A report without `currencyCode` is in USD (whatever the account's `accountCurrencyCode`);
+//!   other currencies are converted at fixed rates.
+//! - `datetime` is the report day in the requested `timezoneVariation` written as
+//!   `YYYY-MM-DDT00:00:00Z` (the documented example's form); a day's numbers do not depend on the
+//!   zone. Loaders should take the first ten characters as the day.
+//! - Rows exist for every day up to and including `today`, for every combination of the requested
+//!   dimensions; none after `today`.
+//! - Only `/v1/query/accounts/{id}/campaigns/` (with the slash) and `.../transactions` (without)
+//!   exist; the other spelling is 404.
 //!
 //! Start one per test with [`MockServer::start`]; it binds before it serves, so the address it
 //! returns answers at once. The admin API lives under `/__mock/`, a path no Rokt client calls:
