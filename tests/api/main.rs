@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
+mod client;
 mod helpers;
 mod mock;
 mod postgres;
