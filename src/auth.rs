@@ -357,17 +357,14 @@ impl Inner {
     }
 
     async fn request_once(&self) -> Result<(TokenResponse, HeaderValue), Failure> {
+        // Base64 behind "Basic " is always a valid header value; the error path is for completeness.
         let mut basic = HeaderValue::from_str(
             self.credentials.basic_authorization().expose_secret(),
         )
         .map_err(|_| {
-            Failure::Fatal(AuthError::Rejected {
-                status: 0,
-                code: "invalid_characters".into(),
-                message:
-                    "the app id or secret holds characters that cannot be sent in an HTTP header"
-                        .into(),
-                credentials: self.credentials.source().to_string(),
+            Failure::Fatal(AuthError::Request {
+                url: self.url.clone(),
+                message: "the Basic authorization is not a valid header value".into(),
             })
         })?;
         basic.set_sensitive(true);
@@ -396,7 +393,7 @@ impl Inner {
         };
         debug!(
             method = "POST",
-            path = %self.url,
+            url = %self.url,
             status,
             latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "token endpoint answered"

@@ -89,10 +89,10 @@ async fn twenty_concurrent_callers_share_one_token_request() {
 
 #[tokio::test]
 async fn short_lived_tokens_are_renewed_ahead_of_expiry_not_on_every_request() {
-    // A 2-second token is renewed 0.2 s before it expires. Keep calling until two renewals have
-    // happened (about 1.8 s): the requests in between reuse the cached token, and none of them is
+    // A 3-second token is renewed 0.3 s before it expires. Keep calling until two renewals have
+    // happened (about 2.7 s): the requests in between reuse the cached token, and none of them is
     // ever answered 401 because the old token is replaced before the server expires it.
-    let mock = mock_with_lifetime(Duration::from_secs(2)).await;
+    let mock = mock_with_lifetime(Duration::from_secs(3)).await;
     let client = client(&mock, 3);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut calls = 0u64;
