@@ -351,7 +351,12 @@ async fn an_unreachable_token_endpoint_is_retried_then_unavailable() {
     let err = client.accounts().await.unwrap_err();
 
     match &err {
-        ApiError::Auth(AuthError::Unavailable { attempts, .. }) => assert_eq!(*attempts, 3),
+        ApiError::Auth(AuthError::Unavailable { attempts, last }) => {
+            assert_eq!(*attempts, 3);
+            // The cause is spelled out, without the URL repeated.
+            assert!(last.contains("Connection refused"), "{last}");
+            assert!(!last.contains("for url"), "{last}");
+        }
         other => panic!("expected an unavailable token endpoint, got {other:?}"),
     }
     assert!(err.is_unavailable());
