@@ -239,7 +239,7 @@ async fn callers_waiting_for_a_refused_renewal_share_the_refusal() {
             let seen = seen.clone();
             async move {
                 seen.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 (
                     axum::http::StatusCode::BAD_REQUEST,
                     [("content-type", "application/json")],
