@@ -115,6 +115,24 @@ pub struct MockApiArgs {
     /// The app secret the simulated token endpoint accepts.
     #[arg(long, default_value = "demo-app-secret")]
     pub app_secret: String,
+    /// The simulation's today (YYYY-MM-DD): no rows after it. Default: today in UTC.
+    #[arg(long, value_name = "DAY", value_parser = parse_day)]
+    pub today: Option<NaiveDate>,
+    /// Account ids the credentials can read, comma-separated. Default: 3141592,2718281.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub accounts: Vec<String>,
+    /// Campaigns in each account.
+    #[arg(long, default_value_t = 5)]
+    pub campaigns: u32,
+    /// Creatives in each campaign.
+    #[arg(long, default_value_t = 2)]
+    pub creatives: u32,
+    /// How long an issued access token lasts, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub token_lifetime_secs: u64,
+    /// Seeds every number the simulation serves (the same seed serves the same data).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 fn parse_day(s: &str) -> Result<NaiveDate, String> {
