@@ -1408,7 +1408,8 @@ async fn mock_api_command_prints_its_url_and_serves_until_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The first line names the URL; it is printed only after the port is bound.
+    // The first line names the URL; it is printed only after the port is bound. The pipe is then
+    // closed, which must not stop the server (it did once: println! panics on a closed stdout).
     let stdout = child.stdout.take().unwrap();
     let first = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
