@@ -332,6 +332,22 @@ async fn mock_expired_tokens_are_answered_401() {
             .unwrap()
             .contains("expired")
     );
+    // An early expiry is announced in expires_in, so a client can plan its renewal.
+    server.set_faults(Faults {
+        token_lifetime_secs: Some(1),
+        ..Faults::default()
+    });
+    let short: Value = client
+        .post(format!("{}/auth/oauth2/token", server.base_url()))
+        .basic_auth("demo-app-id", Some("demo-app-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(short["expires_in"], 1);
     // Without the fault, tokens last their configured lifetime again.
     server.set_faults(Faults::default());
     let fresh = token(&server, &client).await;
