@@ -322,25 +322,33 @@ pub async fn run_standalone(args: &MockApiArgs) -> u8 {
         }
     };
     let url = server.base_url();
-    println!(
-        "Simulated Rokt API listening on {url} (today {}, accounts {})",
+    let mut banner = format!(
+        "Simulated Rokt API listening on {url} (today {}, accounts {})\n",
         config.today,
         config.accounts.join(", ")
     );
-    println!("Point rokt-export at it with:");
-    println!("  export ROKT_API_BASE_URL={url}");
-    println!("  export ROKT_APP_ID={}", config.app_id);
-    println!("  export ROKT_APP_SECRET={}", config.app_secret);
-    println!("Admin API (not part of Rokt's):");
-    println!("  GET     {url}/__mock/state");
-    println!(
-        "  GET|PUT {url}/__mock/faults      e.g. curl -X PUT -d '{{\"every_nth_429\": 3}}' {url}/__mock/faults"
-    );
-    println!("  GET     {url}/__mock/counters");
-    println!("  POST    {url}/__mock/reset");
-    println!("  POST    {url}/__mock/revoke-tokens");
-    println!("  POST    {url}/__mock/advance?days=1");
-    println!("Stop with Ctrl-C.");
+    banner.push_str(&format!(
+        "Point rokt-export at it with:\n  \
+         export ROKT_API_BASE_URL={url}\n  \
+         export ROKT_APP_ID={}\n  \
+         export ROKT_APP_SECRET={}\n\
+         Admin API (not part of Rokt's):\n  \
+         GET     {url}/__mock/state\n  \
+         GET|PUT {url}/__mock/faults      e.g. curl -X PUT -d '{{\"every_nth_429\": 3}}' {url}/__mock/faults\n  \
+         GET     {url}/__mock/counters\n  \
+         POST    {url}/__mock/reset\n  \
+         POST    {url}/__mock/revoke-tokens\n  \
+         POST    {url}/__mock/advance?days=1\n\
+         Stop with Ctrl-C.\n",
+        config.app_id, config.app_secret
+    ));
+    // Not println!: a reader that closed our stdout after the first line must not stop the server.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes());
+        let _ = out.flush();
+    }
     wait_for_signal().await;
     server.stop().await;
     exit::SUCCESS

@@ -332,6 +332,22 @@ async fn mock_expired_tokens_are_answered_401() {
             .unwrap()
             .contains("expired")
     );
+    // An early expiry is announced in expires_in, so a client can plan its renewal.
+    server.set_faults(Faults {
+        token_lifetime_secs: Some(1),
+        ..Faults::default()
+    });
+    let short: Value = client
+        .post(format!("{}/auth/oauth2/token", server.base_url()))
+        .basic_auth("demo-app-id", Some("demo-app-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(short["expires_in"], 1);
     // Without the fault, tokens last their configured lifetime again.
     server.set_faults(Faults::default());
     let fresh = token(&server, &client).await;
@@ -1408,7 +1424,8 @@ async fn mock_api_command_prints_its_url_and_serves_until_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The first line names the URL; it is printed only after the port is bound.
+    // The first line names the URL; it is printed only after the port is bound. The pipe is then
+    // closed, which must not stop the server (it did once: println! panics on a closed stdout).
     let stdout = child.stdout.take().unwrap();
     let first = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
