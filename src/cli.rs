@@ -234,8 +234,9 @@ async fn migrate(path: &Path, env: &Env) -> u8 {
     for job in &config.jobs {
         match &job.kind {
             JobKind::Query(q) => match store.ensure_table(&crate::export::rows::query_table(&job.table, q)).await {
-                Ok(added) if added.is_empty() => println!("{}: table {} is up to date", job.name, job.table),
-                Ok(added) => println!("{}: table {} has new columns: {}", job.name, job.table, added.join(", ")),
+                Ok(c) if c.created => println!("{}: created table {}", job.name, job.table),
+                Ok(c) if c.added.is_empty() => println!("{}: table {} is up to date", job.name, job.table),
+                Ok(c) => println!("{}: table {} has new columns: {}", job.name, job.table, c.added.join(", ")),
                 Err(e) => {
                     eprintln!("error: {}: cannot create or alter table {}: {e}", job.name, job.table);
                     code = exit::RUN_FAILED;

@@ -215,9 +215,9 @@ async fn run_locked(
 ) -> Result<RunReport, RunError> {
     let accounts = accounts_for(ctx, job, &request.accounts).await?;
     if let JobKind::Query(q) = &job.kind {
-        let added = ctx.store.ensure_table(&rows::query_table(&job.table, q)).await?;
-        if !added.is_empty() {
-            info!(job = %job.name, table = %job.table, columns = ?added, "added columns to the job's table");
+        let changes = ctx.store.ensure_table(&rows::query_table(&job.table, q)).await?;
+        if !changes.added.is_empty() {
+            info!(job = %job.name, table = %job.table, columns = ?changes.added, "added columns to the job's table");
         }
     }
 
@@ -465,15 +465,16 @@ async fn load_window(
             };
             let response = ctx.api.generic(g, &values).await?;
             *api_requests = response.attempts;
-            let parsed = rows::generic_rows(&response.body, g, &job.table, account, window.start)
+            let mut parsed = rows::generic_rows(&response.body, g, &job.table, account, window.start)
                 .map_err(|e| Failure {
                     message: format!("{}: {e}", response.endpoint),
                     unavailable: false,
                 })?;
-            let added = ctx.store.ensure_table(&parsed.spec).await?;
-            if !added.is_empty() {
-                info!(table = %job.table, columns = ?added, "added columns for new fields");
+            let changes = ctx.store.ensure_table(&parsed.spec).await?;
+            if !changes.added.is_empty() {
+                info!(table = %job.table, columns = ?changes.added, "added columns for new fields");
             }
+            rows::conform(&mut parsed, &changes.type_mismatches);
             (parsed.spec, parsed.batch, parsed.diversions, response.endpoint)
         }
     };

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::{GenericJob, QueryJob};
-use crate::store::{Batch, ColumnData, ColumnSpec, ColumnType, TableSpec};
+use crate::store::{Batch, ColumnData, ColumnSpec, ColumnType, TableSpec, TypeMismatch};
 
 /// Why an answer could not be turned into rows. Fails the window; nothing of it is written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -259,6 +259,112 @@ pub fn generic_rows(
         batch: Batch { columns },
         diversions,
     })
+}
+
+/// Makes a generic job's batch fit a table whose columns already have other types than this batch
+/// inferred (a field that was a number yesterday and is a string today, or the other way round).
+///
+/// The table wins, nothing is converted behind the analyst's back, and nothing is lost: a value the
+/// existing column can hold exactly goes there (a number into a text column keeps its JSON text);
+/// any other value is kept in `_extra` under its field name and counted in `diversions`.
+pub fn conform(
+    rows: &mut GenericRows,
+    mismatches: &[TypeMismatch],
+) {
+    let Some(extra_at) = rows.spec.columns.iter().position(|c| c.name == EXTRA_COLUMN) else {
+        return;
+    };
+    for m in mismatches {
+        let Some(i) = rows.spec.columns.iter().position(|c| c.name == m.column) else {
+            continue;
+        };
+        if rows.spec.key.contains(&m.column) {
+            continue; // a key column keeps its type; a value it cannot hold fails the window
+        }
+        let n = rows.batch.columns[i].len();
+        let old = std::mem::replace(&mut rows.batch.columns[i], ColumnData::Text(Vec::new()));
+        let mut moved: Vec<(usize, serde_json::Value)> = Vec::new();
+        let new = match m.existing_type {
+            Some(ColumnType::Text) => ColumnData::Text(
+                (0..n).map(|r| cell_as_json(&old, r).map(|v| match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                })).collect(),
+            ),
+            Some(ColumnType::Numeric) => ColumnData::Numeric(
+                (0..n)
+                    .map(|r| match cell_as_json(&old, r) {
+                        None => None,
+                        Some(serde_json::Value::Number(x)) => Some(x.to_string()),
+                        Some(serde_json::Value::String(s)) if is_decimal(s.trim()) => Some(s.trim().to_owned()),
+                        Some(other) => {
+                            moved.push((r, other));
+                            None
+                        }
+                    })
+                    .collect(),
+            ),
+            Some(ColumnType::Boolean) => ColumnData::Boolean(
+                (0..n)
+                    .map(|r| match cell_as_json(&old, r) {
+                        None => None,
+                        Some(serde_json::Value::Bool(b)) => Some(b),
+                        Some(other) => {
+                            moved.push((r, other));
+                            None
+                        }
+                    })
+                    .collect(),
+            ),
+            Some(ColumnType::Json) => ColumnData::Json(
+                (0..n).map(|r| cell_as_json(&old, r).map(|v| v.to_string())).collect(),
+            ),
+            Some(ColumnType::Date) | None => {
+                for r in 0..n {
+                    if let Some(v) = cell_as_json(&old, r) {
+                        moved.push((r, v));
+                    }
+                }
+                match m.existing_type {
+                    Some(ColumnType::Date) => ColumnData::Date(vec![None; n]),
+                    _ => ColumnData::Text(vec![None; n]),
+                }
+            }
+        };
+        rows.batch.columns[i] = new;
+        if let Some(t) = m.existing_type {
+            rows.spec.columns[i].ty = t;
+        }
+        if !moved.is_empty() {
+            *rows.diversions.by_column.entry(m.column.clone()).or_default() += moved.len();
+            if let ColumnData::Json(extra) = &mut rows.batch.columns[extra_at] {
+                for (r, value) in moved {
+                    let mut map = extra[r]
+                        .as_deref()
+                        .and_then(|t| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t).ok())
+                        .unwrap_or_default();
+                    map.insert(m.column.clone(), value);
+                    extra[r] = Some(serde_json::Value::Object(map).to_string());
+                }
+            }
+        }
+    }
+}
+
+/// One cell of a column as JSON (None for NULL).
+fn cell_as_json(column: &ColumnData, row: usize) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    match column {
+        ColumnData::Text(v) => v[row].clone().map(Value::String),
+        ColumnData::Numeric(v) => v[row]
+            .as_deref()
+            .map(|s| serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))),
+        ColumnData::Json(v) => v[row]
+            .as_deref()
+            .map(|s| serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))),
+        ColumnData::Boolean(v) => v[row].map(Value::Bool),
+        ColumnData::Date(v) => v[row].map(|d| Value::String(d.to_string())),
+    }
 }
 
 /// `groupByValue` → `group_by_value`; anything not `[a-z0-9_]` becomes `_`; at most 63 bytes.
