@@ -4,5 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// Shared helpers: not every area uses each one (the CLI helpers have no user yet).
+#[allow(dead_code)]
 mod helpers;
 mod postgres;
+mod store;
