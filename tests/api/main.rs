@@ -13,3 +13,4 @@ mod export;
 mod helpers;
 mod mock;
 mod postgres;
+mod store;
