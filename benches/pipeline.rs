@@ -12,7 +12,7 @@ use std::io::BufRead as _;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{Days, NaiveDate, Utc};
 use rokt_export::api::ApiClient;
@@ -62,7 +62,12 @@ impl MockProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rokt-export"))
             .args(["mock-api", "--port", "0", "--today", &today.to_string()])
             .args(["--accounts", &accounts.join(",")])
-            .args(["--campaigns", &campaigns.to_string(), "--creatives", &creatives.to_string()])
+            .args([
+                "--campaigns",
+                &campaigns.to_string(),
+                "--creatives",
+                &creatives.to_string(),
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -80,11 +85,18 @@ impl MockProcess {
         MockProcess { child, base_url }
     }
 
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> serde_json::Value {
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> serde_json::Value {
         let client = reqwest::Client::new();
         let mut req = client.request(method, format!("{}{path}", self.base_url));
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_owned());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_owned());
         }
         let resp = req.send().await.unwrap();
         resp.json().await.unwrap_or(serde_json::Value::Null)
@@ -108,22 +120,36 @@ fn admin_url() -> String {
 async fn fresh_database(name: &str) -> String {
     let admin = admin_url();
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut conn).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let mut url = url_with_db(&admin, name);
     if !url.contains("sslmode") {
-        url.push_str(if url.contains('?') { "&sslmode=prefer" } else { "?sslmode=prefer" });
+        url.push_str(if url.contains('?') {
+            "&sslmode=prefer"
+        } else {
+            "?sslmode=prefer"
+        });
     }
     url
 }
 
 async fn drop_database(name: &str) {
     let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut conn).await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await;
 }
 
 fn url_with_db(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
     match query {
         Some(q) => format!("{base}/{db}?{q}"),
@@ -175,18 +201,39 @@ struct Load {
     peak_mib: f64,
 }
 
-async fn load(mock: &MockProcess, toml: &str, database_url: &str, from: NaiveDate, to: NaiveDate) -> Load {
-    let env = Env::default().with("DATABASE_URL", database_url).with("ROKT_API_BASE_URL", &mock.base_url);
+async fn load(
+    mock: &MockProcess,
+    toml: &str,
+    database_url: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Load {
+    let env = Env::default()
+        .with("DATABASE_URL", database_url)
+        .with("ROKT_API_BASE_URL", &mock.base_url);
     let config = Config::from_toml(std::path::Path::new("bench.toml"), toml, &env).unwrap();
     let store = Store::connect(&config.database).await.unwrap();
     store.migrate().await.unwrap();
-    let api = ApiClient::new(&config.api, Credentials::new("demo-app-id", "demo-app-secret")).unwrap();
-    let ctx = Context { config: Arc::new(config), api, store: store.clone() };
-    let before = mock.admin(reqwest::Method::GET, "/__mock/counters", None).await;
+    let api = ApiClient::new(
+        &config.api,
+        Credentials::new("demo-app-id", "demo-app-secret"),
+    )
+    .unwrap();
+    let ctx = Context {
+        config: Arc::new(config),
+        api,
+        store: store.clone(),
+    };
+    let before = mock
+        .admin(reqwest::Method::GET, "/__mock/counters", None)
+        .await;
     reset_peak_rss();
     let request = RunRequest {
         job: "bench".into(),
-        range: Range::Explicit { from: Some(from), to: Some(to) },
+        range: Range::Explicit {
+            from: Some(from),
+            to: Some(to),
+        },
         accounts: Vec::new(),
         trigger: Trigger::RunNow,
     };
@@ -195,7 +242,9 @@ async fn load(mock: &MockProcess, toml: &str, database_url: &str, from: NaiveDat
     let secs = started.elapsed().as_secs_f64();
     let peak_mib = peak_rss_mib();
     assert!(report.succeeded(), "the benchmark run failed: {report:?}");
-    let after = mock.admin(reqwest::Method::GET, "/__mock/counters", None).await;
+    let after = mock
+        .admin(reqwest::Method::GET, "/__mock/counters", None)
+        .await;
     let count = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
     store.close().await;
     Load {
@@ -212,18 +261,27 @@ async fn load(mock: &MockProcess, toml: &str, database_url: &str, from: NaiveDat
 async fn copy_ceiling(database_url: &str) -> (u64, f64) {
     let options = sqlx::postgres::PgConnectOptions::from_str(database_url).unwrap();
     let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
-    sqlx::query("CREATE TABLE rokt.ceiling (LIKE rokt.bench INCLUDING ALL)").execute(&mut conn).await.unwrap();
+    sqlx::query("CREATE TABLE rokt.ceiling (LIKE rokt.bench INCLUDING ALL)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let mut data = Vec::new();
     {
         use futures_util::TryStreamExt as _;
-        let mut stream = conn.copy_out_raw("COPY rokt.bench TO STDOUT").await.unwrap();
+        let mut stream = conn
+            .copy_out_raw("COPY rokt.bench TO STDOUT")
+            .await
+            .unwrap();
         while let Some(chunk) = stream.try_next().await.unwrap() {
             data.extend_from_slice(&chunk);
         }
     }
     let rows = data.iter().filter(|b| **b == b'\n').count() as u64;
     let started = Instant::now();
-    let mut copy = conn.copy_in_raw("COPY rokt.ceiling FROM STDIN").await.unwrap();
+    let mut copy = conn
+        .copy_in_raw("COPY rokt.ceiling FROM STDIN")
+        .await
+        .unwrap();
     for chunk in data.chunks(1 << 20) {
         copy.send(chunk).await.unwrap();
     }
@@ -235,7 +293,11 @@ async fn copy_ceiling(database_url: &str) -> (u64, f64) {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 #[tokio::main]
@@ -244,7 +306,9 @@ async fn main() {
     let o = options();
     let today = Utc::now().date_naive();
     let from = today.checked_sub_days(Days::new(o.days - 1)).unwrap();
-    let accounts: Vec<String> = (0..o.accounts).map(|i| format!("{}", 1_000_001 + i)).collect();
+    let accounts: Vec<String> = (0..o.accounts)
+        .map(|i| format!("{}", 1_000_001 + i))
+        .collect();
     let mock = MockProcess::start(&accounts, o.campaigns, o.creatives, today);
     let toml = job_toml(&accounts, 31);
     println!(
@@ -257,7 +321,8 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    let (mut first, mut rerun, mut ceiling, mut peaks) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut first, mut rerun, mut ceiling, mut peaks) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut last = None;
     for run in 0..o.runs {
         let name = format!("rokt_bench_{run}");
@@ -290,19 +355,35 @@ async fn main() {
     println!("| measure | value |");
     println!("|---|---|");
     println!("| rows | {} |", a.rows);
-    println!("| API requests / token requests (one load) | {} / {} |", a.requests, a.tokens);
+    println!(
+        "| API requests / token requests (one load) | {} / {} |",
+        a.requests, a.tokens
+    );
     println!("| Postgres backfill, median rows/s | {e2e:.0} |");
     println!("| COPY ceiling, median rows/s | {copy:.0} |");
-    println!("| backfill as a fraction of COPY | {:.0}% (target >= 60%) |", 100.0 * e2e / copy);
-    println!("| unchanged rerun speed-up (first load time / rerun time), median | {:.1}x (target >= 5x) |", median(rerun));
-    println!("| peak RSS during a load, max over runs | {:.0} MiB (target <= 64 MiB) |", peaks.iter().cloned().fold(0.0, f64::max));
+    println!(
+        "| backfill as a fraction of COPY | {:.0}% (target >= 60%) |",
+        100.0 * e2e / copy
+    );
+    println!(
+        "| unchanged rerun speed-up (first load time / rerun time), median | {:.1}x (target >= 5x) |",
+        median(rerun)
+    );
+    println!(
+        "| peak RSS during a load, max over runs | {:.0} MiB (target <= 64 MiB) |",
+        peaks.iter().cloned().fold(0.0, f64::max)
+    );
 
     if o.sqlite {
         let dir = std::env::temp_dir().join(format!("rokt-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("bench.db").display());
         let s = load(&mock, &toml, &url, from, today).await;
-        println!("| SQLite backfill rows/s (one run) | {:.0} (peak {:.0} MiB) |", s.rows as f64 / s.secs, s.peak_mib);
+        println!(
+            "| SQLite backfill rows/s (one run) | {:.0} (peak {:.0} MiB) |",
+            s.rows as f64 / s.secs,
+            s.peak_mib
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
     drop(mock);
@@ -310,7 +391,12 @@ async fn main() {
     if o.many_accounts {
         let many: Vec<String> = (0..100).map(|i| format!("{}", 2_000_001 + i)).collect();
         let mock = MockProcess::start(&many, 5, 1, today);
-        mock.admin(reqwest::Method::PUT, "/__mock/faults", Some(r#"{"latency_ms": 100}"#)).await;
+        mock.admin(
+            reqwest::Method::PUT,
+            "/__mock/faults",
+            Some(r#"{"latency_ms": 100}"#),
+        )
+        .await;
         let toml = job_toml(&many, 31);
         let name = "rokt_bench_accounts";
         let url = fresh_database(name).await;

@@ -203,8 +203,15 @@ pub async fn connect_store(config: &Config) -> Result<Store, u8> {
                 attempt += 1;
             }
             Err(e) => {
-                eprintln!("error: cannot use the database {}: {e}", config.database.url);
-                return Err(if e.is_unavailable() { exit::UNAVAILABLE } else { exit::RUN_FAILED });
+                eprintln!(
+                    "error: cannot use the database {}: {e}",
+                    config.database.url
+                );
+                return Err(if e.is_unavailable() {
+                    exit::UNAVAILABLE
+                } else {
+                    exit::RUN_FAILED
+                });
             }
         }
     }
@@ -215,7 +222,11 @@ pub async fn open_store(config: &Config) -> Result<Store, u8> {
     let store = connect_store(config).await?;
     if let Err(e) = store.migrate().await {
         eprintln!("error: cannot apply the database migrations: {e}");
-        return Err(if e.is_unavailable() { exit::UNAVAILABLE } else { exit::RUN_FAILED });
+        return Err(if e.is_unavailable() {
+            exit::UNAVAILABLE
+        } else {
+            exit::RUN_FAILED
+        });
     }
     Ok(store)
 }
@@ -233,12 +244,25 @@ async fn migrate(path: &Path, env: &Env) -> u8 {
     let mut code = exit::SUCCESS;
     for job in &config.jobs {
         match &job.kind {
-            JobKind::Query(q) => match store.ensure_table(&crate::export::rows::query_table(&job.table, q)).await {
+            JobKind::Query(q) => match store
+                .ensure_table(&crate::export::rows::query_table(&job.table, q))
+                .await
+            {
                 Ok(c) if c.created => println!("{}: created table {}", job.name, job.table),
-                Ok(c) if c.added.is_empty() => println!("{}: table {} is up to date", job.name, job.table),
-                Ok(c) => println!("{}: table {} has new columns: {}", job.name, job.table, c.added.join(", ")),
+                Ok(c) if c.added.is_empty() => {
+                    println!("{}: table {} is up to date", job.name, job.table)
+                }
+                Ok(c) => println!(
+                    "{}: table {} has new columns: {}",
+                    job.name,
+                    job.table,
+                    c.added.join(", ")
+                ),
                 Err(e) => {
-                    eprintln!("error: {}: cannot create or alter table {}: {e}", job.name, job.table);
+                    eprintln!(
+                        "error: {}: cannot create or alter table {}: {e}",
+                        job.name, job.table
+                    );
                     code = exit::RUN_FAILED;
                 }
             },
@@ -263,7 +287,12 @@ async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> u8 {
     };
     if config.job(&args.job).is_none() {
         let known: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
-        eprintln!("error: no job named \"{}\" in {}; jobs are: {}", args.job, path.display(), known.join(", "));
+        eprintln!(
+            "error: no job named \"{}\" in {}; jobs are: {}",
+            args.job,
+            path.display(),
+            known.join(", ")
+        );
         return exit::CONFIG;
     }
     let credentials = match Credentials::from_env(env) {
@@ -285,11 +314,18 @@ async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> u8 {
             return exit::RUN_FAILED;
         }
     };
-    let ctx = Context { config: Arc::new(config), api, store: store.clone() };
+    let ctx = Context {
+        config: Arc::new(config),
+        api,
+        store: store.clone(),
+    };
     let range = if args.from.is_none() && args.to.is_none() {
         Range::Incremental
     } else {
-        Range::Explicit { from: args.from, to: args.to }
+        Range::Explicit {
+            from: args.from,
+            to: args.to,
+        }
     };
     let request = RunRequest {
         job: args.job.clone(),
@@ -344,12 +380,19 @@ async fn status(path: &Path, env: &Env) -> u8 {
     store.close().await;
     match result {
         Ok(rows) => {
-            print!("{}", crate::progress::status_table(&config, &rows, chrono::Utc::now()));
+            print!(
+                "{}",
+                crate::progress::status_table(&config, &rows, chrono::Utc::now())
+            );
             exit::SUCCESS
         }
         Err(e) => {
             eprintln!("error: cannot read the run history: {e}");
-            if e.is_unavailable() { exit::UNAVAILABLE } else { exit::RUN_FAILED }
+            if e.is_unavailable() {
+                exit::UNAVAILABLE
+            } else {
+                exit::RUN_FAILED
+            }
         }
     }
 }

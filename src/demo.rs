@@ -12,7 +12,7 @@ use chrono::{Days, Utc};
 
 use crate::api::ApiClient;
 use crate::cli::DemoArgs;
-use crate::config::{Accounts, Backend, Config, DatabaseUrl, Env, ENV_DATABASE_URL};
+use crate::config::{Accounts, Backend, Config, DatabaseUrl, ENV_DATABASE_URL, Env};
 use crate::exit;
 use crate::export::{self, Context, Range, RunRequest};
 use crate::mock::{MockConfig, MockServer};
@@ -41,7 +41,11 @@ pub async fn run(path: &Path, env: &Env, args: &DemoArgs) -> u8 {
             "note: {} not found; using the shipped example jobs",
             path.display()
         );
-        match Config::from_toml(Path::new("jobs.toml (built in)"), SHIPPED_CONFIG, &env_without_api) {
+        match Config::from_toml(
+            Path::new("jobs.toml (built in)"),
+            SHIPPED_CONFIG,
+            &env_without_api,
+        ) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -130,7 +134,11 @@ pub async fn run(path: &Path, env: &Env, args: &DemoArgs) -> u8 {
             code = job_code;
         }
         let rows = store.table_row_count(&job.table).await.unwrap_or(0);
-        let _ = writeln!(landed, "  {:<28} {rows:>8} rows", qualified(&ctx.config, &job.table));
+        let _ = writeln!(
+            landed,
+            "  {:<28} {rows:>8} rows",
+            qualified(&ctx.config, &job.table)
+        );
     }
     store.close().await;
     mock.stop().await;
@@ -160,7 +168,10 @@ fn sample_query(config: &Config) -> String {
     let Some(job) = job else {
         return format!(
             "  SELECT * FROM {} LIMIT 10;",
-            config.jobs.first().map_or("export_runs".into(), |j| qualified(config, &j.table))
+            config
+                .jobs
+                .first()
+                .map_or("export_runs".into(), |j| qualified(config, &j.table))
         );
     };
     let crate::config::JobKind::Query(q) = &job.kind else {
@@ -182,8 +193,12 @@ fn sample_query(config: &Config) -> String {
         Backend::Sqlite => "  sqlite3 rokt-export.db".to_owned(),
         Backend::Postgres => "  psql \"$DATABASE_URL\"".to_owned(),
     };
+    let order = q
+        .metrics
+        .first()
+        .map_or("1".to_owned(), |m| format!("{m} DESC"));
     format!(
-        "{open}\n  SELECT {dims}, {} FROM {table} GROUP BY {dims} ORDER BY 2 DESC LIMIT 10;",
+        "{open}\n  SELECT {dims}, {} FROM {table} GROUP BY {dims} ORDER BY {order} LIMIT 10;",
         sums.join(", ")
     )
 }

@@ -128,7 +128,10 @@ pub fn summary(config: &Config, report: &RunReport) -> String {
         let _ = write!(out, ", {failed} failed");
     }
     if not_attempted > 0 {
-        let _ = write!(out, ", {not_attempted} not attempted (they follow a failed window; the next run resumes there)");
+        let _ = write!(
+            out,
+            ", {not_attempted} not attempted (they follow a failed window; the next run resumes there)"
+        );
     }
     let _ = writeln!(
         out,
@@ -138,7 +141,11 @@ pub fn summary(config: &Config, report: &RunReport) -> String {
     );
     for w in &report.windows {
         if let Outcome::Failed { error, .. } = &w.outcome {
-            let _ = writeln!(out, "  failed: account {} {}: {error}", w.account_id, w.window);
+            let _ = writeln!(
+                out,
+                "  failed: account {} {}: {error}",
+                w.account_id, w.window
+            );
         }
     }
     out
@@ -147,7 +154,14 @@ pub fn summary(config: &Config, report: &RunReport) -> String {
 /// The table `rokt-export status` prints: one line per job of the config, plus jobs that only the
 /// database still knows (removed from the config).
 pub fn status_table(config: &Config, rows: &[JobStatus], now: DateTime<Utc>) -> String {
-    let header = ["job", "last run (UTC)", "outcome", "rows", "high-water", "next run"];
+    let header = [
+        "job",
+        "last run (UTC)",
+        "outcome",
+        "rows",
+        "high-water",
+        "next run",
+    ];
     let mut lines: Vec<[String; 6]> = Vec::new();
     let none = || "-".to_owned();
     for job in &config.jobs {

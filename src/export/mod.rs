@@ -55,8 +55,14 @@ pub struct RunRequest {
 /// The outcome of one window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Succeeded { rows_received: u64, rows_written: u64 },
-    Failed { error: String, unavailable: bool },
+    Succeeded {
+        rows_received: u64,
+        rows_written: u64,
+    },
+    Failed {
+        error: String,
+        unavailable: bool,
+    },
     /// Not attempted because an earlier window of the same account failed; the next run resumes there.
     NotAttempted,
 }
@@ -92,9 +98,15 @@ impl RunReport {
 
     /// True when a window failed because the API or database stayed unreachable.
     pub fn unavailable(&self) -> bool {
-        self.windows
-            .iter()
-            .any(|w| matches!(w.outcome, Outcome::Failed { unavailable: true, .. }))
+        self.windows.iter().any(|w| {
+            matches!(
+                w.outcome,
+                Outcome::Failed {
+                    unavailable: true,
+                    ..
+                }
+            )
+        })
     }
 
     pub fn rows_written(&self) -> u64 {
@@ -123,7 +135,9 @@ impl RunReport {
 pub enum RunError {
     #[error("no job named \"{name}\" in the config; jobs are: {known}")]
     UnknownJob { name: String, known: String },
-    #[error("account {account} is not one of job \"{job}\"'s accounts ({listed}); add it to the job's `accounts` first")]
+    #[error(
+        "account {account} is not one of job \"{job}\"'s accounts ({listed}); add it to the job's `accounts` first"
+    )]
     UnknownAccount {
         job: String,
         account: String,
@@ -149,7 +163,9 @@ impl RunError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            RunError::UnknownJob { .. } | RunError::UnknownAccount { .. } | RunError::Api(ApiError::Auth(_))
+            RunError::UnknownJob { .. }
+                | RunError::UnknownAccount { .. }
+                | RunError::Api(ApiError::Auth(_))
         )
     }
 }
@@ -172,19 +188,23 @@ pub async fn run_job(
     request: &RunRequest,
     progress: &dyn Progress,
 ) -> Result<RunReport, RunError> {
-    let job = ctx.config.job(&request.job).ok_or_else(|| RunError::UnknownJob {
-        name: request.job.clone(),
-        known: ctx
-            .config
-            .jobs
-            .iter()
-            .map(|j| j.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    })?;
+    let job = ctx
+        .config
+        .job(&request.job)
+        .ok_or_else(|| RunError::UnknownJob {
+            name: request.job.clone(),
+            known: ctx
+                .config
+                .jobs
+                .iter()
+                .map(|j| j.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
     let today = plan::today_in(job.timezone, Utc::now());
     let Some(lock) = ctx.store.try_lock_job(&job.name).await? else {
-        let reason = "another run of this job holds its lock (a replica, the daemon or a --run-now)";
+        let reason =
+            "another run of this job holds its lock (a replica, the daemon or a --run-now)";
         let run = NewRun {
             job: job.name.clone(),
             account_id: "*".into(),
@@ -215,7 +235,10 @@ async fn run_locked(
 ) -> Result<RunReport, RunError> {
     let accounts = accounts_for(ctx, job, &request.accounts).await?;
     if let JobKind::Query(q) = &job.kind {
-        let changes = ctx.store.ensure_table(&rows::query_table(&job.table, q)).await?;
+        let changes = ctx
+            .store
+            .ensure_table(&rows::query_table(&job.table, q))
+            .await?;
         if !changes.added.is_empty() {
             info!(job = %job.name, table = %job.table, columns = ?changes.added, "added columns to the job's table");
         }
@@ -233,13 +256,19 @@ async fn run_locked(
                 let last = to.unwrap_or(today);
                 let start = match from {
                     Some(f) => Some(f),
-                    None => plan::scheduled_range(last, high_water, job.lookback_days, job.start_date)
-                        .map(|w| w.start),
+                    None => {
+                        plan::scheduled_range(last, high_water, job.lookback_days, job.start_date)
+                            .map(|w| w.start)
+                    }
                 };
-                start.filter(|s| *s <= last).map(|start| Window { start, last })
+                start
+                    .filter(|s| *s <= last)
+                    .map(|start| Window { start, last })
             }
         };
-        let windows = range.map(|r| plan::split(r, job.window_days)).unwrap_or_default();
+        let windows = range
+            .map(|r| plan::split(r, job.window_days))
+            .unwrap_or_default();
         plans.push((account, high_water, windows));
     }
     progress.planned(&job.name, plans.iter().map(|p| p.2.len()).sum());
@@ -248,7 +277,16 @@ async fn run_locked(
     let concurrency = ctx.config.api.max_concurrent_requests.max(1);
     let reports: Vec<Vec<WindowReport>> = futures_util::stream::iter(plans)
         .map(|(account, high_water, windows)| {
-            run_account(ctx, job, request.trigger, today, account, high_water, windows, progress)
+            run_account(
+                ctx,
+                job,
+                request.trigger,
+                today,
+                account,
+                high_water,
+                windows,
+                progress,
+            )
         })
         .buffered(concurrency)
         .collect()
@@ -278,7 +316,13 @@ async fn accounts_for(ctx: &Context, job: &Job, only: &[String]) -> Result<Vec<S
             ids.clone()
         }
         Accounts::All => {
-            let all: Vec<String> = ctx.api.accounts().await?.into_iter().map(|a| a.account_id).collect();
+            let all: Vec<String> = ctx
+                .api
+                .accounts()
+                .await?
+                .into_iter()
+                .map(|a| a.account_id)
+                .collect();
             for a in only {
                 if !all.contains(a) {
                     return Err(RunError::UnknownAccount {
@@ -366,7 +410,17 @@ async fn run_window(
 ) -> WindowReport {
     let started = Instant::now();
     let mut api_requests = 0;
-    let result = load_window(ctx, job, run_id, account, window, today, high_water, &mut api_requests).await;
+    let result = load_window(
+        ctx,
+        job,
+        run_id,
+        account,
+        window,
+        today,
+        high_water,
+        &mut api_requests,
+    )
+    .await;
     let outcome = match result {
         Ok((received, written, new_mark)) => {
             *high_water = new_mark;
@@ -384,7 +438,11 @@ async fn run_window(
         }
         Err(failure) => {
             warn!(error = %failure.message, api_requests, "window failed; its rows were rolled back");
-            if let Err(e) = ctx.store.fail_run(run_id, &failure.message, api_requests).await {
+            if let Err(e) = ctx
+                .store
+                .fail_run(run_id, &failure.message, api_requests)
+                .await
+            {
                 warn!(error = %e, "could not record the failed window; the next start marks it failed");
             }
             Outcome::Failed {
@@ -436,24 +494,40 @@ async fn load_window(
     api_requests: &mut u32,
 ) -> Result<(u64, u64, Option<NaiveDate>), Failure> {
     let new_mark = plan::advance_high_water(*high_water, window, today);
-    let state = new_mark.filter(|m| Some(*m) != *high_water).map(|m| StateUpdate {
-        job: job.name.clone(),
-        account_id: account.to_owned(),
-        high_water: m,
-    });
+    let state = new_mark
+        .filter(|m| Some(*m) != *high_water)
+        .map(|m| StateUpdate {
+            job: job.name.clone(),
+            account_id: account.to_owned(),
+            high_water: m,
+        });
     let (spec, batch, diversions, endpoint): (TableSpec, _, _, String) = match &job.kind {
         JobKind::Query(q) => {
             let response = ctx
                 .api
-                .query_report(account, q, window.start, window.last, job.timezone.name(), &job.currency)
+                .query_report(
+                    account,
+                    q,
+                    window.start,
+                    window.last,
+                    job.timezone.name(),
+                    &job.currency,
+                )
                 .await?;
             *api_requests = response.attempts;
-            let (batch, diversions) = rows::query_rows(&response.body, q, account, job.timezone, &job.currency)
-                .map_err(|e| Failure {
-                    message: format!("{}: {e}", response.endpoint),
-                    unavailable: false,
-                })?;
-            (rows::query_table(&job.table, q), batch, diversions, response.endpoint)
+            let (batch, diversions) =
+                rows::query_rows(&response.body, q, account, job.timezone, &job.currency).map_err(
+                    |e| Failure {
+                        message: format!("{}: {e}", response.endpoint),
+                        unavailable: false,
+                    },
+                )?;
+            (
+                rows::query_table(&job.table, q),
+                batch,
+                diversions,
+                response.endpoint,
+            )
         }
         JobKind::Generic(g) => {
             let values = Values {
@@ -465,17 +539,24 @@ async fn load_window(
             };
             let response = ctx.api.generic(g, &values).await?;
             *api_requests = response.attempts;
-            let mut parsed = rows::generic_rows(&response.body, g, &job.table, account, window.start)
-                .map_err(|e| Failure {
-                    message: format!("{}: {e}", response.endpoint),
-                    unavailable: false,
-                })?;
+            let mut parsed =
+                rows::generic_rows(&response.body, g, &job.table, account, window.start).map_err(
+                    |e| Failure {
+                        message: format!("{}: {e}", response.endpoint),
+                        unavailable: false,
+                    },
+                )?;
             let changes = ctx.store.ensure_table(&parsed.spec).await?;
             if !changes.added.is_empty() {
                 info!(table = %job.table, columns = ?changes.added, "added columns for new fields");
             }
             rows::conform(&mut parsed, &changes.type_mismatches);
-            (parsed.spec, parsed.batch, parsed.diversions, response.endpoint)
+            (
+                parsed.spec,
+                parsed.batch,
+                parsed.diversions,
+                response.endpoint,
+            )
         }
     };
     for (column, count) in &diversions.by_column {

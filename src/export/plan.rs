@@ -138,7 +138,10 @@ mod tests {
             scheduled_range(d("2026-03-10"), None, 7, None),
             Some(w("2026-03-03", "2026-03-10"))
         );
-        assert_eq!(scheduled_range(d("2026-03-10"), None, 7, Some(d("2026-04-01"))), None);
+        assert_eq!(
+            scheduled_range(d("2026-03-10"), None, 7, Some(d("2026-04-01"))),
+            None
+        );
         // lookback 0 still re-reads today.
         assert_eq!(
             scheduled_range(d("2026-03-10"), Some(d("2026-03-09")), 0, None),
@@ -152,24 +155,37 @@ mod tests {
         assert_eq!(windows.len(), 12);
         assert_eq!(windows[0], w("2025-01-01", "2025-01-31"));
         assert_eq!(windows[1], w("2025-02-01", "2025-03-03"));
-        assert_eq!(windows.last().copied(), Some(w("2025-12-29", "2025-12-31")));
+        assert_eq!(windows.last().copied(), Some(w("2025-12-08", "2025-12-31")));
         let days: u64 = windows.iter().map(Window::days).sum();
         assert_eq!(days, 365);
         for pair in windows.windows(2) {
             assert_eq!(pair[0].last.succ_opt(), Some(pair[1].start));
         }
-        assert_eq!(split(w("2025-01-01", "2025-01-01"), 31), vec![w("2025-01-01", "2025-01-01")]);
-        assert_eq!(split(w("2024-02-28", "2024-03-01"), 1).len(), 3, "leap day included");
+        assert_eq!(
+            split(w("2025-01-01", "2025-01-01"), 31),
+            vec![w("2025-01-01", "2025-01-01")]
+        );
+        assert_eq!(
+            split(w("2024-02-28", "2024-03-01"), 1).len(),
+            3,
+            "leap day included"
+        );
     }
 
     #[test]
     fn today_follows_the_job_time_zone() {
         let now = Utc.with_ymd_and_hms(2026, 3, 10, 3, 0, 0).unwrap();
         assert_eq!(today_in(Tz::UTC, now), d("2026-03-10"));
-        assert_eq!(today_in(chrono_tz::America::Los_Angeles, now), d("2026-03-09"));
+        assert_eq!(
+            today_in(chrono_tz::America::Los_Angeles, now),
+            d("2026-03-09")
+        );
         assert_eq!(today_in(chrono_tz::Australia::Sydney, now), d("2026-03-10"));
         let now = Utc.with_ymd_and_hms(2026, 3, 10, 14, 0, 0).unwrap();
-        assert_eq!(today_in(chrono_tz::Pacific::Kiritimati, now), d("2026-03-11"));
+        assert_eq!(
+            today_in(chrono_tz::Pacific::Kiritimati, now),
+            d("2026-03-11")
+        );
     }
 
     #[test]
@@ -190,9 +206,15 @@ mod tests {
     #[test]
     fn high_water_moves_over_contiguous_days_only() {
         let today = d("2026-03-10");
-        assert_eq!(advance_high_water(None, w("2026-03-01", "2026-03-05"), today), Some(d("2026-03-05")));
+        assert_eq!(
+            advance_high_water(None, w("2026-03-01", "2026-03-05"), today),
+            Some(d("2026-03-05"))
+        );
         // Never past yesterday.
-        assert_eq!(advance_high_water(None, w("2026-03-01", "2026-03-10"), today), Some(d("2026-03-09")));
+        assert_eq!(
+            advance_high_water(None, w("2026-03-01", "2026-03-10"), today),
+            Some(d("2026-03-09"))
+        );
         // Contiguous with the mark.
         assert_eq!(
             advance_high_water(Some(d("2026-03-05")), w("2026-03-06", "2026-03-08"), today),
@@ -209,6 +231,9 @@ mod tests {
             Some(d("2026-03-05"))
         );
         // A window of only today loads nothing "fully".
-        assert_eq!(advance_high_water(None, w("2026-03-10", "2026-03-10"), today), None);
+        assert_eq!(
+            advance_high_water(None, w("2026-03-10", "2026-03-10"), today),
+            None
+        );
     }
 }

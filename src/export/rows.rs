@@ -37,17 +37,42 @@ pub struct Diversions {
 /// The table of a Query API job: `(account_id, date, <dimensions>)` is the key.
 pub fn query_table(table: &str, job: &QueryJob) -> TableSpec {
     let mut columns = vec![
-        ColumnSpec { name: "account_id".into(), ty: ColumnType::Text },
-        ColumnSpec { name: "date".into(), ty: ColumnType::Date },
+        ColumnSpec {
+            name: "account_id".into(),
+            ty: ColumnType::Text,
+        },
+        ColumnSpec {
+            name: "date".into(),
+            ty: ColumnType::Date,
+        },
     ];
-    columns.extend(job.dimensions.iter().map(|d| ColumnSpec { name: d.clone(), ty: ColumnType::Text }));
-    columns.extend(job.metrics.iter().map(|m| ColumnSpec { name: m.clone(), ty: ColumnType::Numeric }));
-    columns.push(ColumnSpec { name: "currency".into(), ty: ColumnType::Text });
-    columns.push(ColumnSpec { name: "timezone".into(), ty: ColumnType::Text });
-    columns.push(ColumnSpec { name: EXTRA_COLUMN.into(), ty: ColumnType::Json });
+    columns.extend(job.dimensions.iter().map(|d| ColumnSpec {
+        name: d.clone(),
+        ty: ColumnType::Text,
+    }));
+    columns.extend(job.metrics.iter().map(|m| ColumnSpec {
+        name: m.clone(),
+        ty: ColumnType::Numeric,
+    }));
+    columns.push(ColumnSpec {
+        name: "currency".into(),
+        ty: ColumnType::Text,
+    });
+    columns.push(ColumnSpec {
+        name: "timezone".into(),
+        ty: ColumnType::Text,
+    });
+    columns.push(ColumnSpec {
+        name: EXTRA_COLUMN.into(),
+        ty: ColumnType::Json,
+    });
     let mut key = vec!["account_id".to_owned(), "date".to_owned()];
     key.extend(job.dimensions.iter().cloned());
-    TableSpec { table: table.to_owned(), columns, key }
+    TableSpec {
+        table: table.to_owned(),
+        columns,
+        key,
+    }
 }
 
 #[derive(Deserialize)]
@@ -78,15 +103,17 @@ pub fn query_rows(
 
     for (i, row) in rows.iter().enumerate() {
         let row_error = |message: String| RowsError::Row { row: i, message };
-        let datetime = row
-            .get("datetime")
-            .ok_or_else(|| row_error("has no `datetime` (the day of the row); was `interval` sent?".into()))?;
+        let datetime = row.get("datetime").ok_or_else(|| {
+            row_error("has no `datetime` (the day of the row); was `interval` sent?".into())
+        })?;
         dates.push(Some(day_of(datetime.get(), timezone).map_err(row_error)?));
         let mut diverted: Vec<(&str, &RawValue)> = Vec::new();
         for (d, column) in job.dimensions.iter().zip(dims.iter_mut()) {
-            let raw = row
-                .get(d.as_str())
-                .ok_or_else(|| row_error(format!("has no `{d}`, a dimension of this job (a key field)")))?;
+            let raw = row.get(d.as_str()).ok_or_else(|| {
+                row_error(format!(
+                    "has no `{d}`, a dimension of this job (a key field)"
+                ))
+            })?;
             column.push(text_of(raw));
         }
         for (m, column) in job.metrics.iter().zip(metrics.iter_mut()) {
@@ -150,7 +177,10 @@ pub fn generic_rows(
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| RowsError::Shape(e.to_string()))?;
     let records = value.pointer(&job.records).ok_or_else(|| {
-        RowsError::Shape(format!("nothing at the JSON pointer `{}` (the job's `records`)", job.records))
+        RowsError::Shape(format!(
+            "nothing at the JSON pointer `{}` (the job's `records`)",
+            job.records
+        ))
     })?;
     let records = match records {
         serde_json::Value::Array(items) => items.as_slice(),
@@ -176,7 +206,7 @@ pub fn generic_rows(
         }
     }
 
-    // Column order: key fields first, then the others in order of first appearance.
+    // Column order: key fields first, then the others by name (serde_json keeps object keys sorted).
     let mut fields: Vec<String> = job.key.clone();
     for obj in &objects {
         for k in obj.keys() {
@@ -185,7 +215,13 @@ pub fn generic_rows(
             }
         }
     }
-    let reserved = ["account_id", "window_start", "_run_id", "_loaded_at", EXTRA_COLUMN];
+    let reserved = [
+        "account_id",
+        "window_start",
+        "_run_id",
+        "_loaded_at",
+        EXTRA_COLUMN,
+    ];
     let mut columns_of: Vec<(String, String, ColumnType)> = Vec::new(); // (field, column, type)
     let mut to_extra: Vec<String> = Vec::new();
     for f in &fields {
@@ -199,7 +235,11 @@ pub fn generic_rows(
             continue;
         }
         let ty = infer(objects.iter().filter_map(|o| o.get(f)));
-        let ty = if is_key && ty == ColumnType::Json { ColumnType::Text } else { ty };
+        let ty = if is_key && ty == ColumnType::Json {
+            ColumnType::Text
+        } else {
+            ty
+        };
         columns_of.push((f.clone(), column, ty));
     }
 
@@ -237,15 +277,29 @@ pub fn generic_rows(
                 extra_map.insert(f.clone(), v.clone());
             }
         }
-        extra.push((!extra_map.is_empty()).then(|| serde_json::Value::Object(extra_map).to_string()));
+        extra.push(
+            (!extra_map.is_empty()).then(|| serde_json::Value::Object(extra_map).to_string()),
+        );
     }
 
     let mut spec_columns = vec![
-        ColumnSpec { name: "account_id".into(), ty: ColumnType::Text },
-        ColumnSpec { name: "window_start".into(), ty: ColumnType::Date },
+        ColumnSpec {
+            name: "account_id".into(),
+            ty: ColumnType::Text,
+        },
+        ColumnSpec {
+            name: "window_start".into(),
+            ty: ColumnType::Date,
+        },
     ];
-    spec_columns.extend(columns_of.iter().map(|(_, c, ty)| ColumnSpec { name: c.clone(), ty: *ty }));
-    spec_columns.push(ColumnSpec { name: EXTRA_COLUMN.into(), ty: ColumnType::Json });
+    spec_columns.extend(columns_of.iter().map(|(_, c, ty)| ColumnSpec {
+        name: c.clone(),
+        ty: *ty,
+    }));
+    spec_columns.push(ColumnSpec {
+        name: EXTRA_COLUMN.into(),
+        ty: ColumnType::Json,
+    });
     let mut key = vec!["account_id".to_owned(), "window_start".to_owned()];
     key.extend(job.key.iter().map(|k| column_name(k)));
 
@@ -255,7 +309,11 @@ pub fn generic_rows(
     columns.extend(data);
     columns.push(ColumnData::Json(extra));
     Ok(GenericRows {
-        spec: TableSpec { table: table.to_owned(), columns: spec_columns, key },
+        spec: TableSpec {
+            table: table.to_owned(),
+            columns: spec_columns,
+            key,
+        },
         batch: Batch { columns },
         diversions,
     })
@@ -267,11 +325,13 @@ pub fn generic_rows(
 /// The table wins, nothing is converted behind the analyst's back, and nothing is lost: a value the
 /// existing column can hold exactly goes there (a number into a text column keeps its JSON text);
 /// any other value is kept in `_extra` under its field name and counted in `diversions`.
-pub fn conform(
-    rows: &mut GenericRows,
-    mismatches: &[TypeMismatch],
-) {
-    let Some(extra_at) = rows.spec.columns.iter().position(|c| c.name == EXTRA_COLUMN) else {
+pub fn conform(rows: &mut GenericRows, mismatches: &[TypeMismatch]) {
+    let Some(extra_at) = rows
+        .spec
+        .columns
+        .iter()
+        .position(|c| c.name == EXTRA_COLUMN)
+    else {
         return;
     };
     for m in mismatches {
@@ -286,17 +346,23 @@ pub fn conform(
         let mut moved: Vec<(usize, serde_json::Value)> = Vec::new();
         let new = match m.existing_type {
             Some(ColumnType::Text) => ColumnData::Text(
-                (0..n).map(|r| cell_as_json(&old, r).map(|v| match v {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                })).collect(),
+                (0..n)
+                    .map(|r| {
+                        cell_as_json(&old, r).map(|v| match v {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        })
+                    })
+                    .collect(),
             ),
             Some(ColumnType::Numeric) => ColumnData::Numeric(
                 (0..n)
                     .map(|r| match cell_as_json(&old, r) {
                         None => None,
                         Some(serde_json::Value::Number(x)) => Some(x.to_string()),
-                        Some(serde_json::Value::String(s)) if is_decimal(s.trim()) => Some(s.trim().to_owned()),
+                        Some(serde_json::Value::String(s)) if is_decimal(s.trim()) => {
+                            Some(s.trim().to_owned())
+                        }
                         Some(other) => {
                             moved.push((r, other));
                             None
@@ -317,7 +383,9 @@ pub fn conform(
                     .collect(),
             ),
             Some(ColumnType::Json) => ColumnData::Json(
-                (0..n).map(|r| cell_as_json(&old, r).map(|v| v.to_string())).collect(),
+                (0..n)
+                    .map(|r| cell_as_json(&old, r).map(|v| v.to_string()))
+                    .collect(),
             ),
             Some(ColumnType::Date) | None => {
                 for r in 0..n {
@@ -336,12 +404,19 @@ pub fn conform(
             rows.spec.columns[i].ty = t;
         }
         if !moved.is_empty() {
-            *rows.diversions.by_column.entry(m.column.clone()).or_default() += moved.len();
+            *rows
+                .diversions
+                .by_column
+                .entry(m.column.clone())
+                .or_default() += moved.len();
             if let ColumnData::Json(extra) = &mut rows.batch.columns[extra_at] {
                 for (r, value) in moved {
                     let mut map = extra[r]
                         .as_deref()
-                        .and_then(|t| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t).ok())
+                        .and_then(|t| {
+                            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t)
+                                .ok()
+                        })
                         .unwrap_or_default();
                     map.insert(m.column.clone(), value);
                     extra[r] = Some(serde_json::Value::Object(map).to_string());
@@ -437,7 +512,9 @@ fn push_value(out: &mut ColumnData, value: &serde_json::Value) -> bool {
         (ColumnData::Text(v), Value::Bool(b)) => v.push(Some(b.to_string())),
         (ColumnData::Numeric(v), Value::Number(n)) => v.push(Some(n.to_string())),
         (ColumnData::Boolean(v), Value::Bool(b)) => v.push(Some(*b)),
-        (ColumnData::Json(v), Value::Array(_) | Value::Object(_)) => v.push(Some(value.to_string())),
+        (ColumnData::Json(v), Value::Array(_) | Value::Object(_)) => {
+            v.push(Some(value.to_string()))
+        }
         (ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v), _) => {
             v.push(None);
             return false;
@@ -460,9 +537,10 @@ fn push_value(out: &mut ColumnData, value: &serde_json::Value) -> bool {
 /// midnight, the date part is that day whatever offset is attached; otherwise the instant is moved
 /// into the report's time zone first.
 fn day_of(raw: &str, timezone: Tz) -> Result<NaiveDate, String> {
-    let text: String = serde_json::from_str(raw)
-        .map_err(|_| format!("`datetime` is {raw}, not a string"))?;
-    let bad = || format!("`datetime` \"{text}\" is not a date-time such as \"2026-03-04T00:00:00Z\"");
+    let text: String =
+        serde_json::from_str(raw).map_err(|_| format!("`datetime` is {raw}, not a string"))?;
+    let bad =
+        || format!("`datetime` \"{text}\" is not a date-time such as \"2026-03-04T00:00:00Z\"");
     if text.len() == 10 {
         return NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| bad());
     }
@@ -497,7 +575,11 @@ fn number_of(raw: &RawValue) -> Result<Option<String>, ()> {
         Some(b'"') => {
             let inner: String = serde_json::from_str(s).map_err(|_| ())?;
             let trimmed = inner.trim();
-            if is_decimal(trimmed) { Ok(Some(trimmed.to_owned())) } else { Err(()) }
+            if is_decimal(trimmed) {
+                Ok(Some(trimmed.to_owned()))
+            } else {
+                Err(())
+            }
         }
         _ => Err(()),
     }
@@ -563,34 +645,101 @@ mod tests {
             {"campaign_id":"7","campaign_name":"Caf\u00e9 \"Spring\";\t\ud83d\ude80","impressions":12,"gross_cost":12345678901234567890.123456,"datetime":"2026-03-04T00:00:00Z","surprise":{"a":1}},
             {"campaign_id":8,"campaign_name":null,"impressions":"3.50","gross_cost":"n/a","datetime":"2026-03-05T00:00:00Z"}
         ],"accountId":"1","queryTimeMs":3}"#;
-        let (batch, diversions) =
-            query_rows(body, &job(&["campaign_id", "campaign_name"], &["impressions", "gross_cost"]), "1", Tz::UTC, "USD").unwrap();
-        let spec = query_table("t", &job(&["campaign_id", "campaign_name"], &["impressions", "gross_cost"]));
+        let (batch, diversions) = query_rows(
+            body,
+            &job(
+                &["campaign_id", "campaign_name"],
+                &["impressions", "gross_cost"],
+            ),
+            "1",
+            Tz::UTC,
+            "USD",
+        )
+        .unwrap();
+        let spec = query_table(
+            "t",
+            &job(
+                &["campaign_id", "campaign_name"],
+                &["impressions", "gross_cost"],
+            ),
+        );
         assert_eq!(batch.columns.len(), spec.columns.len());
-        assert_eq!(spec.key, ["account_id", "date", "campaign_id", "campaign_name"]);
-        let ColumnData::Date(dates) = &batch.columns[1] else { panic!() };
+        assert_eq!(
+            spec.key,
+            ["account_id", "date", "campaign_id", "campaign_name"]
+        );
+        let ColumnData::Date(dates) = &batch.columns[1] else {
+            panic!()
+        };
         assert_eq!(dates[0].unwrap().to_string(), "2026-03-04");
-        assert_eq!(texts(&batch.columns[2]), [Some("7".into()), Some("8".into())], "a numeric id is kept as its text");
-        assert_eq!(texts(&batch.columns[3])[0].as_deref(), Some("Café \"Spring\";\t🚀"));
+        assert_eq!(
+            texts(&batch.columns[2]),
+            [Some("7".into()), Some("8".into())],
+            "a numeric id is kept as its text"
+        );
+        assert_eq!(
+            texts(&batch.columns[3])[0].as_deref(),
+            Some("Café \"Spring\";\t🚀")
+        );
         assert_eq!(texts(&batch.columns[3])[1], None);
-        assert_eq!(texts(&batch.columns[4]), [Some("12".into()), Some("3.50".into())]);
-        assert_eq!(texts(&batch.columns[5])[0].as_deref(), Some("12345678901234567890.123456"));
-        assert_eq!(texts(&batch.columns[5])[1], None, "a non-number metric is not forced into the column");
+        assert_eq!(
+            texts(&batch.columns[4]),
+            [Some("12".into()), Some("3.50".into())]
+        );
+        assert_eq!(
+            texts(&batch.columns[5])[0].as_deref(),
+            Some("12345678901234567890.123456")
+        );
+        assert_eq!(
+            texts(&batch.columns[5])[1],
+            None,
+            "a non-number metric is not forced into the column"
+        );
         let extra = texts(&batch.columns[8]);
         assert_eq!(extra[0].as_deref(), Some(r#"{"surprise":{"a":1}}"#));
-        assert_eq!(extra[1].as_deref(), Some(r#"{"gross_cost":"n/a"}"#), "…but kept in _extra");
+        assert_eq!(
+            extra[1].as_deref(),
+            Some(r#"{"gross_cost":"n/a"}"#),
+            "…but kept in _extra"
+        );
         assert_eq!(diversions.by_column.get("gross_cost"), Some(&1));
     }
 
     #[test]
     fn query_rows_report_missing_fields_and_bad_shapes() {
         let j = job(&["campaign_id"], &["impressions"]);
-        let err = query_rows(br#"{"data":[{"impressions":1,"datetime":"2026-03-04T00:00:00Z"}]}"#, &j, "1", Tz::UTC, "USD").unwrap_err();
-        assert_eq!(err, RowsError::Row { row: 0, message: "has no `campaign_id`, a dimension of this job (a key field)".into() });
-        let err = query_rows(br#"{"data":[{"campaign_id":"1","impressions":1}]}"#, &j, "1", Tz::UTC, "USD").unwrap_err();
+        let err = query_rows(
+            br#"{"data":[{"impressions":1,"datetime":"2026-03-04T00:00:00Z"}]}"#,
+            &j,
+            "1",
+            Tz::UTC,
+            "USD",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            RowsError::Row {
+                row: 0,
+                message: "has no `campaign_id`, a dimension of this job (a key field)".into()
+            }
+        );
+        let err = query_rows(
+            br#"{"data":[{"campaign_id":"1","impressions":1}]}"#,
+            &j,
+            "1",
+            Tz::UTC,
+            "USD",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("datetime"), "{err}");
-        assert!(matches!(query_rows(br#"{"rows":[]}"#, &j, "1", Tz::UTC, "USD"), Err(RowsError::Shape(_))));
-        assert!(matches!(query_rows(br#"{"data":[{"#, &j, "1", Tz::UTC, "USD"), Err(RowsError::Shape(_))));
+        assert!(matches!(
+            query_rows(br#"{"rows":[]}"#, &j, "1", Tz::UTC, "USD"),
+            Err(RowsError::Shape(_))
+        ));
+        assert!(matches!(
+            query_rows(br#"{"data":[{"#, &j, "1", Tz::UTC, "USD"),
+            Err(RowsError::Shape(_))
+        ));
         let (empty, _) = query_rows(br#"{"data":[]}"#, &j, "1", Tz::UTC, "USD").unwrap();
         assert_eq!(empty.columns[0].len(), 0);
     }
@@ -598,10 +747,22 @@ mod tests {
     #[test]
     fn the_report_day_follows_the_documented_midnight_convention() {
         let la = chrono_tz::America::Los_Angeles;
-        assert_eq!(day_of("\"2026-03-04T00:00:00Z\"", la).unwrap().to_string(), "2026-03-04");
-        assert_eq!(day_of("\"2026-03-04T08:00:00Z\"", la).unwrap().to_string(), "2026-03-04");
-        assert_eq!(day_of("\"2026-03-04T07:00:00Z\"", la).unwrap().to_string(), "2026-03-03");
-        assert_eq!(day_of("\"2026-03-04\"", la).unwrap().to_string(), "2026-03-04");
+        assert_eq!(
+            day_of("\"2026-03-04T00:00:00Z\"", la).unwrap().to_string(),
+            "2026-03-04"
+        );
+        assert_eq!(
+            day_of("\"2026-03-04T08:00:00Z\"", la).unwrap().to_string(),
+            "2026-03-04"
+        );
+        assert_eq!(
+            day_of("\"2026-03-04T07:00:00Z\"", la).unwrap().to_string(),
+            "2026-03-03"
+        );
+        assert_eq!(
+            day_of("\"2026-03-04\"", la).unwrap().to_string(),
+            "2026-03-04"
+        );
         assert!(day_of("\"yesterday\"", la).is_err());
         assert!(day_of("17", la).is_err());
     }
@@ -625,22 +786,34 @@ mod tests {
         ]}}"#;
         let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
         let out = generic_rows(body, &generic(&["groupByValue"]), "t", "1", day).unwrap();
-        let cols: Vec<(&str, ColumnType)> = out.spec.columns.iter().map(|c| (c.name.as_str(), c.ty)).collect();
+        let cols: Vec<(&str, ColumnType)> = out
+            .spec
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.ty))
+            .collect();
         assert_eq!(
             cols,
             [
                 ("account_id", ColumnType::Text),
                 ("window_start", ColumnType::Date),
                 ("group_by_value", ColumnType::Text),
-                ("gross_cost", ColumnType::Numeric),
                 ("active", ColumnType::Boolean),
-                ("tags", ColumnType::Json),
+                ("gross_cost", ColumnType::Numeric),
                 ("mixed", ColumnType::Text),
+                ("tags", ColumnType::Json),
                 ("_extra", ColumnType::Json),
             ]
         );
-        assert_eq!(out.spec.key, ["account_id", "window_start", "group_by_value"]);
-        assert_eq!(texts(&out.batch.columns[6]), [Some("1".into()), Some("two".into())], "mixed scalars widen to text");
+        assert_eq!(
+            out.spec.key,
+            ["account_id", "window_start", "group_by_value"]
+        );
+        assert_eq!(
+            texts(&out.batch.columns[5]),
+            [Some("1".into()), Some("two".into())],
+            "mixed scalars widen to text"
+        );
         assert_eq!(
             texts(&out.batch.columns[7])[0].as_deref(),
             Some(r#"{"accountId":"9"}"#),
@@ -651,20 +824,50 @@ mod tests {
     #[test]
     fn generic_rows_report_missing_keys_and_wrong_shapes() {
         let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
-        let err = generic_rows(br#"{"data":{"items":[{"x":1}]}}"#, &generic(&["id"]), "t", "1", day).unwrap_err();
-        assert_eq!(err, RowsError::Row { row: 0, message: "has no `id`, a key field of this job".into() });
+        let err = generic_rows(
+            br#"{"data":{"items":[{"x":1}]}}"#,
+            &generic(&["id"]),
+            "t",
+            "1",
+            day,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            RowsError::Row {
+                row: 0,
+                message: "has no `id`, a key field of this job".into()
+            }
+        );
         let err = generic_rows(br#"{"data":{}}"#, &generic(&["id"]), "t", "1", day).unwrap_err();
         assert!(err.to_string().contains("/data/items"), "{err}");
-        let err = generic_rows(br#"{"data":{"items":[1]}}"#, &generic(&["id"]), "t", "1", day).unwrap_err();
+        let err = generic_rows(
+            br#"{"data":{"items":[1]}}"#,
+            &generic(&["id"]),
+            "t",
+            "1",
+            day,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("not an object"), "{err}");
-        let empty = generic_rows(br#"{"data":{"items":[]}}"#, &generic(&["id"]), "t", "1", day).unwrap();
+        let empty = generic_rows(
+            br#"{"data":{"items":[]}}"#,
+            &generic(&["id"]),
+            "t",
+            "1",
+            day,
+        )
+        .unwrap();
         assert_eq!(empty.batch.columns[0].len(), 0);
     }
 
     #[test]
     fn column_names_are_safe_identifiers() {
         assert_eq!(column_name("groupByValue"), "group_by_value");
-        assert_eq!(column_name("acquisitionsByReferralDate"), "acquisitions_by_referral_date");
+        assert_eq!(
+            column_name("acquisitionsByReferralDate"),
+            "acquisitions_by_referral_date"
+        );
         assert_eq!(column_name("already_snake"), "already_snake");
         assert_eq!(column_name("Cost (USD)"), "cost_usd");
         assert_eq!(column_name("3d"), "f_3d");

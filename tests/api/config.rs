@@ -509,9 +509,14 @@ fn no_input_makes_the_parser_panic() {
 
 #[test]
 fn the_readme_configuration_reference_matches_the_code() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("<!-- config-reference:start -->").expect("start marker");
-    let end = readme.find("<!-- config-reference:end -->").expect("end marker");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("<!-- config-reference:start -->")
+        .expect("start marker");
+    let end = readme
+        .find("<!-- config-reference:end -->")
+        .expect("end marker");
     let documented: std::collections::BTreeSet<String> = readme[start..end]
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
@@ -524,6 +529,12 @@ fn the_readme_configuration_reference_matches_the_code() {
         .collect();
     let missing: Vec<_> = in_code.difference(&documented).collect();
     let stale: Vec<_> = documented.difference(&in_code).collect();
-    assert!(missing.is_empty(), "keys missing from the README reference: {missing:?}");
-    assert!(stale.is_empty(), "README documents keys the code does not know: {stale:?}");
+    assert!(
+        missing.is_empty(),
+        "keys missing from the README reference: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "README documents keys the code does not know: {stale:?}"
+    );
 }

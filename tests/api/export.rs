@@ -87,7 +87,15 @@ fn api_sum(p: &Pipeline, metric: &str, from: NaiveDate, to: NaiveDate) -> i128 {
     let metrics = vec![metric.to_owned()];
     let mut total = 0i128;
     for account in ["3141592", "2718281"] {
-        let rows = p.mock.query_rows(account, "campaigns", &dims, &metrics, from, to.succ_opt().unwrap(), true);
+        let rows = p.mock.query_rows(
+            account,
+            "campaigns",
+            &dims,
+            &metrics,
+            from,
+            to.succ_opt().unwrap(),
+            true,
+        );
         for r in rows {
             total += micros(&r[metric].to_string());
         }
@@ -101,7 +109,10 @@ fn micros(s: &str) -> i128 {
     let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
     let mut frac = frac.to_owned();
-    assert!(frac.len() <= 6 || frac[6..].chars().all(|c| c == '0'), "more than 6 decimals: {s}");
+    assert!(
+        frac.len() <= 6 || frac[6..].chars().all(|c| c == '0'),
+        "more than 6 decimals: {s}"
+    );
     frac.truncate(6);
     while frac.len() < 6 {
         frac.push('0');
@@ -118,19 +129,36 @@ async fn pg_sum(db: &TestDb, sql: &str) -> i128 {
     v.map_or(0, |s| micros(&s))
 }
 
+async fn pg_count(db: &TestDb, sql: &str) -> i64 {
+    let pool = db.pool().await;
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
+}
+
 #[tokio::test]
 async fn a_multi_window_backfill_lands_exactly_what_the_api_served() {
     let db = TestDb::new().await;
     let p = pipeline(CAMPAIGNS, &db.url, mock_config()).await;
     let (from, to) = (days_ago(40), days_ago(1));
-    let report = export::run_job(&p.ctx, &explicit("campaign_daily", from, to), &NoProgress).await.unwrap();
+    let report = export::run_job(&p.ctx, &explicit("campaign_daily", from, to), &NoProgress)
+        .await
+        .unwrap();
     assert!(report.succeeded(), "{report:?}");
-    assert_eq!(report.windows.len(), 8, "40 days in windows of 10, for two accounts");
+    assert_eq!(
+        report.windows.len(),
+        8,
+        "40 days in windows of 10, for two accounts"
+    );
     assert!(report.rows_written() > 0);
     assert_eq!(report.rows_written(), report.rows_received());
 
     for metric in ["impressions", "referrals", "gross_cost", "acquisitions"] {
-        let table = pg_sum(&db, &format!("SELECT sum({metric})::text FROM rokt.campaign_daily")).await;
+        let table = pg_sum(
+            &db,
+            &format!("SELECT sum({metric})::text FROM rokt.campaign_daily"),
+        )
+        .await;
         assert_eq!(table, api_sum(&p, metric, from, to), "sum of {metric}");
     }
     // Every window has a succeeded run record; the high-water mark is the last day loaded.
@@ -142,11 +170,12 @@ async fn a_multi_window_backfill_lands_exactly_what_the_api_served() {
     .await
     .unwrap();
     assert_eq!(succeeded, 8);
-    let marks: Vec<(NaiveDate,)> =
-        sqlx::query_as("SELECT high_water_date FROM rokt.export_state WHERE job = 'campaign_daily'")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let marks: Vec<(NaiveDate,)> = sqlx::query_as(
+        "SELECT high_water_date FROM rokt.export_state WHERE job = 'campaign_daily'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     assert_eq!(marks, vec![(to,), (to,)]);
     p.mock.stop().await;
 }
@@ -156,14 +185,21 @@ async fn running_the_same_range_twice_writes_nothing_new() {
     let db = TestDb::new().await;
     let p = pipeline(CAMPAIGNS, &db.url, mock_config()).await;
     let request = explicit("campaign_daily", days_ago(12), days_ago(1));
-    let first = export::run_job(&p.ctx, &request, &NoProgress).await.unwrap();
-    let count = pg_sum(&db, "SELECT (count(*) * 0.000001)::text FROM rokt.campaign_daily").await;
-    let second = export::run_job(&p.ctx, &request, &NoProgress).await.unwrap();
+    let first = export::run_job(&p.ctx, &request, &NoProgress)
+        .await
+        .unwrap();
+    let count = pg_count(&db, "SELECT count(*) FROM rokt.campaign_daily").await;
+    let second = export::run_job(&p.ctx, &request, &NoProgress)
+        .await
+        .unwrap();
     assert!(first.succeeded() && second.succeeded());
     assert!(first.rows_written() > 0);
     assert_eq!(second.rows_received(), first.rows_received());
     assert_eq!(second.rows_written(), 0, "unchanged rows are not rewritten");
-    assert_eq!(pg_sum(&db, "SELECT (count(*) * 0.000001)::text FROM rokt.campaign_daily").await, count);
+    assert_eq!(
+        pg_count(&db, "SELECT count(*) FROM rokt.campaign_daily").await,
+        count
+    );
     p.mock.stop().await;
 }
 
@@ -172,9 +208,16 @@ async fn a_scheduled_run_picks_up_restated_conversions() {
     let db = TestDb::new().await;
     let p = pipeline(CAMPAIGNS, &db.url, mock_config()).await;
     let from = days_ago(30);
-    let backfill = export::run_job(&p.ctx, &explicit("campaign_daily", from, today()), &NoProgress).await.unwrap();
+    let backfill = export::run_job(
+        &p.ctx,
+        &explicit("campaign_daily", from, today()),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
     assert!(backfill.succeeded());
-    let old_days = "SELECT sum(acquisitions)::text FROM rokt.campaign_daily WHERE date < current_date - 7";
+    let old_days =
+        "SELECT sum(acquisitions)::text FROM rokt.campaign_daily WHERE date < current_date - 7";
     let before_old = pg_sum(&db, old_days).await;
 
     // Time passes: the API restates the last days' conversions.
@@ -185,13 +228,30 @@ async fn a_scheduled_run_picks_up_restated_conversions() {
         accounts: Vec::new(),
         trigger: Trigger::Schedule,
     };
-    let report = export::run_job(&p.ctx, &scheduled, &NoProgress).await.unwrap();
+    let report = export::run_job(&p.ctx, &scheduled, &NoProgress)
+        .await
+        .unwrap();
     assert!(report.succeeded(), "{report:?}");
     assert!(report.rows_written() > 0, "restated rows were rewritten");
-    assert!(report.rows_written() < report.rows_received(), "unchanged rows were not");
-    let table = pg_sum(&db, "SELECT sum(acquisitions)::text FROM rokt.campaign_daily").await;
-    assert_eq!(table, api_sum(&p, "acquisitions", from, today()), "the table agrees with the API after restatement");
-    assert_eq!(pg_sum(&db, old_days).await, before_old, "days before the lookback did not change");
+    assert!(
+        report.rows_written() < report.rows_received(),
+        "unchanged rows were not"
+    );
+    let table = pg_sum(
+        &db,
+        "SELECT sum(acquisitions)::text FROM rokt.campaign_daily",
+    )
+    .await;
+    assert_eq!(
+        table,
+        api_sum(&p, "acquisitions", from, today()),
+        "the table agrees with the API after restatement"
+    );
+    assert_eq!(
+        pg_sum(&db, old_days).await,
+        before_old,
+        "days before the lookback did not change"
+    );
     p.mock.stop().await;
 }
 
@@ -200,14 +260,24 @@ async fn a_new_metric_adds_a_column_and_keeps_old_rows() {
     let db = TestDb::new().await;
     let p = pipeline(CAMPAIGNS, &db.url, mock_config()).await;
     let request = explicit("campaign_daily", days_ago(3), days_ago(1));
-    assert!(export::run_job(&p.ctx, &request, &NoProgress).await.unwrap().succeeded());
-    let rows_before = pg_sum(&db, "SELECT (count(*) * 0.000001)::text FROM rokt.campaign_daily").await;
+    assert!(
+        export::run_job(&p.ctx, &request, &NoProgress)
+            .await
+            .unwrap()
+            .succeeded()
+    );
+    let rows_before = pg_count(&db, "SELECT count(*) FROM rokt.campaign_daily").await;
     p.mock.stop().await;
 
     let more = CAMPAIGNS.replace("\"acquisitions\"]", "\"acquisitions\", \"net_cost\"]");
     let p = pipeline(&more, &db.url, mock_config()).await;
     let older = explicit("campaign_daily", days_ago(6), days_ago(4));
-    assert!(export::run_job(&p.ctx, &older, &NoProgress).await.unwrap().succeeded());
+    assert!(
+        export::run_job(&p.ctx, &older, &NoProgress)
+            .await
+            .unwrap()
+            .succeeded()
+    );
     let pool = db.pool().await;
     let (with_net, without_net): (i64, i64) = sqlx::query_as(
         "SELECT count(net_cost), count(*) - count(net_cost) FROM rokt.campaign_daily",
@@ -216,25 +286,46 @@ async fn a_new_metric_adds_a_column_and_keeps_old_rows() {
     .await
     .unwrap();
     assert!(with_net > 0);
-    assert_eq!(i128::from(without_net) * 1_000_000, rows_before, "old rows are kept, with NULL in the new column");
+    assert_eq!(
+        without_net, rows_before,
+        "old rows are kept, with NULL in the new column"
+    );
     p.mock.stop().await;
 }
 
 #[tokio::test]
 async fn malformed_json_fails_that_window_and_keeps_the_earlier_ones() {
     let db = TestDb::new().await;
-    let toml = CAMPAIGNS.replace("accounts = [\"3141592\", \"2718281\"]", "accounts = [\"3141592\"]");
+    let toml = CAMPAIGNS.replace(
+        "accounts = [\"3141592\", \"2718281\"]",
+        "accounts = [\"3141592\"]",
+    );
     let p = pipeline(&toml, &db.url, mock_config()).await;
     // The token request is not an API request; the 2nd report answer is broken.
-    p.mock.set_faults(Faults { every_nth_malformed: Some(2), ..Faults::default() });
-    let report = export::run_job(&p.ctx, &explicit("campaign_daily", days_ago(30), days_ago(1)), &NoProgress)
-        .await
-        .unwrap();
+    p.mock.set_faults(Faults {
+        every_nth_malformed: Some(2),
+        ..Faults::default()
+    });
+    let report = export::run_job(
+        &p.ctx,
+        &explicit("campaign_daily", days_ago(30), days_ago(1)),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
     assert!(!report.succeeded());
     let outcomes: Vec<&Outcome> = report.windows.iter().map(|w| &w.outcome).collect();
-    assert!(matches!(outcomes[0], Outcome::Succeeded { .. }), "{outcomes:?}");
-    let Outcome::Failed { error, .. } = outcomes[1] else { panic!("{outcomes:?}") };
-    assert!(error.contains("/v1/query/accounts/3141592/campaigns/"), "the error names the endpoint: {error}");
+    assert!(
+        matches!(outcomes[0], Outcome::Succeeded { .. }),
+        "{outcomes:?}"
+    );
+    let Outcome::Failed { error, .. } = outcomes[1] else {
+        panic!("{outcomes:?}")
+    };
+    assert!(
+        error.contains("/v1/query/accounts/3141592/campaigns/"),
+        "the error names the endpoint: {error}"
+    );
     assert!(matches!(outcomes[2], Outcome::NotAttempted));
 
     let pool = db.pool().await;
@@ -249,29 +340,41 @@ async fn malformed_json_fails_that_window_and_keeps_the_earlier_ones() {
     assert_eq!(statuses[1].0, "failed");
     assert!(statuses[1].1.as_deref().unwrap_or("").contains("campaigns"));
     let first = report.windows[0].window;
-    let (outside,): (i64,) = sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily WHERE date > $1")
-        .bind(first.last)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (outside,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily WHERE date > $1")
+            .bind(first.last)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(outside, 0, "the failed window left no rows");
     let (mark,): (NaiveDate,) = sqlx::query_as("SELECT high_water_date FROM rokt.export_state")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(mark, first.last, "the mark stops at the last committed window");
+    assert_eq!(
+        mark, first.last,
+        "the mark stops at the last committed window"
+    );
 
     // The next scheduled-style run resumes from the mark and completes.
     p.mock.set_faults(Faults::default());
     let resumed = RunRequest {
         job: "campaign_daily".into(),
-        range: Range::Explicit { from: None, to: Some(days_ago(1)) },
+        range: Range::Explicit {
+            from: None,
+            to: Some(days_ago(1)),
+        },
         accounts: Vec::new(),
         trigger: Trigger::RunNow,
     };
-    let report = export::run_job(&p.ctx, &resumed, &NoProgress).await.unwrap();
+    let report = export::run_job(&p.ctx, &resumed, &NoProgress)
+        .await
+        .unwrap();
     assert!(report.succeeded(), "{report:?}");
-    assert_eq!(report.windows[0].window.start, first.last.succ_opt().unwrap());
+    assert_eq!(
+        report.windows[0].window.start,
+        first.last.succ_opt().unwrap()
+    );
     p.mock.stop().await;
 }
 
@@ -290,10 +393,21 @@ key = ["noSuchField"]
 window_days = 1
 "#;
     let p = pipeline(toml, &db.url, mock_config()).await;
-    let report = export::run_job(&p.ctx, &explicit("breakdown", days_ago(2), days_ago(1)), &NoProgress).await.unwrap();
-    let Outcome::Failed { error, .. } = &report.windows[0].outcome else { panic!("{report:?}") };
+    let report = export::run_job(
+        &p.ctx,
+        &explicit("breakdown", days_ago(2), days_ago(1)),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    let Outcome::Failed { error, .. } = &report.windows[0].outcome else {
+        panic!("{report:?}")
+    };
     assert!(error.contains("noSuchField"), "{error}");
-    assert!(error.contains("/reporting/accounts/3141592/campaigns/breakdown"), "{error}");
+    assert!(
+        error.contains("/reporting/accounts/3141592/campaigns/breakdown"),
+        "{error}"
+    );
     p.mock.stop().await;
 }
 
@@ -312,7 +426,13 @@ key = ["groupByValue"]
 window_days = 1
 "#;
     let p = pipeline(toml, &db.url, mock_config()).await;
-    let first = export::run_job(&p.ctx, &explicit("breakdown", days_ago(3), days_ago(1)), &NoProgress).await.unwrap();
+    let first = export::run_job(
+        &p.ctx,
+        &explicit("breakdown", days_ago(3), days_ago(1)),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
     assert!(first.succeeded(), "{first:?}");
     assert_eq!(first.windows.len(), 3);
     let pool = db.pool().await;
@@ -326,7 +446,13 @@ window_days = 1
     assert_eq!(ty("group_by_value"), Some("text"), "{types:?}");
     assert_eq!(ty("impressions"), Some("numeric"), "{types:?}");
     assert_eq!(ty("window_start"), Some("date"), "{types:?}");
-    let again = export::run_job(&p.ctx, &explicit("breakdown", days_ago(3), days_ago(1)), &NoProgress).await.unwrap();
+    let again = export::run_job(
+        &p.ctx,
+        &explicit("breakdown", days_ago(3), days_ago(1)),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.rows_written(), 0);
     p.mock.stop().await;
 }
@@ -336,11 +462,24 @@ async fn names_with_quotes_tabs_emoji_and_cjk_round_trip() {
     let db = TestDb::new().await;
     let p = pipeline(CAMPAIGNS, &db.url, mock_config()).await;
     let day = days_ago(1);
-    assert!(export::run_job(&p.ctx, &explicit("campaign_daily", day, day), &NoProgress).await.unwrap().succeeded());
+    assert!(
+        export::run_job(&p.ctx, &explicit("campaign_daily", day, day), &NoProgress)
+            .await
+            .unwrap()
+            .succeeded()
+    );
     let dims = vec!["campaign_id".to_owned(), "campaign_name".to_owned()];
     let served: std::collections::BTreeSet<String> = p
         .mock
-        .query_rows("3141592", "campaigns", &dims, &["impressions".to_owned()], day, today(), true)
+        .query_rows(
+            "3141592",
+            "campaigns",
+            &dims,
+            &["impressions".to_owned()],
+            day,
+            today(),
+            true,
+        )
         .iter()
         .map(|r| r["campaign_name"].as_str().unwrap().to_owned())
         .collect();
@@ -353,7 +492,12 @@ async fn names_with_quotes_tabs_emoji_and_cjk_round_trip() {
     .unwrap();
     let stored: std::collections::BTreeSet<String> = stored.into_iter().map(|(s,)| s).collect();
     assert_eq!(stored, served);
-    assert!(stored.iter().any(|s| s.contains('\t') || s.contains('"') || !s.is_ascii()), "{stored:?}");
+    assert!(
+        stored
+            .iter()
+            .any(|s| s.contains('\t') || s.contains('"') || !s.is_ascii()),
+        "{stored:?}"
+    );
     p.mock.stop().await;
 }
 
@@ -364,9 +508,13 @@ async fn sqlite_backfill_matches_the_api_too() {
     let p = pipeline(CAMPAIGNS, &url, mock_config()).await;
     let (from, to) = (days_ago(15), days_ago(1));
     let request = explicit("campaign_daily", from, to);
-    let first = export::run_job(&p.ctx, &request, &NoProgress).await.unwrap();
+    let first = export::run_job(&p.ctx, &request, &NoProgress)
+        .await
+        .unwrap();
     assert!(first.succeeded(), "{first:?}");
-    let second = export::run_job(&p.ctx, &request, &NoProgress).await.unwrap();
+    let second = export::run_job(&p.ctx, &request, &NoProgress)
+        .await
+        .unwrap();
     assert_eq!(second.rows_written(), 0);
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let (impressions, rows): (i64, i64) =
@@ -374,7 +522,10 @@ async fn sqlite_backfill_matches_the_api_too() {
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!(i128::from(impressions) * 1_000_000, api_sum(&p, "impressions", from, to));
+    assert_eq!(
+        i128::from(impressions) * 1_000_000,
+        api_sum(&p, "impressions", from, to)
+    );
     assert_eq!(u64::try_from(rows).unwrap(), first.rows_received());
     p.mock.stop().await;
 }
@@ -392,18 +543,26 @@ async fn wait_for_count(db: &TestDb, sql: &str, n: i64) {
     panic!("timed out waiting for {sql} to reach {n}");
 }
 
-#[tokio::test]
+// Multi-threaded: the simulated API runs in this process and must keep serving while the test waits
+// for the child processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_backfill_leaves_whole_windows_and_a_rerun_completes() {
     let db = TestDb::new().await;
     let mock = MockServer::start(MockConfig {
         today: today(),
-        faults: Faults { latency_ms: 400, ..Faults::default() },
+        faults: Faults {
+            latency_ms: 400,
+            ..Faults::default()
+        },
         ..MockConfig::default()
     })
     .await
     .unwrap();
     let toml = CAMPAIGNS
-        .replace("accounts = [\"3141592\", \"2718281\"]", "accounts = [\"3141592\"]")
+        .replace(
+            "accounts = [\"3141592\", \"2718281\"]",
+            "accounts = [\"3141592\"]",
+        )
         .replace("window_days = 10", "window_days = 3");
     let (_dir, path) = crate::helpers::config_file(&toml);
     let base_url = mock.base_url();
@@ -414,7 +573,16 @@ async fn sigkill_mid_backfill_leaves_whole_windows_and_a_rerun_completes() {
         ("ROKT_APP_SECRET", "demo-app-secret"),
     ];
     let (from, to) = (days_ago(30).to_string(), days_ago(1).to_string());
-    let args = ["--config", path.to_str().unwrap(), "--run-now", "campaign_daily", "--from", &from, "--to", &to];
+    let args = [
+        "--config",
+        path.to_str().unwrap(),
+        "--run-now",
+        "campaign_daily",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
     let mut child = std::process::Command::new(crate::helpers::binary())
         .args(args)
         .env_clear()
@@ -423,7 +591,12 @@ async fn sigkill_mid_backfill_leaves_whole_windows_and_a_rerun_completes() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_count(&db, "SELECT count(*) FROM rokt.export_runs WHERE status = 'succeeded'", 2).await;
+    wait_for_count(
+        &db,
+        "SELECT count(*) FROM rokt.export_runs WHERE status = 'succeeded'",
+        2,
+    )
+    .await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
@@ -438,45 +611,101 @@ async fn sigkill_mid_backfill_leaves_whole_windows_and_a_rerun_completes() {
     let dims = vec!["campaign_id".to_owned(), "campaign_name".to_owned()];
     for (start, end) in &windows {
         let served = mock
-            .query_rows("3141592", "campaigns", &dims, &["impressions".to_owned()], *start, end.succ_opt().unwrap(), true)
+            .query_rows(
+                "3141592",
+                "campaigns",
+                &dims,
+                &["impressions".to_owned()],
+                *start,
+                end.succ_opt().unwrap(),
+                true,
+            )
             .len();
-        let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily WHERE date BETWEEN $1 AND $2")
-            .bind(start)
-            .bind(end)
+        let (stored,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily WHERE date BETWEEN $1 AND $2")
+                .bind(start)
+                .bind(end)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            usize::try_from(stored).unwrap(),
+            served,
+            "window {start}..{end} is whole"
+        );
+    }
+    let last_committed = windows.last().unwrap().1;
+    let (beyond,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily WHERE date > $1")
+            .bind(last_committed)
             .fetch_one(&pool)
             .await
             .unwrap();
-        assert_eq!(usize::try_from(stored).unwrap(), served, "window {start}..{end} is whole");
-    }
-    let last_committed = windows.last().unwrap().1;
-    let (beyond,): (i64,) = sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily WHERE date > $1")
-        .bind(last_committed)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
     assert_eq!(beyond, 0, "no partial window");
     let (mark,): (NaiveDate,) = sqlx::query_as("SELECT high_water_date FROM rokt.export_state")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert!(mark <= last_committed, "the mark {mark} is not ahead of the data {last_committed}");
+    assert!(
+        mark <= last_committed,
+        "the mark {mark} is not ahead of the data {last_committed}"
+    );
 
     // A rerun of the whole range completes, with exactly the API's rows.
     mock.set_faults(Faults::default());
-    let out = crate::helpers::run_binary(&args, &env);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let (args_owned, env_owned): (Vec<String>, Vec<(String, String)>) = (
+        args.iter().map(|a| a.to_string()).collect(),
+        env.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args_owned.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env_owned
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        crate::helpers::run_binary(&args, &env)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let served: usize = mock
-        .query_rows("3141592", "campaigns", &dims, &["impressions".to_owned()], days_ago(30), today(), true)
+        .query_rows(
+            "3141592",
+            "campaigns",
+            &dims,
+            &["impressions".to_owned()],
+            days_ago(30),
+            today(),
+            true,
+        )
         .len();
-    let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily").fetch_one(&pool).await.unwrap();
-    assert_eq!(usize::try_from(stored).unwrap(), served, "no duplicates, nothing missing");
+    let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        usize::try_from(stored).unwrap(),
+        served,
+        "no duplicates, nothing missing"
+    );
     mock.stop().await;
 }
 
 #[tokio::test]
 async fn demo_runs_end_to_end_with_no_setup() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(crate::helpers::shipped_config(), dir.path().join("jobs.toml")).unwrap();
+    std::fs::copy(
+        crate::helpers::shipped_config(),
+        dir.path().join("jobs.toml"),
+    )
+    .unwrap();
     let out = std::process::Command::new(crate::helpers::binary())
         .args(["demo", "--days", "3"])
         .current_dir(dir.path())
@@ -485,19 +714,32 @@ async fn demo_runs_end_to_end_with_no_setup() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("what landed"), "{stdout}");
     assert!(stdout.contains("SELECT"), "{stdout}");
     let url = format!("sqlite://{}", dir.path().join("rokt-export.db").display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    for table in ["campaign_daily", "creative_daily", "campaign_breakdown_legacy"] {
-        let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}")).fetch_one(&pool).await.unwrap();
-        assert!(n > 0, "{table} is empty");
-    }
-    let (demo_runs,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM export_runs WHERE trigger = 'demo' AND status = 'succeeded'")
+    for table in [
+        "campaign_daily",
+        "creative_daily",
+        "campaign_breakdown_legacy",
+    ] {
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&pool)
             .await
             .unwrap();
+        assert!(n > 0, "{table} is empty");
+    }
+    let (demo_runs,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM export_runs WHERE trigger = 'demo' AND status = 'succeeded'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert!(demo_runs >= 3);
 }
