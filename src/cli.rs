@@ -345,23 +345,11 @@ pub fn report_run(config: &Config, result: Result<RunReport, RunError>) -> u8 {
     match result {
         Err(e) => {
             eprintln!("error: {e}");
-            if e.is_config() {
-                exit::CONFIG
-            } else if e.is_unavailable() {
-                exit::UNAVAILABLE
-            } else {
-                exit::RUN_FAILED
-            }
+            e.exit_code()
         }
         Ok(report) => {
             print!("{}", crate::progress::summary(config, &report));
-            if report.succeeded() {
-                exit::SUCCESS
-            } else if report.unavailable() {
-                exit::UNAVAILABLE
-            } else {
-                exit::RUN_FAILED
-            }
+            report.exit_code()
         }
     }
 }

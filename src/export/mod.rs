@@ -9,6 +9,7 @@ pub mod plan;
 pub mod rows;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
@@ -61,7 +62,9 @@ pub enum Outcome {
     },
     Failed {
         error: String,
-        unavailable: bool,
+        /// The exit code this failure calls for: 1 (the run failed), 69 (the API or database stayed
+        /// unreachable) or 78 (the credentials or config are wrong).
+        code: u8,
     },
     /// Not attempted because an earlier window of the same account failed; the next run resumes there.
     NotAttempted,
@@ -96,17 +99,24 @@ impl RunReport {
                 .all(|w| matches!(w.outcome, Outcome::Succeeded { .. }))
     }
 
-    /// True when a window failed because the API or database stayed unreachable.
-    pub fn unavailable(&self) -> bool {
-        self.windows.iter().any(|w| {
-            matches!(
-                w.outcome,
-                Outcome::Failed {
-                    unavailable: true,
-                    ..
-                }
-            )
-        })
+    /// The process exit code for this run: 0 when every window succeeded; otherwise the most
+    /// actionable failure: 78 (credentials or config) before 69 (unavailable) before 1.
+    pub fn exit_code(&self) -> u8 {
+        if self.succeeded() {
+            return crate::exit::SUCCESS;
+        }
+        let codes: Vec<u8> = self
+            .windows
+            .iter()
+            .filter_map(|w| match w.outcome {
+                Outcome::Failed { code, .. } => Some(code),
+                _ => None,
+            })
+            .collect();
+        [crate::exit::CONFIG, crate::exit::UNAVAILABLE]
+            .into_iter()
+            .find(|c| codes.contains(c))
+            .unwrap_or(crate::exit::RUN_FAILED)
     }
 
     pub fn rows_written(&self) -> u64 {
@@ -150,23 +160,14 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The API or database stayed unreachable (exit 69).
-    pub fn is_unavailable(&self) -> bool {
+    /// The process exit code this error calls for (78 config or credentials, 69 unavailable, 1).
+    pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Api(e) => e.is_unavailable(),
-            RunError::Store(e) => e.is_unavailable(),
-            _ => false,
+            RunError::UnknownJob { .. } | RunError::UnknownAccount { .. } => crate::exit::CONFIG,
+            RunError::Api(e) => e.exit_code(),
+            RunError::Store(e) if e.is_unavailable() => crate::exit::UNAVAILABLE,
+            RunError::Store(_) => crate::exit::RUN_FAILED,
         }
-    }
-
-    /// The config or credentials are wrong (exit 78).
-    pub fn is_config(&self) -> bool {
-        matches!(
-            self,
-            RunError::UnknownJob { .. }
-                | RunError::UnknownAccount { .. }
-                | RunError::Api(ApiError::Auth(_))
-        )
     }
 }
 
@@ -275,19 +276,16 @@ async fn run_locked(
 
     // Accounts run side by side; the API client's semaphore caps requests across all of them.
     let concurrency = ctx.config.api.max_concurrent_requests.max(1);
+    let scope = Scope {
+        ctx,
+        job,
+        trigger: request.trigger,
+        today,
+        progress,
+        abort: AtomicBool::new(false),
+    };
     let reports: Vec<Vec<WindowReport>> = futures_util::stream::iter(plans)
-        .map(|(account, high_water, windows)| {
-            run_account(
-                ctx,
-                job,
-                request.trigger,
-                today,
-                account,
-                high_water,
-                windows,
-                progress,
-            )
-        })
+        .map(|(account, high_water, windows)| run_account(&scope, account, high_water, windows))
         .buffered(concurrency)
         .collect()
         .await;
@@ -342,21 +340,36 @@ async fn accounts_for(ctx: &Context, job: &Job, only: &[String]) -> Result<Vec<S
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_account(
-    ctx: &Context,
-    job: &Job,
+/// What every account of one run shares.
+struct Scope<'a> {
+    ctx: &'a Context,
+    job: &'a Job,
     trigger: Trigger,
     today: NaiveDate,
+    progress: &'a dyn Progress,
+    /// Set when a failure means no window can succeed (rejected credentials): the other accounts
+    /// stop too instead of each asking the token endpoint again.
+    abort: AtomicBool,
+}
+
+async fn run_account(
+    scope: &Scope<'_>,
     account: String,
     mut high_water: Option<NaiveDate>,
     windows: Vec<Window>,
-    progress: &dyn Progress,
 ) -> Vec<WindowReport> {
+    let Scope {
+        ctx,
+        job,
+        trigger,
+        today,
+        progress,
+        ..
+    } = *scope;
     let mut out = Vec::with_capacity(windows.len());
     let mut failed = false;
     for window in windows {
-        if failed {
+        if failed || scope.abort.load(Ordering::Relaxed) {
             let report = WindowReport {
                 account_id: account.clone(),
                 window,
@@ -387,11 +400,14 @@ async fn run_account(
                 api_requests: 0,
                 outcome: Outcome::Failed {
                     error: format!("cannot record the run: {e}"),
-                    unavailable: e.is_unavailable(),
+                    code: store_code(&e),
                 },
             },
         };
         failed = !matches!(report.outcome, Outcome::Succeeded { .. });
+        if matches!(report.outcome, Outcome::Failed { code: crate::exit::CONFIG, .. }) {
+            scope.abort.store(true, Ordering::Relaxed);
+        }
         progress.window_done(&report);
         out.push(report);
     }
@@ -447,7 +463,7 @@ async fn run_window(
             }
             Outcome::Failed {
                 error: failure.message,
-                unavailable: failure.unavailable,
+                code: failure.code,
             }
         }
     };
@@ -461,22 +477,30 @@ async fn run_window(
 
 struct Failure {
     message: String,
-    unavailable: bool,
+    code: u8,
 }
 
 impl From<ApiError> for Failure {
     fn from(e: ApiError) -> Failure {
         Failure {
-            unavailable: e.is_unavailable(),
+            code: e.exit_code(),
             message: e.to_string(),
         }
+    }
+}
+
+fn store_code(e: &StoreError) -> u8 {
+    if e.is_unavailable() {
+        crate::exit::UNAVAILABLE
+    } else {
+        crate::exit::RUN_FAILED
     }
 }
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
         Failure {
-            unavailable: e.is_unavailable(),
+            code: store_code(&e),
             message: format!("database: {e}"),
         }
     }
@@ -519,7 +543,7 @@ async fn load_window(
                 rows::query_rows(&response.body, q, account, job.timezone, &job.currency).map_err(
                     |e| Failure {
                         message: format!("{}: {e}", response.endpoint),
-                        unavailable: false,
+                        code: crate::exit::RUN_FAILED,
                     },
                 )?;
             (
@@ -543,7 +567,7 @@ async fn load_window(
                 rows::generic_rows(&response.body, g, &job.table, account, window.start).map_err(
                     |e| Failure {
                         message: format!("{}: {e}", response.endpoint),
-                        unavailable: false,
+                        code: crate::exit::RUN_FAILED,
                     },
                 )?;
             let changes = ctx.store.ensure_table(&parsed.spec).await?;
