@@ -19,6 +19,8 @@ CREATE TABLE export_runs (
 
 CREATE INDEX export_runs_job_started_at ON export_runs (job, started_at DESC, id DESC);
 CREATE INDEX export_runs_running ON export_runs (job) WHERE status = 'running';
+-- `status`: the last success per job.
+CREATE INDEX export_runs_job_status_finished_at ON export_runs (job, status, finished_at);
 
 CREATE TABLE export_state (
     job             TEXT NOT NULL,

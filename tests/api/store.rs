@@ -682,6 +682,47 @@ async fn job_locks_exclude_a_second_store(env: &mut Env) {
     other.close().await;
 }
 
+/// Two windows of one job committing at once (separate connections) both land; two stores
+/// ensuring the same table at once (two replicas starting) both succeed.
+async fn concurrent_windows_and_table_setup(env: &mut Env) {
+    let spec = campaign_spec();
+    let other = Store::connect(&env.config).await.unwrap();
+    let (a, b) = tokio::join!(env.store.ensure_table(&spec), other.ensure_table(&spec));
+    assert!(
+        a.unwrap().created ^ b.unwrap().created,
+        "exactly one of them creates it"
+    );
+    let names: Vec<String> = (0..3000).map(|i| format!("c{i}")).collect();
+    let first: Vec<Campaign<'_>> = names.iter().map(|n| c(1, n, "1")).collect();
+    let second: Vec<Campaign<'_>> = names.iter().map(|n| c(2, n, "2")).collect();
+    let (first, second) = (campaign_batch(&first), campaign_batch(&second));
+    let (r1, r2) = (
+        env.run("campaign_daily").await,
+        env.run("campaign_daily").await,
+    );
+    let (s1, s2) = (
+        state("campaign_daily", day(1)),
+        state("campaign_daily", day(2)),
+    );
+    let (w1, w2) = tokio::join!(
+        env.store.commit_window(r1, &spec, &first, 1, Some(&s1)),
+        other.commit_window(r2, &spec, &second, 1, Some(&s2)),
+    );
+    assert_eq!((w1.unwrap(), w2.unwrap()), (3000, 3000));
+    assert_eq!(
+        env.store.table_row_count("campaign_daily").await.unwrap(),
+        6000
+    );
+    assert_eq!(
+        env.store
+            .high_water("campaign_daily", "3141592")
+            .await
+            .unwrap(),
+        Some(day(2))
+    );
+    other.close().await;
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
         mod postgres {
@@ -718,6 +759,7 @@ on_both_backends!(
     stale_runs_are_failed_unless_their_job_is_locked,
     status_shows_the_latest_run_and_high_water_range,
     job_locks_exclude_a_second_store,
+    concurrent_windows_and_table_setup,
 );
 
 // ---------------------------------------------------------------------------------------------
