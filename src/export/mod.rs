@@ -405,7 +405,13 @@ async fn run_account(
             },
         };
         failed = !matches!(report.outcome, Outcome::Succeeded { .. });
-        if matches!(report.outcome, Outcome::Failed { code: crate::exit::CONFIG, .. }) {
+        if matches!(
+            report.outcome,
+            Outcome::Failed {
+                code: crate::exit::CONFIG,
+                ..
+            }
+        ) {
             scope.abort.store(true, Ordering::Relaxed);
         }
         progress.window_done(&report);

@@ -749,20 +749,38 @@ async fn demo_runs_end_to_end_with_no_setup() {
 async fn the_database_going_away_mid_run_fails_whole_windows_and_the_next_run_catches_up() {
     let db = TestDb::new().await;
     let toml = CAMPAIGNS
-        .replace("accounts = [\"3141592\", \"2718281\"]", "accounts = [\"3141592\"]")
+        .replace(
+            "accounts = [\"3141592\", \"2718281\"]",
+            "accounts = [\"3141592\"]",
+        )
         .replace("window_days = 10", "window_days = 2");
     let p = Arc::new(pipeline(&toml, &db.url, mock_config()).await);
-    p.mock.set_faults(Faults { latency_ms: 300, ..Faults::default() });
+    p.mock.set_faults(Faults {
+        latency_ms: 300,
+        ..Faults::default()
+    });
     let (from, to) = (days_ago(20), days_ago(1));
     let run = {
         let p = Arc::clone(&p);
-        tokio::spawn(async move { export::run_job(&p.ctx, &explicit("campaign_daily", from, to), &NoProgress).await })
+        tokio::spawn(async move {
+            export::run_job(&p.ctx, &explicit("campaign_daily", from, to), &NoProgress).await
+        })
     };
-    wait_for_count(&db, "SELECT count(*) FROM rokt.export_runs WHERE status = 'succeeded'", 2).await;
+    wait_for_count(
+        &db,
+        "SELECT count(*) FROM rokt.export_runs WHERE status = 'succeeded'",
+        2,
+    )
+    .await;
 
     // The database goes away: no new connections, and every open one is cut.
-    let admin = sqlx::PgPool::connect(&crate::helpers::with_database(&db.url, "postgres")).await.unwrap();
-    let off = format!("ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS false", db.name);
+    let admin = sqlx::PgPool::connect(&crate::helpers::with_database(&db.url, "postgres"))
+        .await
+        .unwrap();
+    let off = format!(
+        "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS false",
+        db.name
+    );
     sqlx::query(&off).execute(&admin).await.unwrap();
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
         .bind(&db.name)
@@ -770,9 +788,18 @@ async fn the_database_going_away_mid_run_fails_whole_windows_and_the_next_run_ca
         .await
         .unwrap();
     let report = run.await.unwrap().unwrap();
-    assert!(!report.succeeded(), "the run cannot succeed without its database");
-    let failed = report.windows.iter().find(|w| matches!(w.outcome, Outcome::Failed { .. })).unwrap();
-    let Outcome::Failed { error, .. } = &failed.outcome else { unreachable!() };
+    assert!(
+        !report.succeeded(),
+        "the run cannot succeed without its database"
+    );
+    let failed = report
+        .windows
+        .iter()
+        .find(|w| matches!(w.outcome, Outcome::Failed { .. }))
+        .unwrap();
+    let Outcome::Failed { error, .. } = &failed.outcome else {
+        unreachable!()
+    };
     assert!(error.contains("database"), "{error}");
 
     // It comes back: what committed is whole, the mark is not ahead of it, and the next run catches up.
@@ -783,27 +810,44 @@ async fn the_database_going_away_mid_run_fails_whole_windows_and_the_next_run_ca
         .fetch_one(&pool)
         .await
         .unwrap();
-    let (beyond,): (i64,) = sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily WHERE date > $1")
-        .bind(mark)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (beyond,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily WHERE date > $1")
+            .bind(mark)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(beyond, 0, "no rows beyond the last committed window");
     p.mock.set_faults(Faults::default());
     let resumed = RunRequest {
         job: "campaign_daily".into(),
-        range: Range::Explicit { from: None, to: Some(to) },
+        range: Range::Explicit {
+            from: None,
+            to: Some(to),
+        },
         accounts: Vec::new(),
         trigger: Trigger::RunNow,
     };
-    let report = export::run_job(&p.ctx, &resumed, &NoProgress).await.unwrap();
+    let report = export::run_job(&p.ctx, &resumed, &NoProgress)
+        .await
+        .unwrap();
     assert!(report.succeeded(), "{report:?}");
     let dims = vec!["campaign_id".to_owned(), "campaign_name".to_owned()];
     let served = p
         .mock
-        .query_rows("3141592", "campaigns", &dims, &["impressions".to_owned()], from, to.succ_opt().unwrap(), true)
+        .query_rows(
+            "3141592",
+            "campaigns",
+            &dims,
+            &["impressions".to_owned()],
+            from,
+            to.succ_opt().unwrap(),
+            true,
+        )
         .len();
-    let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily").fetch_one(&pool).await.unwrap();
+    let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(usize::try_from(stored).unwrap(), served);
     pool.close().await;
     admin.close().await;
@@ -815,7 +859,12 @@ async fn migrate_and_status_work_from_the_command_line() {
     let (_dir, path) = crate::helpers::config_file(CAMPAIGNS);
     let env = [("DATABASE_URL", db.url.as_str())];
     let out = crate::helpers::run_binary(&["--config", path.to_str().unwrap(), "migrate"], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("created table campaign_daily"));
     let out = crate::helpers::run_binary(&["--config", path.to_str().unwrap(), "migrate"], &env);
     assert!(String::from_utf8_lossy(&out.stdout).contains("table campaign_daily is up to date"));
@@ -823,16 +872,32 @@ async fn migrate_and_status_work_from_the_command_line() {
     let out = crate::helpers::run_binary(&["--config", path.to_str().unwrap(), "status"], &env);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
-    assert!(stdout.lines().any(|l| l.starts_with("campaign_daily") && l.contains("never")), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("campaign_daily") && l.contains("never")),
+        "{stdout}"
+    );
 
     // After a run, status shows it.
     let p = pipeline(CAMPAIGNS, &db.url, mock_config()).await;
     let day = days_ago(1);
-    assert!(export::run_job(&p.ctx, &explicit("campaign_daily", day, day), &NoProgress).await.unwrap().succeeded());
+    assert!(
+        export::run_job(&p.ctx, &explicit("campaign_daily", day, day), &NoProgress)
+            .await
+            .unwrap()
+            .succeeded()
+    );
     let out = crate::helpers::run_binary(&["--config", path.to_str().unwrap(), "status"], &env);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().find(|l| l.starts_with("campaign_daily")).unwrap();
-    assert!(line.contains("succeeded") && line.contains(&day.to_string()), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("campaign_daily"))
+        .unwrap();
+    assert!(
+        line.contains("succeeded") && line.contains(&day.to_string()),
+        "{stdout}"
+    );
     p.mock.stop().await;
 
     // The database unreachable: exit 69 after retries.
@@ -840,7 +905,12 @@ async fn migrate_and_status_work_from_the_command_line() {
         &["--config", path.to_str().unwrap(), "status"],
         &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nowhere")],
     );
-    assert_eq!(out.status.code(), Some(69), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(69),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -859,11 +929,16 @@ async fn run_now_exit_codes_follow_the_contract() {
     let run = move |args: Vec<String>, env: Vec<(String, String)>| {
         tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             crate::helpers::run_binary(&args, &env)
         })
     };
-    let owned = |env: &[(&str, &str)]| env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    let owned = |env: &[(&str, &str)]| {
+        env.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
     let args = |extra: &[&str]| {
         let mut a = vec!["--config".to_owned(), config.clone()];
         a.extend(extra.iter().map(|s| s.to_string()));
@@ -871,8 +946,18 @@ async fn run_now_exit_codes_follow_the_contract() {
     };
     let day = days_ago(1).to_string();
 
-    let ok = run(args(&["--run-now", "campaign_daily", "--from", &day, "--to", &day]), owned(&good)).await.unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = run(
+        args(&["--run-now", "campaign_daily", "--from", &day, "--to", &day]),
+        owned(&good),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("2 windows: 2 succeeded"));
 
     let unknown = run(args(&["run-now", "nope"]), owned(&good)).await.unwrap();
@@ -882,20 +967,40 @@ async fn run_now_exit_codes_follow_the_contract() {
     let mut wrong = owned(&good);
     wrong.retain(|(k, _)| k != "ROKT_APP_SECRET");
     wrong.push(("ROKT_APP_SECRET".into(), "wrong-SECRET".into()));
-    let rejected = run(args(&["--run-now", "campaign_daily", "--from", &day, "--to", &day]), wrong).await.unwrap();
+    let rejected = run(
+        args(&["--run-now", "campaign_daily", "--from", &day, "--to", &day]),
+        wrong,
+    )
+    .await
+    .unwrap();
     let stderr = String::from_utf8_lossy(&rejected.stderr);
     assert_eq!(rejected.status.code(), Some(78), "{stderr}");
-    assert!(stderr.contains("ROKT_APP_SECRET") && !stderr.contains("wrong-SECRET"), "{stderr}");
+    assert!(
+        stderr.contains("ROKT_APP_SECRET") && !stderr.contains("wrong-SECRET"),
+        "{stderr}"
+    );
 
     let mut missing = owned(&good);
     missing.retain(|(k, _)| !k.starts_with("ROKT_APP"));
-    let no_credentials = run(args(&["--run-now", "campaign_daily"]), missing).await.unwrap();
+    let no_credentials = run(args(&["--run-now", "campaign_daily"]), missing)
+        .await
+        .unwrap();
     assert_eq!(no_credentials.status.code(), Some(78));
 
     let mut down = owned(&good);
     down.retain(|(k, _)| k != "ROKT_API_BASE_URL");
     down.push(("ROKT_API_BASE_URL".into(), "http://127.0.0.1:1".into()));
-    let unavailable = run(args(&["--run-now", "campaign_daily", "--from", &day, "--to", &day]), down).await.unwrap();
-    assert_eq!(unavailable.status.code(), Some(69), "{}", String::from_utf8_lossy(&unavailable.stderr));
+    let unavailable = run(
+        args(&["--run-now", "campaign_daily", "--from", &day, "--to", &day]),
+        down,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        unavailable.status.code(),
+        Some(69),
+        "{}",
+        String::from_utf8_lossy(&unavailable.stderr)
+    );
     mock.stop().await;
 }
