@@ -862,6 +862,59 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_conforms_to_the_types_the_table_already_has() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+        // Yesterday `cost` was a number and `label` a string; today they arrive the other way round.
+        let body = br#"{"data":{"items":[{"id":"a","cost":"n/a","label":7},{"id":"b","cost":"2.5","label":8}]}}"#;
+        let mut rows = generic_rows(body, &generic(&["id"]), "t", "1", day).unwrap();
+        let mismatch = |column: &str, existing: ColumnType, wanted: ColumnType| TypeMismatch {
+            column: column.into(),
+            existing: format!("{existing:?}"),
+            existing_type: Some(existing),
+            wanted,
+        };
+        conform(
+            &mut rows,
+            &[
+                mismatch("cost", ColumnType::Numeric, ColumnType::Text),
+                mismatch("label", ColumnType::Text, ColumnType::Numeric),
+            ],
+        );
+        let ty = |name: &str| {
+            rows.spec
+                .columns
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| c.ty)
+        };
+        assert_eq!(ty("cost"), Some(ColumnType::Numeric));
+        assert_eq!(ty("label"), Some(ColumnType::Text));
+        let at = |name: &str| {
+            rows.spec
+                .columns
+                .iter()
+                .position(|c| c.name == name)
+                .unwrap()
+        };
+        assert_eq!(
+            texts(&rows.batch.columns[at("cost")]),
+            [None, Some("2.5".into())]
+        );
+        assert_eq!(
+            texts(&rows.batch.columns[at("label")]),
+            [Some("7".into()), Some("8".into())]
+        );
+        let extra = texts(&rows.batch.columns[at("_extra")]);
+        assert_eq!(
+            extra[0].as_deref(),
+            Some(r#"{"cost":"n/a"}"#),
+            "kept, not lost"
+        );
+        assert_eq!(extra[1], None);
+        assert_eq!(rows.diversions.by_column.get("cost"), Some(&1));
+    }
+
+    #[test]
     fn column_names_are_safe_identifiers() {
         assert_eq!(column_name("groupByValue"), "group_by_value");
         assert_eq!(
