@@ -352,59 +352,44 @@ struct Scope<'a> {
     abort: AtomicBool,
 }
 
+/// Runs one account's windows in order. The next window is fetched while the previous one is
+/// written, so the API and the database work at the same time; at most two windows of an account
+/// are in memory at once.
 async fn run_account(
     scope: &Scope<'_>,
     account: String,
     mut high_water: Option<NaiveDate>,
     windows: Vec<Window>,
 ) -> Vec<WindowReport> {
-    let Scope {
-        ctx,
-        job,
-        trigger,
-        today,
-        progress,
-        ..
-    } = *scope;
     let mut out = Vec::with_capacity(windows.len());
-    let mut failed = false;
-    for window in windows {
-        if failed || scope.abort.load(Ordering::Relaxed) {
+    let mut prefetched: Option<Fetched> = None;
+    let mut stop = false;
+    for (i, window) in windows.iter().copied().enumerate() {
+        if stop || scope.abort.load(Ordering::Relaxed) {
+            stop = true;
             let report = WindowReport {
                 account_id: account.clone(),
                 window,
                 api_requests: 0,
                 outcome: Outcome::NotAttempted,
             };
-            progress.window_done(&report);
+            scope.progress.window_done(&report);
             out.push(report);
             continue;
         }
-        let run = NewRun {
-            job: job.name.clone(),
-            account_id: account.clone(),
-            window_start: window.start,
-            window_end: window.last,
-            trigger,
+        let current = match prefetched.take() {
+            Some(f) => f,
+            None => fetch(scope, &account, window).await,
         };
-        let report = match ctx.store.start_run(&run).await {
-            Ok(run_id) => {
-                let span = info_span!("window", job = %job.name, account_id = %account, window = %window, run_id);
-                run_window(ctx, job, run_id, &account, window, today, &mut high_water)
-                    .instrument(span)
-                    .await
-            }
-            Err(e) => WindowReport {
-                account_id: account.clone(),
-                window,
-                api_requests: 0,
-                outcome: Outcome::Failed {
-                    error: format!("cannot record the run: {e}"),
-                    code: store_code(&e),
-                },
-            },
-        };
-        failed = !matches!(report.outcome, Outcome::Succeeded { .. });
+        let next_window = windows.get(i + 1).copied();
+        let (report, next) =
+            tokio::join!(finish(scope, &account, current, &mut high_water), async {
+                match next_window {
+                    Some(w) => Some(fetch(scope, &account, w).await),
+                    None => None,
+                }
+            });
+        stop = !matches!(report.outcome, Outcome::Succeeded { .. });
         if matches!(
             report.outcome,
             Outcome::Failed {
@@ -414,65 +399,139 @@ async fn run_account(
         ) {
             scope.abort.store(true, Ordering::Relaxed);
         }
-        progress.window_done(&report);
+        scope.progress.window_done(&report);
         out.push(report);
+        if stop {
+            // The window fetched ahead will not be loaded: close its run record.
+            if let Some(Fetched {
+                run_id: Some(run_id),
+                api_requests,
+                ..
+            }) = next
+            {
+                let reason = "not loaded: an earlier window of this account failed; the next run resumes there";
+                if let Err(e) = scope.ctx.store.fail_run(run_id, reason, api_requests).await {
+                    warn!(error = %e, run_id, "could not close the run record of a window fetched ahead");
+                }
+            }
+        } else {
+            prefetched = next;
+        }
     }
     out
 }
 
-/// Fetches and loads one window; records its outcome in `export_runs`.
-async fn run_window(
-    ctx: &Context,
-    job: &Job,
-    run_id: i64,
-    account: &str,
+/// A window fetched and parsed, or the reason it could not be.
+struct Fetched {
     window: Window,
-    today: NaiveDate,
-    high_water: &mut Option<NaiveDate>,
-) -> WindowReport {
+    /// The `export_runs` row, once recorded.
+    run_id: Option<i64>,
+    api_requests: u32,
+    started: Instant,
+    result: Result<Parsed, Failure>,
+}
+
+struct Parsed {
+    spec: TableSpec,
+    batch: crate::store::Batch,
+}
+
+/// Records the window's run and fetches and parses its rows.
+async fn fetch(scope: &Scope<'_>, account: &str, window: Window) -> Fetched {
     let started = Instant::now();
-    let mut api_requests = 0;
-    let result = load_window(
-        ctx,
-        job,
-        run_id,
-        account,
-        window,
-        today,
-        high_water,
-        &mut api_requests,
-    )
-    .await;
-    let outcome = match result {
-        Ok((received, written, new_mark)) => {
-            *high_water = new_mark;
-            info!(
-                rows_received = received,
-                rows_written = written,
-                api_requests,
-                elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "window loaded"
-            );
-            Outcome::Succeeded {
-                rows_received: received,
-                rows_written: written,
-            }
-        }
-        Err(failure) => {
-            warn!(error = %failure.message, api_requests, "window failed; its rows were rolled back");
-            if let Err(e) = ctx
-                .store
-                .fail_run(run_id, &failure.message, api_requests)
-                .await
-            {
-                warn!(error = %e, "could not record the failed window; the next start marks it failed");
-            }
-            Outcome::Failed {
-                error: failure.message,
-                code: failure.code,
-            }
+    let run = NewRun {
+        job: scope.job.name.clone(),
+        account_id: account.to_owned(),
+        window_start: window.start,
+        window_end: window.last,
+        trigger: scope.trigger,
+    };
+    let run_id = match scope.ctx.store.start_run(&run).await {
+        Ok(id) => id,
+        Err(e) => {
+            return Fetched {
+                window,
+                run_id: None,
+                api_requests: 0,
+                started,
+                result: Err(Failure {
+                    message: format!("cannot record the run: {e}"),
+                    code: store_code(&e),
+                }),
+            };
         }
     };
+    let span = info_span!("window", job = %scope.job.name, account_id = %account, %window, run_id);
+    let mut api_requests = 0;
+    let result = fetch_rows(scope.ctx, scope.job, account, window, &mut api_requests)
+        .instrument(span)
+        .await;
+    Fetched {
+        window,
+        run_id: Some(run_id),
+        api_requests,
+        started,
+        result,
+    }
+}
+
+/// Commits a fetched window (or records why it failed) and reports it.
+async fn finish(
+    scope: &Scope<'_>,
+    account: &str,
+    fetched: Fetched,
+    high_water: &mut Option<NaiveDate>,
+) -> WindowReport {
+    let Fetched {
+        window,
+        run_id,
+        api_requests,
+        started,
+        result,
+    } = fetched;
+    let span = info_span!("window", job = %scope.job.name, account_id = %account, %window, run_id);
+    let outcome = async {
+        let committed = match (result, run_id) {
+            (Ok(parsed), Some(run_id)) => {
+                commit(scope, account, run_id, window, parsed, *high_water, api_requests).await
+            }
+            (Err(failure), _) => Err(failure),
+            (Ok(_), None) => Err(Failure {
+                message: "the run could not be recorded".into(),
+                code: crate::exit::RUN_FAILED,
+            }),
+        };
+        match committed {
+            Ok((received, written, new_mark)) => {
+                *high_water = new_mark;
+                info!(
+                    rows_received = received,
+                    rows_written = written,
+                    api_requests,
+                    elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "window loaded"
+                );
+                Outcome::Succeeded {
+                    rows_received: received,
+                    rows_written: written,
+                }
+            }
+            Err(failure) => {
+                warn!(error = %failure.message, api_requests, "window failed; its rows were rolled back");
+                if let Some(run_id) = run_id
+                    && let Err(e) = scope.ctx.store.fail_run(run_id, &failure.message, api_requests).await
+                {
+                    warn!(error = %e, "could not record the failed window; the next daemon start marks it failed");
+                }
+                Outcome::Failed {
+                    error: failure.message,
+                    code: failure.code,
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await;
     WindowReport {
         account_id: account.to_owned(),
         window,
@@ -513,25 +572,16 @@ impl From<StoreError> for Failure {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn load_window(
+/// Fetches one window from the API and turns it into typed rows (for a generic job, also makes its
+/// table fit them).
+async fn fetch_rows(
     ctx: &Context,
     job: &Job,
-    run_id: i64,
     account: &str,
     window: Window,
-    today: NaiveDate,
-    high_water: &Option<NaiveDate>,
     api_requests: &mut u32,
-) -> Result<(u64, u64, Option<NaiveDate>), Failure> {
-    let new_mark = plan::advance_high_water(*high_water, window, today);
-    let state = new_mark
-        .filter(|m| Some(*m) != *high_water)
-        .map(|m| StateUpdate {
-            job: job.name.clone(),
-            account_id: account.to_owned(),
-            high_water: m,
-        });
-    let (spec, batch, diversions, endpoint): (TableSpec, _, _, String) = match &job.kind {
+) -> Result<Parsed, Failure> {
+    let (spec, batch, diversions, endpoint) = match &job.kind {
         JobKind::Query(q) => {
             let response = ctx
                 .api
@@ -595,10 +645,38 @@ async fn load_window(
             "values of an unexpected type were kept in _extra instead of their column"
         );
     }
-    let received = batch.columns.first().map_or(0, |c| c.len()) as u64;
-    let written = ctx
+    Ok(Parsed { spec, batch })
+}
+
+/// Writes a window's rows, its run record and the high-water mark in one transaction.
+async fn commit(
+    scope: &Scope<'_>,
+    account: &str,
+    run_id: i64,
+    window: Window,
+    parsed: Parsed,
+    high_water: Option<NaiveDate>,
+    api_requests: u32,
+) -> Result<(u64, u64, Option<NaiveDate>), Failure> {
+    let new_mark = plan::advance_high_water(high_water, window, scope.today);
+    let state = new_mark
+        .filter(|m| Some(*m) != high_water)
+        .map(|m| StateUpdate {
+            job: scope.job.name.clone(),
+            account_id: account.to_owned(),
+            high_water: m,
+        });
+    let received = parsed.batch.rows() as u64;
+    let written = scope
+        .ctx
         .store
-        .commit_window(run_id, &spec, &batch, *api_requests, state.as_ref())
+        .commit_window(
+            run_id,
+            &parsed.spec,
+            &parsed.batch,
+            api_requests,
+            state.as_ref(),
+        )
         .await?;
     Ok((received, written, new_mark))
 }

@@ -335,10 +335,23 @@ async fn malformed_json_fails_that_window_and_keeps_the_earlier_ones() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(statuses.len(), 2);
     assert_eq!(statuses[0].0, "succeeded");
     assert_eq!(statuses[1].0, "failed");
     assert!(statuses[1].1.as_deref().unwrap_or("").contains("campaigns"));
+    // The window fetched ahead while the failed one was handled is closed, not left `running`.
+    for (status, error) in &statuses[2..] {
+        assert_eq!(status, "failed");
+        assert!(
+            error
+                .as_deref()
+                .unwrap_or("")
+                .contains("an earlier window of this account failed")
+        );
+    }
+    assert!(
+        statuses.len() <= 3,
+        "at most one window is fetched ahead: {statuses:?}"
+    );
     let first = report.windows[0].window;
     let (outside,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily WHERE date > $1")
