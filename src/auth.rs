@@ -1,1 +1,563 @@
-//! The OAuth 2.0 client-credentials token manager (built in issue #4).
+//! The OAuth 2.0 client-credentials token manager: turns the app credentials into bearer tokens.
+//!
+//! One [`TokenManager`] per process, shared by every job, so that the process holds one access token
+//! at a time. Its invariants:
+//! - **Single flight.** The cache and the renewal sit behind one async mutex: however many callers
+//!   ask while a renewal is under way, one token request is made and they all get its answer
+//!   (a failure included, so that wrong credentials are not tried once per waiting caller).
+//! - **Renewal ahead of expiry** by `min(5 min, lifetime / 10)`, measured on the monotonic clock from
+//!   the moment the token request was *sent*, so that a token is never used in its last moments.
+//! - **Invalidate by generation.** Every token carries a generation number; a 401 invalidates only
+//!   the token that was used, so ten concurrent 401s cause one renewal, not ten.
+//! - **Nothing secret leaves.** The Basic header is built by [`Credentials::basic_authorization`],
+//!   the bearer header by [`AccessToken`]; both are marked sensitive and neither is ever logged.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{self, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, warn};
+
+use crate::api::error_message;
+use crate::api::retry::{self, Backoff};
+use crate::config::{ApiConfig, Credentials};
+
+/// Hands out access tokens for the Rokt API. Cheap to clone: clones share one cache.
+#[derive(Clone)]
+pub struct TokenManager {
+    inner: Arc<Inner>,
+}
+
+/// A bearer token. `Debug` shows only its generation; two tokens are equal when they are the same
+/// issued token (same generation).
+#[derive(Clone)]
+pub struct AccessToken {
+    secret: SecretString,
+    /// `Bearer <token>`, built once and marked sensitive so that no `Debug` of a request prints it.
+    header: HeaderValue,
+    generation: u64,
+}
+
+/// Why no token could be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    /// The token endpoint refused the credentials (HTTP 400, 401 or 403). Retrying cannot help;
+    /// the operator must fix the variables named in `credentials`.
+    #[error(
+        "the Rokt token endpoint rejected the app credentials (HTTP {status}, error `{code}`{}); check {credentials}",
+        detail(.message)
+    )]
+    Rejected {
+        status: u16,
+        /// The OAuth `error` code the server sent, e.g. `invalid_client`.
+        code: String,
+        /// The server's `error_description` (or similar), if any.
+        message: String,
+        /// Which variables or files the credentials came from, e.g. `ROKT_APP_ID and ROKT_APP_SECRET`.
+        credentials: String,
+    },
+    /// The token endpoint stayed unreachable (429, 5xx, timeouts, resets) through every retry.
+    #[error("the Rokt token endpoint is unavailable after {attempts} attempts; last: {last}")]
+    Unavailable { attempts: u32, last: String },
+    /// Any other answer, e.g. 404 from a wrong `[api] token_path`.
+    #[error(
+        "the Rokt token endpoint {url} answered HTTP {status}: {message}; check [api] base_url and token_path"
+    )]
+    Unexpected {
+        status: u16,
+        url: String,
+        message: String,
+    },
+    /// A 2xx answer that holds no usable token.
+    #[error("the Rokt token endpoint's answer is not a usable token: {0}")]
+    Malformed(String),
+    /// The request could not be sent at all for a reason retrying cannot fix (e.g. an invalid URL).
+    #[error("cannot send the token request to {url}: {message}")]
+    Request { url: String, message: String },
+}
+
+impl AuthError {
+    /// Whether asking again later may succeed (the endpoint was unavailable). Rejected credentials,
+    /// wrong URLs and garbage answers will not fix themselves. The manager has already used its own
+    /// retries when it returns an error, so callers should not retry at once.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, AuthError::Unavailable { .. })
+    }
+}
+
+fn detail(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+impl TokenManager {
+    /// A manager for the token endpoint at `api.base_url + api.token_path`, retrying transient
+    /// failures up to `api.max_retries` times with the default [`Backoff`].
+    pub fn new(http: reqwest::Client, api: &ApiConfig, credentials: Credentials) -> TokenManager {
+        TokenManager::with_backoff(http, api, credentials, Backoff::default())
+    }
+
+    /// Like [`TokenManager::new`] with another backoff policy (tests use [`Backoff::fast`]).
+    pub fn with_backoff(
+        http: reqwest::Client,
+        api: &ApiConfig,
+        credentials: Credentials,
+        backoff: Backoff,
+    ) -> TokenManager {
+        TokenManager {
+            inner: Arc::new(Inner {
+                http,
+                url: format!("{}{}", api.base_url.trim_end_matches('/'), api.token_path),
+                credentials,
+                max_retries: api.max_retries,
+                backoff,
+                state: Mutex::new(State::default()),
+                generations: AtomicU64::new(0),
+                renewals: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A valid token: the cached one, or a new one when none is cached or it is due for renewal.
+    /// Concurrent callers share one renewal.
+    pub async fn token(&self) -> Result<AccessToken, AuthError> {
+        let asked = Instant::now();
+        let mut state = self.inner.state.lock().await;
+        if let Some(cached) = &state.cached
+            && Instant::now() < cached.renew_at
+        {
+            return Ok(cached.token.clone());
+        }
+        // A renewal that failed while we waited for the lock answers us too: asking again at once
+        // would only repeat it (and multiply requests with rejected credentials).
+        if let Some((failed_at, error)) = &state.last_failure
+            && *failed_at >= asked
+        {
+            return Err(error.clone());
+        }
+        match self.inner.fetch().await {
+            Ok(cached) => {
+                let token = cached.token.clone();
+                state.cached = Some(cached);
+                state.last_failure = None;
+                Ok(token)
+            }
+            Err(error) => {
+                state.cached = None;
+                state.last_failure = Some((Instant::now(), error.clone()));
+                Err(error)
+            }
+        }
+    }
+
+    /// Forgets `used` if it is still the current token (after the API answered 401 to it), so the
+    /// next [`TokenManager::token`] renews. A token already replaced is left alone: that is how
+    /// many concurrent 401s for the same token cause a single renewal.
+    pub async fn invalidate(&self, used: &AccessToken) {
+        let mut state = self.inner.state.lock().await;
+        if state
+            .cached
+            .as_ref()
+            .is_some_and(|c| c.token.generation == used.generation)
+        {
+            debug!(generation = used.generation, "access token invalidated");
+            state.cached = None;
+        }
+    }
+
+    /// How many token requests have succeeded since the manager was made (for metrics and tests).
+    pub fn renewals(&self) -> u64 {
+        self.inner.renewals.load(Ordering::Relaxed)
+    }
+}
+
+impl fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("url", &self.inner.url)
+            .field("credentials", &self.inner.credentials)
+            .field("renewals", &self.renewals())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessToken {
+    /// Which issued token this is; increases with every renewal.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The token itself, still wrapped. Nothing in this crate exposes it except the `Authorization`
+    /// header; tests expose it to check that it never appears in logs.
+    pub fn secret(&self) -> &SecretString {
+        &self.secret
+    }
+
+    /// The `Authorization: Bearer ...` header value (marked sensitive).
+    pub(crate) fn authorization(&self) -> HeaderValue {
+        self.header.clone()
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("generation", &self.generation)
+            .field("secret", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl PartialEq for AccessToken {
+    fn eq(&self, other: &AccessToken) -> bool {
+        self.generation == other.generation
+    }
+}
+
+impl Eq for AccessToken {}
+
+struct Inner {
+    http: reqwest::Client,
+    url: String,
+    credentials: Credentials,
+    max_retries: u32,
+    backoff: Backoff,
+    state: Mutex<State>,
+    generations: AtomicU64,
+    renewals: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    /// The last renewal's failure and when it ended, shared with callers that were waiting for it.
+    last_failure: Option<(Instant, AuthError)>,
+}
+
+struct Cached {
+    token: AccessToken,
+    renew_at: Instant,
+}
+
+/// The token endpoint's answer (RFC 6749 section 5.1).
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default, deserialize_with = "seconds")]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    token_type: Option<String>,
+}
+
+/// `expires_in` as a number or, as some servers send it, a string of digits.
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Seconds>::deserialize(d)? {
+        None => Ok(None),
+        Some(Seconds::Number(n)) => Ok(Some(n)),
+        Some(Seconds::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("`expires_in` is not a number of seconds")),
+    }
+}
+
+/// The lifetime assumed when the server does not say (Rokt documents one hour).
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// The most a token is renewed ahead of its expiry.
+const MAX_RENEWAL_MARGIN: Duration = Duration::from_secs(300);
+
+/// How long before expiry to renew: a tenth of the lifetime, at most five minutes. A one-hour token
+/// is renewed five minutes early; a three-second test token 0.3 s early, not on every request.
+pub fn renewal_margin(lifetime: Duration) -> Duration {
+    (lifetime / 10).min(MAX_RENEWAL_MARGIN)
+}
+
+/// One token request's outcome, before the retry decision.
+enum Failure {
+    /// Worth retrying: 408/429/5xx or a transport error.
+    Transient {
+        description: String,
+        retry_after: Option<Duration>,
+    },
+    /// Final.
+    Fatal(AuthError),
+}
+
+impl Inner {
+    /// Requests a token, retrying transient failures with backoff.
+    async fn fetch(&self) -> Result<Cached, AuthError> {
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let sent = Instant::now();
+            let span = tracing::debug_span!("token_request", attempt);
+            match self.request_once().instrument(span).await {
+                Ok(answer) => return Ok(self.accept(answer, sent)),
+                Err(Failure::Fatal(error)) => return Err(error),
+                Err(Failure::Transient {
+                    description,
+                    retry_after,
+                }) => {
+                    if attempt > self.max_retries {
+                        return Err(AuthError::Unavailable {
+                            attempts: attempt,
+                            last: description,
+                        });
+                    }
+                    let delay = self.backoff.delay(attempt, retry_after);
+                    warn!(
+                        attempt,
+                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        error = %description,
+                        "token request failed; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    fn accept(&self, answer: (TokenResponse, HeaderValue), sent: Instant) -> Cached {
+        let (response, header) = answer;
+        let lifetime = response
+            .expires_in
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_LIFETIME);
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        self.renewals.fetch_add(1, Ordering::Relaxed);
+        debug!(
+            generation,
+            expires_in_secs = lifetime.as_secs(),
+            "access token renewed"
+        );
+        Cached {
+            token: AccessToken {
+                secret: response.access_token.into(),
+                header,
+                generation,
+            },
+            renew_at: sent + lifetime.saturating_sub(renewal_margin(lifetime)),
+        }
+    }
+
+    async fn request_once(&self) -> Result<(TokenResponse, HeaderValue), Failure> {
+        // Base64 behind "Basic " is always a valid header value; the error path is for completeness.
+        let mut basic = HeaderValue::from_str(
+            self.credentials.basic_authorization().expose_secret(),
+        )
+        .map_err(|_| {
+            Failure::Fatal(AuthError::Request {
+                url: self.url.clone(),
+                message: "the Basic authorization is not a valid header value".into(),
+            })
+        })?;
+        basic.set_sensitive(true);
+        let started = Instant::now();
+        let result = self
+            .http
+            .post(&self.url)
+            .header(header::AUTHORIZATION, basic)
+            .header(header::ACCEPT, "application/json")
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => return Err(self.transport_failure(&e)),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Err(self.transport_failure(&e)),
+        };
+        debug!(
+            method = "POST",
+            url = %self.url,
+            status,
+            latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "token endpoint answered"
+        );
+        match status {
+            200..=299 => parse_token(&body).map_err(Failure::Fatal),
+            400 | 401 | 403 => {
+                let (code, message) = oauth_error(&body, status);
+                Err(Failure::Fatal(AuthError::Rejected {
+                    status,
+                    code,
+                    message,
+                    credentials: self.credentials.source().to_string(),
+                }))
+            }
+            s if retry::is_retriable_status(s) => Err(Failure::Transient {
+                description: format!("HTTP {s}: {}", error_message(&body, s)),
+                retry_after,
+            }),
+            s => Err(Failure::Fatal(AuthError::Unexpected {
+                status: s,
+                url: self.url.clone(),
+                message: error_message(&body, s),
+            })),
+        }
+    }
+
+    fn transport_failure(&self, error: &reqwest::Error) -> Failure {
+        let description = crate::api::describe_transport(error);
+        if error.is_builder() || error.is_redirect() {
+            Failure::Fatal(AuthError::Request {
+                url: self.url.clone(),
+                message: description,
+            })
+        } else {
+            Failure::Transient {
+                description,
+                retry_after: None,
+            }
+        }
+    }
+}
+
+fn parse_token(body: &[u8]) -> Result<(TokenResponse, HeaderValue), AuthError> {
+    // serde_json's message names the position and the expected field, never the values.
+    let response: TokenResponse =
+        serde_json::from_slice(body).map_err(|e| AuthError::Malformed(e.to_string()))?;
+    if response.access_token.is_empty() {
+        return Err(AuthError::Malformed("`access_token` is empty".into()));
+    }
+    if let Some(kind) = &response.token_type
+        && !kind.eq_ignore_ascii_case("bearer")
+    {
+        return Err(AuthError::Malformed(format!(
+            "`token_type` is `{kind}`, expected `Bearer`"
+        )));
+    }
+    let mut header =
+        HeaderValue::from_str(&format!("Bearer {}", response.access_token)).map_err(|_| {
+            AuthError::Malformed("`access_token` holds characters not allowed in a header".into())
+        })?;
+    header.set_sensitive(true);
+    Ok((response, header))
+}
+
+/// The OAuth `error` code and description of a refusal (RFC 6749 section 5.2), tolerating other
+/// shapes: the code falls back to the HTTP status, the description to whatever message is there.
+fn oauth_error(body: &[u8], status: u16) -> (String, String) {
+    let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let code = value
+        .as_ref()
+        .and_then(|v| v.get("error"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let description = value
+        .as_ref()
+        .and_then(|v| {
+            ["error_description", "message", "detail"]
+                .iter()
+                .find_map(|k| v.get(*k).and_then(|m| m.as_str()))
+        })
+        .map(str::to_owned);
+    match (code, description) {
+        (Some(code), Some(description)) => (code, crate::api::truncate(&description)),
+        (Some(code), None) => (code, String::new()),
+        (None, Some(description)) => (format!("http_{status}"), crate::api::truncate(&description)),
+        (None, None) => (format!("http_{status}"), error_message(body, status)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn renewal_margin_scales_with_the_lifetime() {
+        assert_eq!(
+            renewal_margin(Duration::from_secs(3600)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            renewal_margin(Duration::from_secs(3)),
+            Duration::from_millis(300)
+        );
+        assert_eq!(
+            renewal_margin(Duration::from_secs(86_400)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(renewal_margin(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn token_answer_is_parsed_and_checked() {
+        let (t, header) =
+            parse_token(br#"{"access_token":"abc","expires_in":3600,"token_type":"Bearer"}"#)
+                .unwrap();
+        assert_eq!(t.expires_in, Some(3600));
+        let (t, _) = parse_token(br#"{"access_token":"abc","expires_in":"60"}"#).unwrap();
+        assert_eq!(t.expires_in, Some(60));
+        let (t, _) = parse_token(br#"{"access_token":"abc"}"#).unwrap();
+        assert_eq!(t.expires_in, None);
+        assert!(header.is_sensitive());
+        assert!(matches!(
+            parse_token(br#"{"access_token":"","expires_in":3600}"#),
+            Err(AuthError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_token(br#"{"access_token":"abc","token_type":"mac"}"#),
+            Err(AuthError::Malformed(_))
+        ));
+        let Err(err) = parse_token(br#"{"access_token":"#) else {
+            panic!("a truncated answer parsed");
+        };
+        assert!(!err.is_retriable());
+    }
+
+    #[test]
+    fn oauth_errors_are_read_in_any_shape() {
+        assert_eq!(
+            oauth_error(
+                br#"{"error":"invalid_client","error_description":"bad"}"#,
+                400
+            ),
+            ("invalid_client".into(), "bad".into())
+        );
+        assert_eq!(
+            oauth_error(br#"{"message":"Forbidden"}"#, 403),
+            ("http_403".into(), "Forbidden".into())
+        );
+        assert_eq!(oauth_error(b"", 403).0, "http_403");
+    }
+
+    #[test]
+    fn rejected_names_the_variables_and_the_code() {
+        let e = AuthError::Rejected {
+            status: 400,
+            code: "invalid_client".into(),
+            message: "unknown client".into(),
+            credentials: "ROKT_APP_ID and ROKT_APP_SECRET".into(),
+        };
+        let text = e.to_string();
+        assert!(text.contains("`invalid_client`"), "{text}");
+        assert!(text.contains("ROKT_APP_ID and ROKT_APP_SECRET"), "{text}");
+        assert!(!e.is_retriable());
+    }
+}

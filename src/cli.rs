@@ -9,8 +9,13 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Accounts, Config, ConfigError, Credentials, Env};
+use std::sync::Arc;
+
+use crate::api::ApiClient;
+use crate::config::{Accounts, Config, ConfigError, Credentials, Env, JobKind};
 use crate::exit;
+use crate::export::{Context, Range, RunError, RunReport, RunRequest};
+use crate::store::{Store, Trigger};
 use crate::telemetry::LogFormat;
 
 /// Exports Rokt Reporting API reports into Postgres (or an embedded SQLite file) on cron schedules.
@@ -110,6 +115,24 @@ pub struct MockApiArgs {
     /// The app secret the simulated token endpoint accepts.
     #[arg(long, default_value = "demo-app-secret")]
     pub app_secret: String,
+    /// The simulation's today (YYYY-MM-DD): no rows after it. Default: today in UTC.
+    #[arg(long, value_name = "DAY", value_parser = parse_day)]
+    pub today: Option<NaiveDate>,
+    /// Account ids the credentials can read, comma-separated. Default: 3141592,2718281.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub accounts: Vec<String>,
+    /// Campaigns in each account.
+    #[arg(long, default_value_t = 5)]
+    pub campaigns: u32,
+    /// Creatives in each campaign.
+    #[arg(long, default_value_t = 2)]
+    pub creatives: u32,
+    /// How long an issued access token lasts, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub token_lifetime_secs: u64,
+    /// Seeds every number the simulation serves (the same seed serves the same data).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 }
 
 fn parse_day(s: &str) -> Result<NaiveDate, String> {
@@ -151,11 +174,11 @@ pub async fn execute(cli: Cli) -> u8 {
                 eprintln!("error: --from {from} is after --to {to}");
                 return exit::USAGE;
             }
-            not_built("run-now", 5)
+            run_now(&cli.config, &env, &args).await
         }
-        Command::Migrate => not_built("migrate", 5),
-        Command::Status => not_built("status", 5),
-        Command::Demo(_) => not_built("demo", 5),
+        Command::Migrate => migrate(&cli.config, &env).await,
+        Command::Status => status(&cli.config, &env).await,
+        Command::Demo(args) => crate::demo::run(&cli.config, &env, &args).await,
         Command::MockApi(args) => crate::mock::run_standalone(&args).await,
     }
 }
@@ -163,6 +186,203 @@ pub async fn execute(cli: Cli) -> u8 {
 fn not_built(command: &str, issue: u32) -> u8 {
     eprintln!("error: `rokt-export {command}` is not built yet (tracked in issue #{issue})");
     exit::RUN_FAILED
+}
+
+/// Connects to the database, retrying a few times; prints the error and returns the exit code.
+pub async fn connect_store(config: &Config) -> Result<Store, u8> {
+    crate::tls::install_crypto_provider();
+    let mut delay = std::time::Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match Store::connect(&config.database).await {
+            Ok(store) => return Ok(store),
+            Err(e) if e.is_unavailable() && attempt < 4 => {
+                tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: cannot use the database {}: {e}",
+                    config.database.url
+                );
+                return Err(if e.is_unavailable() {
+                    exit::UNAVAILABLE
+                } else {
+                    exit::RUN_FAILED
+                });
+            }
+        }
+    }
+}
+
+/// Connects and applies the migrations.
+pub async fn open_store(config: &Config) -> Result<Store, u8> {
+    let store = connect_store(config).await?;
+    if let Err(e) = store.migrate().await {
+        eprintln!("error: cannot apply the database migrations: {e}");
+        return Err(if e.is_unavailable() {
+            exit::UNAVAILABLE
+        } else {
+            exit::RUN_FAILED
+        });
+    }
+    Ok(store)
+}
+
+/// `rokt-export migrate`: core tables, then every job's table.
+async fn migrate(path: &Path, env: &Env) -> u8 {
+    let config = match load_config(path, env) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match open_store(&config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut code = exit::SUCCESS;
+    for job in &config.jobs {
+        match &job.kind {
+            JobKind::Query(q) => match store
+                .ensure_table(&crate::export::rows::query_table(&job.table, q))
+                .await
+            {
+                Ok(c) if c.created => println!("{}: created table {}", job.name, job.table),
+                Ok(c) if c.added.is_empty() => {
+                    println!("{}: table {} is up to date", job.name, job.table)
+                }
+                Ok(c) => println!(
+                    "{}: table {} has new columns: {}",
+                    job.name,
+                    job.table,
+                    c.added.join(", ")
+                ),
+                Err(e) => {
+                    eprintln!(
+                        "error: {}: cannot create or alter table {}: {e}",
+                        job.name, job.table
+                    );
+                    code = exit::RUN_FAILED;
+                }
+            },
+            JobKind::Generic(_) => println!(
+                "{}: table {} is created on the first run (its columns follow the API's fields)",
+                job.name, job.table
+            ),
+        }
+    }
+    store.close().await;
+    if code == exit::SUCCESS {
+        println!("migrations applied to {}", config.database.url);
+    }
+    code
+}
+
+/// `rokt-export --run-now JOB` / `rokt-export run-now JOB`.
+async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> u8 {
+    let config = match load_config(path, env) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if config.job(&args.job).is_none() {
+        let known: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+        eprintln!(
+            "error: no job named \"{}\" in {}; jobs are: {}",
+            args.job,
+            path.display(),
+            known.join(", ")
+        );
+        return exit::CONFIG;
+    }
+    let credentials = match Credentials::from_env(env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let store = match open_store(&config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    crate::tls::install_crypto_provider();
+    let api = match ApiClient::new(&config.api, credentials) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: cannot build the HTTP client: {e}");
+            return exit::RUN_FAILED;
+        }
+    };
+    let ctx = Context {
+        config: Arc::new(config),
+        api,
+        store: store.clone(),
+    };
+    let range = if args.from.is_none() && args.to.is_none() {
+        Range::Incremental
+    } else {
+        Range::Explicit {
+            from: args.from,
+            to: args.to,
+        }
+    };
+    let request = RunRequest {
+        job: args.job.clone(),
+        range,
+        accounts: args.account.clone(),
+        trigger: Trigger::RunNow,
+    };
+    let progress = crate::progress::Terminal::new();
+    let result = crate::export::run_job(&ctx, &request, &progress).await;
+    progress.finish();
+    store.close().await;
+    report_run(&ctx.config, result)
+}
+
+/// Prints a run's summary and returns its exit code.
+pub fn report_run(config: &Config, result: Result<RunReport, RunError>) -> u8 {
+    match result {
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+        Ok(report) => {
+            print!("{}", crate::progress::summary(config, &report));
+            report.exit_code()
+        }
+    }
+}
+
+/// `rokt-export status`.
+async fn status(path: &Path, env: &Env) -> u8 {
+    let config = match load_config(path, env) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match open_store(&config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let result = store.status().await;
+    store.close().await;
+    match result {
+        Ok(rows) => {
+            print!(
+                "{}",
+                crate::progress::status_table(&config, &rows, chrono::Utc::now())
+            );
+            exit::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot read the run history: {e}");
+            if e.is_unavailable() {
+                exit::UNAVAILABLE
+            } else {
+                exit::RUN_FAILED
+            }
+        }
+    }
 }
 
 /// Loads the config, printing the problems and returning the exit code on failure.

@@ -3,11 +3,20 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rokt_export::cli::{self, Cli};
+use rokt_export::cli::{self, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    rokt_export::telemetry::init(cli.log_format);
+    let quiet = matches!(
+        cli.command,
+        Some(Command::Demo(_) | Command::Validate | Command::Status | Command::Migrate)
+    );
+    let filter = if quiet {
+        rokt_export::telemetry::QUIET_FILTER
+    } else {
+        rokt_export::telemetry::DEFAULT_FILTER
+    };
+    rokt_export::telemetry::init_with(cli.log_format, filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -16,13 +16,22 @@ pub enum LogFormat {
 }
 
 /// The filter used when `RUST_LOG` is not set.
-pub const DEFAULT_FILTER: &str =
-    "info,tokio_cron_scheduler=warn,sqlx=warn,hyper=warn,reqwest=warn,h2=warn,rustls=warn";
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn,hyper=warn,reqwest=warn,h2=warn,rustls=warn";
 
-/// Installs the global subscriber. Calling it twice is harmless (the second call does nothing).
+/// The filter for interactive one-shot commands (`demo`, `validate`, `status`, `migrate`), whose own
+/// output says what happened: only warnings and errors unless `RUST_LOG` asks for more.
+pub const QUIET_FILTER: &str = "warn";
+
+/// Installs the global subscriber with [`DEFAULT_FILTER`].
 pub fn init(format: LogFormat) {
+    init_with(format, DEFAULT_FILTER);
+}
+
+/// Installs the global subscriber; `default_filter` applies when `RUST_LOG` is not set. Calling it
+/// twice is harmless (the second call does nothing).
+pub fn init_with(format: LogFormat, default_filter: &str) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let writer = std::io::stderr.with_max_level(tracing::Level::TRACE);
     let result = match format {
         LogFormat::Text => tracing_subscriber::fmt()

@@ -23,6 +23,7 @@ use chrono_tz::Tz;
 use crate::schedule::Schedule;
 pub use credentials::{CredentialSource, Credentials, CredentialsError};
 pub use error::{ConfigError, Problem};
+pub use parse::REFERENCE;
 use template::Template;
 
 /// Environment variable that overrides `[database] url`.

@@ -56,6 +56,17 @@ const COMMON_JOB_KEYS: &[&str] = &[
 const QUERY_JOB_KEYS: &[&str] = &["report", "dimensions", "metrics"];
 const GENERIC_JOB_KEYS: &[&str] = &["method", "endpoint", "query", "body", "records", "key"];
 
+/// Every key of every section, as the README's configuration reference must list them.
+pub const REFERENCE: &[(&str, &[&str])] = &[
+    ("api", API_KEYS),
+    ("database", DATABASE_KEYS),
+    ("server", SERVER_KEYS),
+    ("defaults", DEFAULTS_KEYS),
+    ("jobs", COMMON_JOB_KEYS),
+    ("jobs", QUERY_JOB_KEYS),
+    ("jobs", GENERIC_JOB_KEYS),
+];
+
 /// Columns every job table has; a dimension, metric or key field may not take these names.
 const RESERVED_COLUMNS: &[&str] = &[
     "account_id",

@@ -506,3 +506,35 @@ fn no_input_makes_the_parser_panic() {
         assert!(err.is_err(), "{text:?} should be rejected");
     }
 }
+
+#[test]
+fn the_readme_configuration_reference_matches_the_code() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("<!-- config-reference:start -->")
+        .expect("start marker");
+    let end = readme
+        .find("<!-- config-reference:end -->")
+        .expect("end marker");
+    let documented: std::collections::BTreeSet<String> = readme[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    let in_code: std::collections::BTreeSet<String> = rokt_export::config::REFERENCE
+        .iter()
+        .flat_map(|(section, keys)| keys.iter().map(move |k| format!("{section}.{k}")))
+        .collect();
+    let missing: Vec<_> = in_code.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&in_code).collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from the README reference: {missing:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "README documents keys the code does not know: {stale:?}"
+    );
+}

@@ -4,8 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
 mod cli;
+mod client;
 mod config;
 mod credentials;
+mod export;
 mod helpers;
+mod mock;
 mod postgres;
+mod store;

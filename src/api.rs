@@ -1,1 +1,0 @@
-//! The Rokt API client (built in issue #4).

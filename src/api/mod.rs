@@ -1,0 +1,748 @@
+//! The Rokt API client: every request rokt-export makes to the API goes through [`ApiClient`].
+//!
+//! What it guarantees, whoever calls it:
+//! - at most `max_concurrent_requests` requests in flight across the whole process (a permit is held
+//!   only while a request is on the wire, never during a backoff sleep);
+//! - 429, 5xx (but 501), timeouts and broken connections are retried with exponential backoff and full
+//!   jitter (see [`retry::Backoff`]), honouring `Retry-After`, up to `max_retries` times, with a
+//!   fresh look at the token before every attempt;
+//! - a 401 invalidates the token that was used, renews it and retries once;
+//! - other 4xx fail at once with the API's own message;
+//! - the body is returned as bytes: parsing (and so a malformed-JSON error naming the endpoint and
+//!   position) is [`ApiResponse::json`]'s job, and is never retried;
+//! - nothing secret is logged: method, path, status, latency and attempt, never headers.
+//!
+//! It logs at DEBUG (every request) and WARN (every retry) and never at ERROR: the caller decides
+//! what a failure means.
+
+pub mod retry;
+mod stats;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use chrono::NaiveDate;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::header;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::{debug, instrument, warn};
+
+use crate::auth::{AccessToken, AuthError, TokenManager};
+use crate::config::template::Values;
+use crate::config::{ApiConfig, Credentials, GenericJob, Method, QueryJob};
+pub use retry::Backoff;
+pub use stats::{ApiStats, LATENCY_BUCKETS_SECS, LatencyHistogram};
+
+/// The client. Cheap to clone: clones share the HTTP connection pool, the token and the
+/// concurrency cap.
+#[derive(Clone)]
+pub struct ApiClient {
+    inner: Arc<Inner>,
+}
+
+/// An account the credentials can read (`GET /v1/query/accounts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub account_id: String,
+    pub account_name: Option<String>,
+    /// `accountCurrencyCode`.
+    pub currency: Option<String>,
+    /// `accountTimezone` (an Olson name).
+    pub timezone: Option<String>,
+}
+
+/// A successful (2xx) answer.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    /// The body, decompressed.
+    pub body: Bytes,
+    /// Method and path, e.g. `POST /v1/query/accounts/1/campaigns/`, for messages.
+    pub endpoint: String,
+    /// HTTP requests made for this call, counting retries and the retry after a 401.
+    pub attempts: u32,
+}
+
+/// Why an API call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// No token could be had.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The API refused the request (a 4xx other than 429, or a second 401); retrying will not help.
+    #[error("{endpoint} answered HTTP {status}: {message}")]
+    Status {
+        status: u16,
+        endpoint: String,
+        /// The API's own words (from `message`, `error`, `error_description`, `detail` or `errors`).
+        message: String,
+    },
+    /// Every attempt failed with a transient error (429, 5xx, timeout, reset).
+    #[error("{endpoint} failed {attempts} times; the last failure: {last}")]
+    RetriesExhausted {
+        endpoint: String,
+        attempts: u32,
+        last: String,
+    },
+    /// The answer is not the JSON expected.
+    #[error("{endpoint} returned malformed JSON at line {line}, column {column}: {message}")]
+    MalformedJson {
+        endpoint: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// The request could not be sent for a reason retrying cannot fix (an invalid URL, a redirect loop).
+    #[error("{endpoint}: {message}")]
+    Transport { endpoint: String, message: String },
+    /// The HTTP client could not be built (TLS set-up).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+impl ApiError {
+    /// Whether the same request may succeed later. The client has already spent its retries when
+    /// it returns an error, so this is for the caller's next run, not for an immediate retry.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ApiError::Auth(e) => e.is_retriable(),
+            ApiError::RetriesExhausted { .. } => true,
+            ApiError::Status { status, .. } => retry::is_retriable_status(*status),
+            ApiError::MalformedJson { .. } | ApiError::Transport { .. } | ApiError::Client(_) => {
+                false
+            }
+        }
+    }
+
+    /// Whether the API (or its token endpoint) stayed unreachable after retries: exit code 69.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            ApiError::RetriesExhausted { .. } | ApiError::Auth(AuthError::Unavailable { .. })
+        )
+    }
+
+    /// The process exit code this failure calls for when it ends a one-shot command: 78 when the
+    /// operator must fix the credentials or `[api]` (rejected credentials, a token endpoint that
+    /// is not one, an unusable URL), 69 when the API stayed unavailable, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ApiError::Auth(
+                AuthError::Rejected { .. }
+                | AuthError::Unexpected { .. }
+                | AuthError::Request { .. },
+            ) => crate::exit::CONFIG,
+            e if e.is_unavailable() => crate::exit::UNAVAILABLE,
+            _ => crate::exit::RUN_FAILED,
+        }
+    }
+}
+
+impl ApiResponse {
+    /// Parses the body. A syntax error or an unexpected shape names the endpoint and the position.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::MalformedJson {
+            endpoint: self.endpoint.clone(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })
+    }
+}
+
+impl ApiClient {
+    /// Builds the HTTP client (rustls, gzip, `rokt-export/<version>` user agent, the configured
+    /// timeouts), the token manager and the process-wide concurrency cap.
+    pub fn new(api: &ApiConfig, credentials: Credentials) -> Result<ApiClient, ApiError> {
+        ApiClient::with_backoff(api, credentials, Backoff::default())
+    }
+
+    /// Like [`ApiClient::new`] with another backoff policy, for the API and the token endpoint
+    /// alike (tests use [`Backoff::fast`] to stay quick).
+    pub fn with_backoff(
+        api: &ApiConfig,
+        credentials: Credentials,
+        backoff: Backoff,
+    ) -> Result<ApiClient, ApiError> {
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("rokt-export/", env!("CARGO_PKG_VERSION")))
+            .gzip(true)
+            .timeout(api.request_timeout)
+            .connect_timeout(api.connect_timeout)
+            .build()
+            .map_err(|e| ApiError::Client(describe_transport(&e)))?;
+        let tokens = TokenManager::with_backoff(http.clone(), api, credentials, backoff);
+        Ok(ApiClient {
+            inner: Arc::new(Inner {
+                http,
+                base_url: api.base_url.trim_end_matches('/').to_owned(),
+                tokens,
+                // Zero would block every request forever; config validation should prevent it.
+                permits: Semaphore::new(api.max_concurrent_requests.max(1)),
+                max_retries: api.max_retries,
+                backoff,
+                stats: stats::Recorder::default(),
+            }),
+        })
+    }
+
+    /// The token manager (shared with every clone of this client).
+    pub fn tokens(&self) -> &TokenManager {
+        &self.inner.tokens
+    }
+
+    /// `GET /v1/query/accounts`: the accounts the credentials can read.
+    pub async fn accounts(&self) -> Result<Vec<Account>, ApiError> {
+        let response = self
+            .send(reqwest::Method::GET, "/v1/query/accounts".into(), &[], None)
+            .await?;
+        parse_accounts(&response)
+    }
+
+    /// `POST /v1/query/accounts/{account_id}/campaigns/` (or `/transactions`): the job's report
+    /// per day for the days `start..=last`. Rokt's `endDate` is exclusive, so `last + 1` is sent.
+    pub async fn query_report(
+        &self,
+        account_id: &str,
+        job: &QueryJob,
+        start: NaiveDate,
+        last: NaiveDate,
+        timezone: &str,
+        currency: &str,
+    ) -> Result<ApiResponse, ApiError> {
+        let path = format!(
+            "/v1/query/accounts/{}{}",
+            utf8_percent_encode(account_id, PATH_SEGMENT),
+            job.report.path_suffix()
+        );
+        let body = report_body(job, start, last, timezone, currency);
+        self.send(reqwest::Method::POST, path, &[], Some(&body))
+            .await
+    }
+
+    /// A generic job's request: its method, its endpoint with path placeholders percent-encoded,
+    /// its query parameters and JSON body with placeholders expanded.
+    pub async fn generic(
+        &self,
+        job: &GenericJob,
+        values: &Values<'_>,
+    ) -> Result<ApiResponse, ApiError> {
+        let method = match job.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+        };
+        let path = job.endpoint.expand_path(values);
+        let query: Vec<(String, String)> = job
+            .query
+            .iter()
+            .map(|(k, t)| (k.clone(), t.expand(values)))
+            .collect();
+        let body = job.body.as_ref().map(|b| b.expand(values));
+        self.send(method, path, &query, body.as_ref()).await
+    }
+
+    /// A snapshot of the request counters.
+    pub fn stats(&self) -> ApiStats {
+        self.inner.stats.snapshot(self.inner.tokens.renewals())
+    }
+
+    /// Sends one logical request, with the retries described in the module docs.
+    #[instrument(skip_all, fields(method = %method, path = %path))]
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: String,
+        query: &[(String, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<ApiResponse, ApiError> {
+        let endpoint = format!("{method} {path}");
+        let url = format!("{}{}", self.inner.base_url, path);
+        // Serialised once: retries resend the same bytes.
+        let body = match body {
+            Some(b) => Some(Bytes::from(serde_json::to_vec(b).map_err(|e| {
+                ApiError::Transport {
+                    endpoint: endpoint.clone(),
+                    message: format!("cannot serialise the request body: {e}"),
+                }
+            })?)),
+            None => None,
+        };
+        let request = Prepared {
+            method,
+            url,
+            query,
+            body,
+        };
+        let mut attempts: u32 = 0;
+        let mut retries: u32 = 0;
+        let mut renewed_after_401 = false;
+        loop {
+            let token = self.inner.tokens.token().await?;
+            attempts += 1;
+            let outcome = self.attempt(&request, &token, attempts).await;
+            let failure = match outcome {
+                Ok(answer) if (200..300).contains(&answer.status) => {
+                    return Ok(ApiResponse {
+                        body: answer.body,
+                        endpoint,
+                        attempts,
+                    });
+                }
+                Ok(answer) if answer.status == 401 && !renewed_after_401 => {
+                    // The token expired early or was revoked: renew once, retry once.
+                    debug!(attempt = attempts, "401 Unauthorized; renewing the token");
+                    renewed_after_401 = true;
+                    self.inner.tokens.invalidate(&token).await;
+                    continue;
+                }
+                Ok(answer) if retry::is_retriable_status(answer.status) => Transient {
+                    description: format!(
+                        "HTTP {}: {}",
+                        answer.status,
+                        error_message(&answer.body, answer.status)
+                    ),
+                    retry_after: answer.retry_after,
+                },
+                Ok(answer) => {
+                    return Err(ApiError::Status {
+                        status: answer.status,
+                        endpoint,
+                        message: error_message(&answer.body, answer.status),
+                    });
+                }
+                Err(e) if e.is_builder() || e.is_redirect() => {
+                    return Err(ApiError::Transport {
+                        endpoint,
+                        message: describe_transport(&e),
+                    });
+                }
+                Err(e) => Transient {
+                    description: describe_transport(&e),
+                    retry_after: None,
+                },
+            };
+            if retries >= self.inner.max_retries {
+                return Err(ApiError::RetriesExhausted {
+                    endpoint,
+                    attempts,
+                    last: failure.description,
+                });
+            }
+            retries += 1;
+            self.inner.stats.retry();
+            let delay = self.inner.backoff.delay(retries, failure.retry_after);
+            warn!(
+                attempt = attempts,
+                retry = retries,
+                max_retries = self.inner.max_retries,
+                delay_ms = millis(delay),
+                error = %failure.description,
+                "API request failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One HTTP request, holding a concurrency permit from sending until the body is read.
+    async fn attempt(
+        &self,
+        request: &Prepared<'_>,
+        token: &AccessToken,
+        attempt: u32,
+    ) -> Result<Answer, reqwest::Error> {
+        // The semaphore is never closed, so acquiring cannot fail; if it somehow did, sending
+        // without a permit is better than failing the run.
+        let _permit = self.inner.permits.acquire().await.ok();
+        let started = Instant::now();
+        let result = self.exchange(request, token).await;
+        let latency = started.elapsed();
+        match &result {
+            Ok(answer) => {
+                self.inner.stats.request(Some(answer.status), latency);
+                debug!(
+                    status = answer.status,
+                    latency_ms = millis(latency),
+                    attempt,
+                    bytes = answer.body.len(),
+                    "API answered"
+                );
+            }
+            Err(e) => {
+                self.inner.stats.request(None, latency);
+                debug!(
+                    latency_ms = millis(latency),
+                    attempt,
+                    error = %describe_transport(e),
+                    "API request got no answer"
+                );
+            }
+        }
+        result
+    }
+
+    async fn exchange(
+        &self,
+        request: &Prepared<'_>,
+        token: &AccessToken,
+    ) -> Result<Answer, reqwest::Error> {
+        let mut builder = self
+            .inner
+            .http
+            .request(request.method.clone(), &request.url)
+            .header(header::AUTHORIZATION, token.authorization())
+            .header(header::ACCEPT, "application/json");
+        if !request.query.is_empty() {
+            builder = builder.query(request.query);
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let response = builder.send().await?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        let body = response.bytes().await?;
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base_url", &self.inner.base_url)
+            .field("max_retries", &self.inner.max_retries)
+            .field("tokens", &self.inner.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base_url: String,
+    tokens: TokenManager,
+    permits: Semaphore,
+    max_retries: u32,
+    backoff: Backoff,
+    stats: stats::Recorder,
+}
+
+struct Prepared<'a> {
+    method: reqwest::Method,
+    url: String,
+    query: &'a [(String, String)],
+    body: Option<Bytes>,
+}
+
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Bytes,
+}
+
+struct Transient {
+    description: String,
+    retry_after: Option<Duration>,
+}
+
+/// Characters left as they are in a path segment (RFC 3986 unreserved), as in
+/// [`crate::config::template::Template::expand_path`].
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The Query API request body for one window.
+fn report_body(
+    job: &QueryJob,
+    start: NaiveDate,
+    last: NaiveDate,
+    timezone: &str,
+    currency: &str,
+) -> serde_json::Value {
+    // `endDate` is exclusive; `succ_opt` fails only at the end of chrono's calendar.
+    let end = last.succ_opt().unwrap_or(last);
+    serde_json::json!({
+        "interval": "day",
+        "startDate": start.format("%Y-%m-%d").to_string(),
+        "endDate": end.format("%Y-%m-%d").to_string(),
+        "metrics": job.metrics,
+        "dimensions": job.dimensions,
+        "timezoneVariation": timezone,
+        "currencyCode": currency,
+    })
+}
+
+/// Reads the accounts list: a top-level array (as documented) or one wrapped in `data`.
+fn parse_accounts(response: &ApiResponse) -> Result<Vec<Account>, ApiError> {
+    let value: serde_json::Value = response.json()?;
+    let shape_error = |message: &str| ApiError::MalformedJson {
+        endpoint: response.endpoint.clone(),
+        line: 1,
+        column: 1,
+        message: message.to_owned(),
+    };
+    let items = match &value {
+        serde_json::Value::Array(items) => items,
+        serde_json::Value::Object(o) => match o.get("data") {
+            Some(serde_json::Value::Array(items)) => items,
+            _ => return Err(shape_error("expected an array of accounts")),
+        },
+        _ => return Err(shape_error("expected an array of accounts")),
+    };
+    let text = |item: &serde_json::Value, key: &str| -> Option<String> {
+        match item.get(key)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            Ok(Account {
+                account_id: text(item, "accountId").ok_or_else(|| {
+                    shape_error(&format!("account {i} has no `accountId` string or number"))
+                })?,
+                account_name: text(item, "accountName"),
+                currency: text(item, "accountCurrencyCode"),
+                timezone: text(item, "accountTimezone"),
+            })
+        })
+        .collect()
+}
+
+/// Longest API message quoted in an error.
+const MAX_MESSAGE_CHARS: usize = 500;
+
+/// The API's explanation of a failure: the first of `message`, `error`, `error_description`,
+/// `detail`, `errors` in a JSON body (strings as they are, anything else as compact JSON), else the
+/// body's text, else the status's reason phrase.
+pub(crate) fn error_message(body: &[u8], status: u16) -> String {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        for key in ["message", "error", "error_description", "detail", "errors"] {
+            match value.get(key) {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::String(s)) if s.trim().is_empty() => {}
+                Some(serde_json::Value::String(s)) => return truncate(s.trim()),
+                Some(serde_json::Value::Object(o))
+                    if o.get("message").is_some_and(|m| m.is_string()) =>
+                {
+                    return truncate(
+                        o.get("message")
+                            .and_then(|m| m.as_str())
+                            .unwrap_or_default(),
+                    );
+                }
+                Some(other) => return truncate(&other.to_string()),
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if !text.is_empty() {
+        return truncate(text);
+    }
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("no explanation given")
+        .to_owned()
+}
+
+/// `text` cut to [`MAX_MESSAGE_CHARS`] characters.
+pub(crate) fn truncate(text: &str) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// A transport error with its causes ("error sending request: connection refused"), without the
+/// URL (the endpoint is named separately, and a query string has no place in a log line).
+pub(crate) fn describe_transport(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        String::new()
+    };
+    let mut current: Option<&dyn std::error::Error> = Some(error);
+    let mut first = true;
+    while let Some(e) = current {
+        let part = if first {
+            // reqwest's own Display appends the URL; rebuild it without.
+            let message = e.to_string();
+            match message.find(" for url (") {
+                Some(i) => message[..i].to_owned(),
+                None => message,
+            }
+        } else {
+            e.to_string()
+        };
+        first = false;
+        if !part.is_empty() && !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+        current = e.source();
+    }
+    text
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::Report;
+
+    #[test]
+    fn report_body_sends_the_exclusive_end_date() {
+        let job = QueryJob {
+            report: Report::Campaigns,
+            dimensions: vec!["campaign_id".into()],
+            metrics: vec!["impressions".into(), "referrals".into()],
+        };
+        let body = report_body(
+            &job,
+            NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+            "America/Los_Angeles",
+            "USD",
+        );
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "interval": "day", "startDate": "2026-03-01", "endDate": "2026-04-01",
+                "metrics": ["impressions", "referrals"], "dimensions": ["campaign_id"],
+                "timezoneVariation": "America/Los_Angeles", "currencyCode": "USD",
+            })
+        );
+    }
+
+    #[test]
+    fn error_message_looks_in_the_usual_places() {
+        assert_eq!(
+            error_message(br#"{"message":"bad metric"}"#, 400),
+            "bad metric"
+        );
+        assert_eq!(
+            error_message(
+                br#"{"error":"invalid_request","error_description":"x"}"#,
+                400
+            ),
+            "invalid_request"
+        );
+        assert_eq!(error_message(br#"{"detail":"nope"}"#, 404), "nope");
+        assert_eq!(
+            error_message(br#"{"errors":[{"field":"metrics"}]}"#, 422),
+            r#"[{"field":"metrics"}]"#
+        );
+        assert_eq!(
+            error_message(br#"{"error":{"message":"deep"}}"#, 400),
+            "deep"
+        );
+        assert_eq!(
+            error_message(b"<html>Bad Gateway</html>", 502),
+            "<html>Bad Gateway</html>"
+        );
+        assert_eq!(error_message(b"", 404), "Not Found");
+        assert_eq!(error_message(b"  ", 799), "no explanation given");
+        assert!(
+            error_message("é".repeat(2000).as_bytes(), 400)
+                .chars()
+                .count()
+                <= 503
+        );
+    }
+
+    #[test]
+    fn malformed_json_names_endpoint_and_position() {
+        let response = ApiResponse {
+            body: Bytes::from_static(b"{\"data\": [\n  {\"a\": 1},\n  {\"a\": tru"),
+            endpoint: "POST /v1/query/accounts/1/campaigns/".into(),
+            attempts: 1,
+        };
+        let err = response.json::<serde_json::Value>().unwrap_err();
+        match &err {
+            ApiError::MalformedJson { endpoint, line, .. } => {
+                assert_eq!(endpoint, "POST /v1/query/accounts/1/campaigns/");
+                assert_eq!(*line, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!err.is_retriable());
+        assert!(!err.is_unavailable());
+        assert!(err.to_string().contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn accounts_are_read_from_either_shape() {
+        let response = |body: &'static [u8]| ApiResponse {
+            body: Bytes::from_static(body),
+            endpoint: "GET /v1/query/accounts".into(),
+            attempts: 1,
+        };
+        let plain = parse_accounts(&response(
+            br#"[{"accountId":"1","accountName":"A","accountCurrencyCode":"USD","accountTimezone":"UTC"},{"accountId":2}]"#,
+        ))
+        .unwrap();
+        assert_eq!(plain.len(), 2);
+        assert_eq!(plain[0].currency.as_deref(), Some("USD"));
+        assert_eq!(plain[1].account_id, "2");
+        let wrapped = parse_accounts(&response(br#"{"data":[{"accountId":"7"}]}"#)).unwrap();
+        assert_eq!(wrapped[0].account_id, "7");
+        assert!(matches!(
+            parse_accounts(&response(br#"[{"name":"x"}]"#)),
+            Err(ApiError::MalformedJson { .. })
+        ));
+    }
+
+    #[test]
+    fn retry_classification() {
+        let exhausted = ApiError::RetriesExhausted {
+            endpoint: "GET /x".into(),
+            attempts: 3,
+            last: "HTTP 503".into(),
+        };
+        assert!(exhausted.is_retriable() && exhausted.is_unavailable());
+        let status = ApiError::Status {
+            status: 400,
+            endpoint: "GET /x".into(),
+            message: "bad".into(),
+        };
+        assert!(!status.is_retriable() && !status.is_unavailable());
+        assert_eq!(exhausted.exit_code(), crate::exit::UNAVAILABLE);
+        assert_eq!(status.exit_code(), crate::exit::RUN_FAILED);
+        let rejected = ApiError::Auth(AuthError::Rejected {
+            status: 403,
+            code: "invalid_client".into(),
+            message: String::new(),
+            credentials: "ROKT_APP_ID and ROKT_APP_SECRET".into(),
+        });
+        assert_eq!(rejected.exit_code(), crate::exit::CONFIG);
+        let down = ApiError::Auth(AuthError::Unavailable {
+            attempts: 6,
+            last: "HTTP 503".into(),
+        });
+        assert_eq!(down.exit_code(), crate::exit::UNAVAILABLE);
+    }
+}

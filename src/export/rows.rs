@@ -1,0 +1,929 @@
+//! Turning an API answer into typed, column-major rows for the store.
+//!
+//! Query API rows keep numbers exactly as the API wrote them (the JSON number's own text goes to a
+//! NUMERIC column, never through a float). Anything a job did not name lands in `_extra`, so nothing
+//! the API sent is lost; a value of an unexpected type is kept there too, and said in the log.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, NaiveDate};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::config::{GenericJob, QueryJob};
+use crate::store::{Batch, ColumnData, ColumnSpec, ColumnType, TableSpec, TypeMismatch};
+
+/// Why an answer could not be turned into rows. Fails the window; nothing of it is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RowsError {
+    #[error("the answer is not the expected JSON: {0}")]
+    Shape(String),
+    #[error("row {row} (counting from 0): {message}")]
+    Row { row: usize, message: String },
+}
+
+/// Columns every table has besides the job's own.
+pub const EXTRA_COLUMN: &str = "_extra";
+
+/// Values that were kept in `_extra` because their type did not fit their column, for the log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Diversions {
+    /// column name → how many values went to `_extra` instead.
+    pub by_column: BTreeMap<String, usize>,
+}
+
+/// The table of a Query API job: `(account_id, date, <dimensions>)` is the key.
+pub fn query_table(table: &str, job: &QueryJob) -> TableSpec {
+    let mut columns = vec![
+        ColumnSpec {
+            name: "account_id".into(),
+            ty: ColumnType::Text,
+        },
+        ColumnSpec {
+            name: "date".into(),
+            ty: ColumnType::Date,
+        },
+    ];
+    columns.extend(job.dimensions.iter().map(|d| ColumnSpec {
+        name: d.clone(),
+        ty: ColumnType::Text,
+    }));
+    columns.extend(job.metrics.iter().map(|m| ColumnSpec {
+        name: m.clone(),
+        ty: ColumnType::Numeric,
+    }));
+    columns.push(ColumnSpec {
+        name: "currency".into(),
+        ty: ColumnType::Text,
+    });
+    columns.push(ColumnSpec {
+        name: "timezone".into(),
+        ty: ColumnType::Text,
+    });
+    columns.push(ColumnSpec {
+        name: EXTRA_COLUMN.into(),
+        ty: ColumnType::Json,
+    });
+    let mut key = vec!["account_id".to_owned(), "date".to_owned()];
+    key.extend(job.dimensions.iter().cloned());
+    TableSpec {
+        table: table.to_owned(),
+        columns,
+        key,
+    }
+}
+
+#[derive(Deserialize)]
+struct QueryAnswer<'a> {
+    #[serde(borrow)]
+    data: Option<Vec<HashMap<Cow<'a, str>, &'a RawValue>>>,
+}
+
+/// Parses a Query API answer (`{"data": [...]}`) into a batch for [`query_table`].
+pub fn query_rows(
+    body: &[u8],
+    job: &QueryJob,
+    account_id: &str,
+    timezone: Tz,
+    currency: &str,
+) -> Result<(Batch, Diversions), RowsError> {
+    let answer: QueryAnswer<'_> =
+        serde_json::from_slice(body).map_err(|e| RowsError::Shape(e.to_string()))?;
+    let rows = answer
+        .data
+        .ok_or_else(|| RowsError::Shape("there is no `data` array".into()))?;
+    let n = rows.len();
+    let mut dates = Vec::with_capacity(n);
+    let mut dims: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(n); job.dimensions.len()];
+    let mut metrics: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(n); job.metrics.len()];
+    let mut extra = Vec::with_capacity(n);
+    let mut diversions = Diversions::default();
+
+    for (i, row) in rows.iter().enumerate() {
+        let row_error = |message: String| RowsError::Row { row: i, message };
+        let datetime = row.get("datetime").ok_or_else(|| {
+            row_error("has no `datetime` (the day of the row); was `interval` sent?".into())
+        })?;
+        dates.push(Some(day_of(datetime.get(), timezone).map_err(row_error)?));
+        let mut diverted: Vec<(&str, &RawValue)> = Vec::new();
+        for (d, column) in job.dimensions.iter().zip(dims.iter_mut()) {
+            let raw = row.get(d.as_str()).ok_or_else(|| {
+                row_error(format!(
+                    "has no `{d}`, a dimension of this job (a key field)"
+                ))
+            })?;
+            column.push(text_of(raw));
+        }
+        for (m, column) in job.metrics.iter().zip(metrics.iter_mut()) {
+            match row.get(m.as_str()) {
+                None => column.push(None),
+                Some(raw) => match number_of(raw) {
+                    Ok(v) => column.push(v),
+                    Err(()) => {
+                        column.push(None);
+                        diverted.push((m.as_str(), raw));
+                        *diversions.by_column.entry(m.clone()).or_default() += 1;
+                    }
+                },
+            }
+        }
+        let mut extra_fields: Vec<(&str, &RawValue)> = row
+            .iter()
+            .filter(|(k, _)| {
+                k.as_ref() != "datetime"
+                    && !job.dimensions.iter().any(|d| d == k.as_ref())
+                    && !job.metrics.iter().any(|m| m == k.as_ref())
+            })
+            .map(|(k, v)| (k.as_ref(), *v))
+            .collect();
+        extra_fields.extend(diverted);
+        extra.push(json_object(&mut extra_fields));
+    }
+
+    let mut columns = Vec::with_capacity(5 + dims.len() + metrics.len());
+    columns.push(ColumnData::Text(vec![Some(account_id.to_owned()); n]));
+    columns.push(ColumnData::Date(dates));
+    columns.extend(dims.into_iter().map(ColumnData::Text));
+    columns.extend(metrics.into_iter().map(ColumnData::Numeric));
+    columns.push(ColumnData::Text(vec![Some(currency.to_owned()); n]));
+    columns.push(ColumnData::Text(vec![Some(timezone.name().to_owned()); n]));
+    columns.push(ColumnData::Json(extra));
+    Ok((Batch { columns }, diversions))
+}
+
+/// A generic job's rows, with the table they need.
+#[derive(Debug)]
+pub struct GenericRows {
+    pub spec: TableSpec,
+    pub batch: Batch,
+    pub diversions: Diversions,
+}
+
+/// Parses a generic job's answer: the array at `job.records`, one object per row.
+///
+/// Field names become snake_case columns (`groupByValue` → `group_by_value`) so analysts can write
+/// plain SQL; types are inferred from the values (numbers NUMERIC, strings TEXT, booleans BOOLEAN,
+/// objects and arrays JSONB). A field whose values mix types is widened to TEXT (numbers keep their
+/// JSON text), or, for objects among scalars, kept whole in `_extra`.
+pub fn generic_rows(
+    body: &[u8],
+    job: &GenericJob,
+    table: &str,
+    account_id: &str,
+    window_start: NaiveDate,
+) -> Result<GenericRows, RowsError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| RowsError::Shape(e.to_string()))?;
+    let records = value.pointer(&job.records).ok_or_else(|| {
+        RowsError::Shape(format!(
+            "nothing at the JSON pointer `{}` (the job's `records`)",
+            job.records
+        ))
+    })?;
+    let records = match records {
+        serde_json::Value::Array(items) => items.as_slice(),
+        serde_json::Value::Null => &[],
+        other => {
+            return Err(RowsError::Shape(format!(
+                "`{}` is {}, not an array of rows",
+                job.records,
+                kind_of(other)
+            )));
+        }
+    };
+    let mut objects = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        match r {
+            serde_json::Value::Object(map) => objects.push(map),
+            other => {
+                return Err(RowsError::Row {
+                    row: i,
+                    message: format!("is {}, not an object", kind_of(other)),
+                });
+            }
+        }
+    }
+
+    // Column order: key fields first, then the others by name (serde_json keeps object keys sorted).
+    let mut fields: Vec<String> = job.key.clone();
+    for obj in &objects {
+        for k in obj.keys() {
+            if !fields.contains(k) {
+                fields.push(k.clone());
+            }
+        }
+    }
+    let reserved = [
+        "account_id",
+        "window_start",
+        "_run_id",
+        "_loaded_at",
+        EXTRA_COLUMN,
+    ];
+    let mut columns_of: Vec<(String, String, ColumnType)> = Vec::new(); // (field, column, type)
+    let mut to_extra: Vec<String> = Vec::new();
+    for f in &fields {
+        let column = column_name(f);
+        let is_key = job.key.contains(f);
+        if column.is_empty()
+            || (!is_key && reserved.contains(&column.as_str()))
+            || columns_of.iter().any(|(_, c, _)| *c == column)
+        {
+            to_extra.push(f.clone());
+            continue;
+        }
+        let ty = infer(objects.iter().filter_map(|o| o.get(f)));
+        let ty = if is_key && ty == ColumnType::Json {
+            ColumnType::Text
+        } else {
+            ty
+        };
+        columns_of.push((f.clone(), column, ty));
+    }
+
+    let n = objects.len();
+    let mut data: Vec<ColumnData> = columns_of
+        .iter()
+        .map(|(_, _, ty)| match ty {
+            ColumnType::Numeric => ColumnData::Numeric(Vec::with_capacity(n)),
+            ColumnType::Boolean => ColumnData::Boolean(Vec::with_capacity(n)),
+            ColumnType::Json => ColumnData::Json(Vec::with_capacity(n)),
+            ColumnType::Date | ColumnType::Text => ColumnData::Text(Vec::with_capacity(n)),
+        })
+        .collect();
+    let mut extra = Vec::with_capacity(n);
+    let mut diversions = Diversions::default();
+    for (i, obj) in objects.iter().enumerate() {
+        let mut extra_map = serde_json::Map::new();
+        for ((field, column, _), out) in columns_of.iter().zip(data.iter_mut()) {
+            let value = obj.get(field);
+            if job.key.contains(field) && value.is_none() {
+                return Err(RowsError::Row {
+                    row: i,
+                    message: format!("has no `{field}`, a key field of this job"),
+                });
+            }
+            let value = value.unwrap_or(&serde_json::Value::Null);
+            let fits = push_value(out, value);
+            if !fits {
+                extra_map.insert(field.clone(), value.clone());
+                *diversions.by_column.entry(column.clone()).or_default() += 1;
+            }
+        }
+        for f in &to_extra {
+            if let Some(v) = obj.get(f) {
+                extra_map.insert(f.clone(), v.clone());
+            }
+        }
+        extra.push(
+            (!extra_map.is_empty()).then(|| serde_json::Value::Object(extra_map).to_string()),
+        );
+    }
+
+    let mut spec_columns = vec![
+        ColumnSpec {
+            name: "account_id".into(),
+            ty: ColumnType::Text,
+        },
+        ColumnSpec {
+            name: "window_start".into(),
+            ty: ColumnType::Date,
+        },
+    ];
+    spec_columns.extend(columns_of.iter().map(|(_, c, ty)| ColumnSpec {
+        name: c.clone(),
+        ty: *ty,
+    }));
+    spec_columns.push(ColumnSpec {
+        name: EXTRA_COLUMN.into(),
+        ty: ColumnType::Json,
+    });
+    let mut key = vec!["account_id".to_owned(), "window_start".to_owned()];
+    key.extend(job.key.iter().map(|k| column_name(k)));
+
+    let mut columns = Vec::with_capacity(data.len() + 3);
+    columns.push(ColumnData::Text(vec![Some(account_id.to_owned()); n]));
+    columns.push(ColumnData::Date(vec![Some(window_start); n]));
+    columns.extend(data);
+    columns.push(ColumnData::Json(extra));
+    Ok(GenericRows {
+        spec: TableSpec {
+            table: table.to_owned(),
+            columns: spec_columns,
+            key,
+        },
+        batch: Batch { columns },
+        diversions,
+    })
+}
+
+/// Makes a generic job's batch fit a table whose columns already have other types than this batch
+/// inferred (a field that was a number yesterday and is a string today, or the other way round).
+///
+/// The table wins, nothing is converted behind the analyst's back, and nothing is lost: a value the
+/// existing column can hold exactly goes there (a number into a text column keeps its JSON text);
+/// any other value is kept in `_extra` under its field name and counted in `diversions`.
+pub fn conform(rows: &mut GenericRows, mismatches: &[TypeMismatch]) {
+    let Some(extra_at) = rows
+        .spec
+        .columns
+        .iter()
+        .position(|c| c.name == EXTRA_COLUMN)
+    else {
+        return;
+    };
+    for m in mismatches {
+        let Some(i) = rows.spec.columns.iter().position(|c| c.name == m.column) else {
+            continue;
+        };
+        if rows.spec.key.contains(&m.column) {
+            continue; // a key column keeps its type; a value it cannot hold fails the window
+        }
+        let n = rows.batch.columns[i].len();
+        let old = std::mem::replace(&mut rows.batch.columns[i], ColumnData::Text(Vec::new()));
+        let mut moved: Vec<(usize, serde_json::Value)> = Vec::new();
+        let new = match m.existing_type {
+            Some(ColumnType::Text) => ColumnData::Text(
+                (0..n)
+                    .map(|r| {
+                        cell_as_json(&old, r).map(|v| match v {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        })
+                    })
+                    .collect(),
+            ),
+            Some(ColumnType::Numeric) => ColumnData::Numeric(
+                (0..n)
+                    .map(|r| match cell_as_json(&old, r) {
+                        None => None,
+                        Some(serde_json::Value::Number(x)) => Some(x.to_string()),
+                        Some(serde_json::Value::String(s)) if is_decimal(s.trim()) => {
+                            Some(s.trim().to_owned())
+                        }
+                        Some(other) => {
+                            moved.push((r, other));
+                            None
+                        }
+                    })
+                    .collect(),
+            ),
+            Some(ColumnType::Boolean) => ColumnData::Boolean(
+                (0..n)
+                    .map(|r| match cell_as_json(&old, r) {
+                        None => None,
+                        Some(serde_json::Value::Bool(b)) => Some(b),
+                        Some(other) => {
+                            moved.push((r, other));
+                            None
+                        }
+                    })
+                    .collect(),
+            ),
+            Some(ColumnType::Json) => ColumnData::Json(
+                (0..n)
+                    .map(|r| cell_as_json(&old, r).map(|v| v.to_string()))
+                    .collect(),
+            ),
+            Some(ColumnType::Date) | None => {
+                for r in 0..n {
+                    if let Some(v) = cell_as_json(&old, r) {
+                        moved.push((r, v));
+                    }
+                }
+                match m.existing_type {
+                    Some(ColumnType::Date) => ColumnData::Date(vec![None; n]),
+                    _ => ColumnData::Text(vec![None; n]),
+                }
+            }
+        };
+        rows.batch.columns[i] = new;
+        if let Some(t) = m.existing_type {
+            rows.spec.columns[i].ty = t;
+        }
+        if !moved.is_empty() {
+            *rows
+                .diversions
+                .by_column
+                .entry(m.column.clone())
+                .or_default() += moved.len();
+            if let ColumnData::Json(extra) = &mut rows.batch.columns[extra_at] {
+                for (r, value) in moved {
+                    let mut map = extra[r]
+                        .as_deref()
+                        .and_then(|t| {
+                            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t)
+                                .ok()
+                        })
+                        .unwrap_or_default();
+                    map.insert(m.column.clone(), value);
+                    extra[r] = Some(serde_json::Value::Object(map).to_string());
+                }
+            }
+        }
+    }
+}
+
+/// One cell of a column as JSON (None for NULL).
+fn cell_as_json(column: &ColumnData, row: usize) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    match column {
+        ColumnData::Text(v) => v[row].clone().map(Value::String),
+        ColumnData::Numeric(v) => v[row]
+            .as_deref()
+            .map(|s| serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))),
+        ColumnData::Json(v) => v[row]
+            .as_deref()
+            .map(|s| serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))),
+        ColumnData::Boolean(v) => v[row].map(Value::Bool),
+        ColumnData::Date(v) => v[row].map(|d| Value::String(d.to_string())),
+    }
+}
+
+/// `groupByValue` → `group_by_value`; anything not `[a-z0-9_]` becomes `_`; at most 63 bytes.
+pub fn column_name(field: &str) -> String {
+    let mut out = String::with_capacity(field.len() + 4);
+    let mut prev_lower = false;
+    for c in field.chars() {
+        if c.is_ascii_uppercase() {
+            if prev_lower {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+            prev_lower = false;
+        } else if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+            prev_lower = true;
+        } else {
+            if !out.ends_with('_') {
+                out.push('_');
+            }
+            prev_lower = false;
+        }
+    }
+    let trimmed = out.trim_matches('_');
+    let mut name = if trimmed.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("f_{trimmed}")
+    } else {
+        trimmed.to_owned()
+    };
+    name.truncate(63);
+    name
+}
+
+fn infer<'a>(values: impl Iterator<Item = &'a serde_json::Value>) -> ColumnType {
+    use serde_json::Value;
+    let mut seen: Option<ColumnType> = None;
+    for v in values {
+        let ty = match v {
+            Value::Null => continue,
+            Value::Bool(_) => ColumnType::Boolean,
+            Value::Number(_) => ColumnType::Numeric,
+            Value::String(_) => ColumnType::Text,
+            Value::Array(_) | Value::Object(_) => ColumnType::Json,
+        };
+        seen = Some(match (seen, ty) {
+            (None, t) => t,
+            (Some(s), t) if s == t => s,
+            // A scalar among objects/arrays, or the other way round: the scalar type wins and the
+            // odd values are kept whole in _extra.
+            (Some(ColumnType::Json), t) => t,
+            (Some(s), ColumnType::Json) => s,
+            // Mixed scalars widen to text (numbers keep their JSON text).
+            (Some(_), _) => ColumnType::Text,
+        });
+    }
+    seen.unwrap_or(ColumnType::Text)
+}
+
+/// Appends `value` to `out`; returns false (and appends NULL) when it does not fit the column.
+fn push_value(out: &mut ColumnData, value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (out, value) {
+        (ColumnData::Text(v), Value::Null)
+        | (ColumnData::Numeric(v), Value::Null)
+        | (ColumnData::Json(v), Value::Null) => v.push(None),
+        (ColumnData::Boolean(v), Value::Null) => v.push(None),
+        (ColumnData::Date(v), Value::Null) => v.push(None),
+        (ColumnData::Text(v), Value::String(s)) => v.push(Some(s.clone())),
+        (ColumnData::Text(v), Value::Number(n)) => v.push(Some(n.to_string())),
+        (ColumnData::Text(v), Value::Bool(b)) => v.push(Some(b.to_string())),
+        (ColumnData::Numeric(v), Value::Number(n)) => v.push(Some(n.to_string())),
+        (ColumnData::Boolean(v), Value::Bool(b)) => v.push(Some(*b)),
+        (ColumnData::Json(v), Value::Array(_) | Value::Object(_)) => {
+            v.push(Some(value.to_string()))
+        }
+        (ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v), _) => {
+            v.push(None);
+            return false;
+        }
+        (ColumnData::Boolean(v), _) => {
+            v.push(None);
+            return false;
+        }
+        (ColumnData::Date(v), _) => {
+            v.push(None);
+            return false;
+        }
+    }
+    true
+}
+
+/// The report day of a Query API `datetime`.
+///
+/// Rokt documents it as "the start of the calendar day in the report's time zone". If it reads as a
+/// midnight, the date part is that day whatever offset is attached; otherwise the instant is moved
+/// into the report's time zone first.
+fn day_of(raw: &str, timezone: Tz) -> Result<NaiveDate, String> {
+    let text: String =
+        serde_json::from_str(raw).map_err(|_| format!("`datetime` is {raw}, not a string"))?;
+    let bad =
+        || format!("`datetime` \"{text}\" is not a date-time such as \"2026-03-04T00:00:00Z\"");
+    if text.len() == 10 {
+        return NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| bad());
+    }
+    let date_part = text.get(..10).ok_or_else(bad)?;
+    let date = NaiveDate::parse_from_str(date_part, "%Y-%m-%d").map_err(|_| bad())?;
+    let time_part = text.get(11..19).unwrap_or("");
+    if time_part == "00:00:00" {
+        return Ok(date);
+    }
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&timezone).date_naive())
+        .map_err(|_| bad())
+}
+
+/// A dimension value as text: strings unescaped, numbers and booleans as written, null as None.
+fn text_of(raw: &RawValue) -> Option<String> {
+    let s = raw.get();
+    match s.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(s).ok(),
+        Some(b'n') if s == "null" => None,
+        _ => Some(s.to_owned()),
+    }
+}
+
+/// A metric value as exact decimal text. Strings holding a number are accepted (some APIs quote
+/// decimals); anything else does not fit.
+fn number_of(raw: &RawValue) -> Result<Option<String>, ()> {
+    let s = raw.get();
+    match s.as_bytes().first() {
+        Some(b'-' | b'0'..=b'9') => Ok(Some(s.to_owned())),
+        Some(b'n') if s == "null" => Ok(None),
+        Some(b'"') => {
+            let inner: String = serde_json::from_str(s).map_err(|_| ())?;
+            let trimmed = inner.trim();
+            if is_decimal(trimmed) {
+                Ok(Some(trimmed.to_owned()))
+            } else {
+                Err(())
+            }
+        }
+        _ => Err(()),
+    }
+}
+
+fn is_decimal(s: &str) -> bool {
+    serde_json::from_str::<serde_json::Number>(s).is_ok()
+}
+
+fn json_object(fields: &mut [(&str, &RawValue)]) -> Option<String> {
+    if fields.is_empty() {
+        return None;
+    }
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = String::from("{");
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::String((*k).to_owned()).to_string());
+        out.push(':');
+        out.push_str(v.get());
+    }
+    out.push('}');
+    Some(out)
+}
+
+fn kind_of(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::template::Template;
+    use crate::config::{Method, Report};
+
+    fn job(dims: &[&str], metrics: &[&str]) -> QueryJob {
+        QueryJob {
+            report: Report::Campaigns,
+            dimensions: dims.iter().map(|s| s.to_string()).collect(),
+            metrics: metrics.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn texts(c: &ColumnData) -> Vec<Option<String>> {
+        match c {
+            ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v) => v.clone(),
+            other => panic!("not a text column: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn query_rows_keep_numbers_exact_and_unknown_fields_in_extra() {
+        let body = br#"{"data":[
+            {"campaign_id":"7","campaign_name":"Caf\u00e9 \"Spring\";\t\ud83d\ude80","impressions":12,"gross_cost":12345678901234567890.123456,"datetime":"2026-03-04T00:00:00Z","surprise":{"a":1}},
+            {"campaign_id":8,"campaign_name":null,"impressions":"3.50","gross_cost":"n/a","datetime":"2026-03-05T00:00:00Z"}
+        ],"accountId":"1","queryTimeMs":3}"#;
+        let (batch, diversions) = query_rows(
+            body,
+            &job(
+                &["campaign_id", "campaign_name"],
+                &["impressions", "gross_cost"],
+            ),
+            "1",
+            Tz::UTC,
+            "USD",
+        )
+        .unwrap();
+        let spec = query_table(
+            "t",
+            &job(
+                &["campaign_id", "campaign_name"],
+                &["impressions", "gross_cost"],
+            ),
+        );
+        assert_eq!(batch.columns.len(), spec.columns.len());
+        assert_eq!(
+            spec.key,
+            ["account_id", "date", "campaign_id", "campaign_name"]
+        );
+        let ColumnData::Date(dates) = &batch.columns[1] else {
+            panic!()
+        };
+        assert_eq!(dates[0].unwrap().to_string(), "2026-03-04");
+        assert_eq!(
+            texts(&batch.columns[2]),
+            [Some("7".into()), Some("8".into())],
+            "a numeric id is kept as its text"
+        );
+        assert_eq!(
+            texts(&batch.columns[3])[0].as_deref(),
+            Some("Café \"Spring\";\t🚀")
+        );
+        assert_eq!(texts(&batch.columns[3])[1], None);
+        assert_eq!(
+            texts(&batch.columns[4]),
+            [Some("12".into()), Some("3.50".into())]
+        );
+        assert_eq!(
+            texts(&batch.columns[5])[0].as_deref(),
+            Some("12345678901234567890.123456")
+        );
+        assert_eq!(
+            texts(&batch.columns[5])[1],
+            None,
+            "a non-number metric is not forced into the column"
+        );
+        let extra = texts(&batch.columns[8]);
+        assert_eq!(extra[0].as_deref(), Some(r#"{"surprise":{"a":1}}"#));
+        assert_eq!(
+            extra[1].as_deref(),
+            Some(r#"{"gross_cost":"n/a"}"#),
+            "…but kept in _extra"
+        );
+        assert_eq!(diversions.by_column.get("gross_cost"), Some(&1));
+    }
+
+    #[test]
+    fn query_rows_report_missing_fields_and_bad_shapes() {
+        let j = job(&["campaign_id"], &["impressions"]);
+        let err = query_rows(
+            br#"{"data":[{"impressions":1,"datetime":"2026-03-04T00:00:00Z"}]}"#,
+            &j,
+            "1",
+            Tz::UTC,
+            "USD",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            RowsError::Row {
+                row: 0,
+                message: "has no `campaign_id`, a dimension of this job (a key field)".into()
+            }
+        );
+        let err = query_rows(
+            br#"{"data":[{"campaign_id":"1","impressions":1}]}"#,
+            &j,
+            "1",
+            Tz::UTC,
+            "USD",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("datetime"), "{err}");
+        assert!(matches!(
+            query_rows(br#"{"rows":[]}"#, &j, "1", Tz::UTC, "USD"),
+            Err(RowsError::Shape(_))
+        ));
+        assert!(matches!(
+            query_rows(br#"{"data":[{"#, &j, "1", Tz::UTC, "USD"),
+            Err(RowsError::Shape(_))
+        ));
+        let (empty, _) = query_rows(br#"{"data":[]}"#, &j, "1", Tz::UTC, "USD").unwrap();
+        assert_eq!(empty.columns[0].len(), 0);
+    }
+
+    #[test]
+    fn the_report_day_follows_the_documented_midnight_convention() {
+        let la = chrono_tz::America::Los_Angeles;
+        assert_eq!(
+            day_of("\"2026-03-04T00:00:00Z\"", la).unwrap().to_string(),
+            "2026-03-04"
+        );
+        assert_eq!(
+            day_of("\"2026-03-04T08:00:00Z\"", la).unwrap().to_string(),
+            "2026-03-04"
+        );
+        assert_eq!(
+            day_of("\"2026-03-04T07:00:00Z\"", la).unwrap().to_string(),
+            "2026-03-03"
+        );
+        assert_eq!(
+            day_of("\"2026-03-04\"", la).unwrap().to_string(),
+            "2026-03-04"
+        );
+        assert!(day_of("\"yesterday\"", la).is_err());
+        assert!(day_of("17", la).is_err());
+    }
+
+    fn generic(key: &[&str]) -> GenericJob {
+        GenericJob {
+            method: Method::Get,
+            endpoint: Template::parse("/x/{account_id}").unwrap(),
+            query: Vec::new(),
+            body: None,
+            records: "/data/items".into(),
+            key: key.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn generic_rows_infer_types_and_snake_case_names() {
+        let body = br#"{"data":{"items":[
+            {"groupByValue":"a","grossCost":1.5,"active":true,"tags":["x"],"accountId":"9","mixed":1},
+            {"groupByValue":"b","grossCost":null,"active":false,"tags":null,"mixed":"two"}
+        ]}}"#;
+        let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+        let out = generic_rows(body, &generic(&["groupByValue"]), "t", "1", day).unwrap();
+        let cols: Vec<(&str, ColumnType)> = out
+            .spec
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.ty))
+            .collect();
+        assert_eq!(
+            cols,
+            [
+                ("account_id", ColumnType::Text),
+                ("window_start", ColumnType::Date),
+                ("group_by_value", ColumnType::Text),
+                ("active", ColumnType::Boolean),
+                ("gross_cost", ColumnType::Numeric),
+                ("mixed", ColumnType::Text),
+                ("tags", ColumnType::Json),
+                ("_extra", ColumnType::Json),
+            ]
+        );
+        assert_eq!(
+            out.spec.key,
+            ["account_id", "window_start", "group_by_value"]
+        );
+        assert_eq!(
+            texts(&out.batch.columns[5]),
+            [Some("1".into()), Some("two".into())],
+            "mixed scalars widen to text"
+        );
+        assert_eq!(
+            texts(&out.batch.columns[7])[0].as_deref(),
+            Some(r#"{"accountId":"9"}"#),
+            "a field whose column name is taken is kept in _extra"
+        );
+    }
+
+    #[test]
+    fn generic_rows_report_missing_keys_and_wrong_shapes() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+        let err = generic_rows(
+            br#"{"data":{"items":[{"x":1}]}}"#,
+            &generic(&["id"]),
+            "t",
+            "1",
+            day,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            RowsError::Row {
+                row: 0,
+                message: "has no `id`, a key field of this job".into()
+            }
+        );
+        let err = generic_rows(br#"{"data":{}}"#, &generic(&["id"]), "t", "1", day).unwrap_err();
+        assert!(err.to_string().contains("/data/items"), "{err}");
+        let err = generic_rows(
+            br#"{"data":{"items":[1]}}"#,
+            &generic(&["id"]),
+            "t",
+            "1",
+            day,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not an object"), "{err}");
+        let empty = generic_rows(
+            br#"{"data":{"items":[]}}"#,
+            &generic(&["id"]),
+            "t",
+            "1",
+            day,
+        )
+        .unwrap();
+        assert_eq!(empty.batch.columns[0].len(), 0);
+    }
+
+    #[test]
+    fn a_batch_conforms_to_the_types_the_table_already_has() {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+        // Yesterday `cost` was a number and `label` a string; today they arrive the other way round.
+        let body = br#"{"data":{"items":[{"id":"a","cost":"n/a","label":7},{"id":"b","cost":"2.5","label":8}]}}"#;
+        let mut rows = generic_rows(body, &generic(&["id"]), "t", "1", day).unwrap();
+        let mismatch = |column: &str, existing: ColumnType, wanted: ColumnType| TypeMismatch {
+            column: column.into(),
+            existing: format!("{existing:?}"),
+            existing_type: Some(existing),
+            wanted,
+        };
+        conform(
+            &mut rows,
+            &[
+                mismatch("cost", ColumnType::Numeric, ColumnType::Text),
+                mismatch("label", ColumnType::Text, ColumnType::Numeric),
+            ],
+        );
+        let ty = |name: &str| {
+            rows.spec
+                .columns
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| c.ty)
+        };
+        assert_eq!(ty("cost"), Some(ColumnType::Numeric));
+        assert_eq!(ty("label"), Some(ColumnType::Text));
+        let at = |name: &str| {
+            rows.spec
+                .columns
+                .iter()
+                .position(|c| c.name == name)
+                .unwrap()
+        };
+        assert_eq!(
+            texts(&rows.batch.columns[at("cost")]),
+            [None, Some("2.5".into())]
+        );
+        assert_eq!(
+            texts(&rows.batch.columns[at("label")]),
+            [Some("7".into()), Some("8".into())]
+        );
+        let extra = texts(&rows.batch.columns[at("_extra")]);
+        assert_eq!(
+            extra[0].as_deref(),
+            Some(r#"{"cost":"n/a"}"#),
+            "kept, not lost"
+        );
+        assert_eq!(extra[1], None);
+        assert_eq!(rows.diversions.by_column.get("cost"), Some(&1));
+    }
+
+    #[test]
+    fn column_names_are_safe_identifiers() {
+        assert_eq!(column_name("groupByValue"), "group_by_value");
+        assert_eq!(
+            column_name("acquisitionsByReferralDate"),
+            "acquisitions_by_referral_date"
+        );
+        assert_eq!(column_name("already_snake"), "already_snake");
+        assert_eq!(column_name("Cost (USD)"), "cost_usd");
+        assert_eq!(column_name("3d"), "f_3d");
+        assert_eq!(column_name("\"; DROP"), "drop");
+    }
+}

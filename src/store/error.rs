@@ -1,0 +1,144 @@
+//! The store's error type: what went wrong, and whether waiting and retrying can help.
+
+/// Everything the store can fail with. `Display` never contains the database password: the URL is
+/// only ever shown redacted, and driver messages from connecting are scrubbed of it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Could not open the database (or set up its schema) at `url` (redacted).
+    #[error("cannot connect to the database at {url}: {message}")]
+    Connect {
+        url: String,
+        /// The driver's message with the password scrubbed out.
+        message: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// Applying the core-table migrations failed.
+    #[error("applying the database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// A statement failed; `action` says what the store was doing.
+    #[error("{action}: {source}")]
+    Query {
+        action: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// A table or column name that cannot be used as an identifier.
+    #[error("invalid {what} name {name:?}: {reason}")]
+    InvalidName {
+        what: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+
+    /// A `TableSpec` that does not describe a loadable table (no key, unknown key column, ...).
+    #[error("invalid table definition for {table:?}: {reason}")]
+    InvalidSpec { table: String, reason: String },
+
+    /// A `Batch` that does not match its `TableSpec`, or a key value that cannot be stored.
+    #[error("invalid rows for table {table:?}: {reason}")]
+    InvalidBatch { table: String, reason: String },
+
+    /// The table's primary key differs from the job's key in a way the store will not change by
+    /// itself (a key column removed, or reordered): widening is automatic, narrowing is not.
+    #[error(
+        "table {table:?} has primary key ({existing}) but the job's key is ({wanted}); \
+         the tool only widens a key: change the table by hand or give the job a new table name"
+    )]
+    KeyMismatch {
+        table: String,
+        existing: String,
+        wanted: String,
+    },
+
+    /// `commit_window` on a run that is not `running` (unknown id, or already finished or failed).
+    #[error("run {0} is not running (unknown, or already finished); its window was not committed")]
+    RunNotRunning(i64),
+}
+
+impl StoreError {
+    pub(crate) fn query(action: impl Into<String>, source: sqlx::Error) -> StoreError {
+        StoreError::Query {
+            action: action.into(),
+            source,
+        }
+    }
+
+    /// The driver error underneath, if any.
+    fn sqlx(&self) -> Option<&sqlx::Error> {
+        match self {
+            StoreError::Connect { source, .. } | StoreError::Query { source, .. } => Some(source),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(source)) => Some(source),
+            _ => None,
+        }
+    }
+
+    /// True when the same operation may succeed if tried again later: the connection was lost or
+    /// refused, the pool timed out, or the database asked the client to retry (serialization
+    /// failure, deadlock, SQLite busy/locked). Bad input, bad names and SQL errors are not retriable.
+    pub fn is_retriable(&self) -> bool {
+        match self.sqlx() {
+            Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| retriable_code(&c)),
+            Some(e) => connection_level(e),
+            None => false,
+        }
+    }
+
+    /// True when the database itself is unreachable or not accepting work (refused, lost, pool
+    /// exhausted, shutting down, too many connections): what `/readyz` and exit code 69 report.
+    pub fn is_unavailable(&self) -> bool {
+        match self.sqlx() {
+            Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| unavailable_code(&c)),
+            Some(e) => connection_level(e),
+            None => false,
+        }
+    }
+}
+
+/// Errors below SQL: the socket, TLS, the pool.
+fn connection_level(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// SQLSTATE classes (Postgres) and result codes (SQLite, as decimal text) worth retrying.
+fn retriable_code(code: &str) -> bool {
+    unavailable_code(code)
+        || matches!(
+            code,
+            "40001" // serialization_failure
+            | "40P01" // deadlock_detected
+            | "55P03" // lock_not_available
+            | "5" | "261" | "517" // SQLITE_BUSY (and _RECOVERY, _SNAPSHOT)
+            | "6" | "262" // SQLITE_LOCKED (and _SHAREDCACHE)
+        )
+}
+
+/// SQLSTATEs that mean the server is not there for us right now.
+fn unavailable_code(code: &str) -> bool {
+    code.starts_with("08") // connection_exception
+        || matches!(
+            code,
+            "57P01" // admin_shutdown
+            | "57P02" // crash_shutdown
+            | "57P03" // cannot_connect_now
+            | "53300" // too_many_connections
+        )
+}
+
+/// Removes `secret` from `message` (driver messages from connecting may echo parts of the URL).
+pub(crate) fn scrub(message: String, secret: Option<&str>) -> String {
+    match secret {
+        Some(s) if !s.is_empty() => message.replace(s, "***"),
+        _ => message,
+    }
+}

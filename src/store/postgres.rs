@@ -1,0 +1,551 @@
+//! The Postgres backend: a pool whose connections all use the configured schema, UNNEST-array
+//! upserts, session advisory locks on dedicated connections.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::query::Query;
+use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
+
+use super::error::scrub;
+use super::spec::{Chunk, LOADED_AT_COLUMN, Prepared, RUN_ID_COLUMN, quote, validate_identifier};
+use super::{
+    ColumnData, ColumnType, JobStatus, Load, NewRun, RunStatus, STALE_RUN_ERROR, StoreError,
+    TableChanges, TypeMismatch, job_status, lock_key, shared_sql, url_password,
+};
+use crate::config::DatabaseConfig;
+
+/// The core-table migrations, embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Rows per UNNEST statement: large enough that per-statement overhead vanishes, small enough to
+/// keep each statement's arrays a few MB (measured in crates.md: 10k rows ~ best).
+const CHUNK_ROWS: usize = 10_000;
+
+/// Pool size: loads are bound by the server (one backend per core), so a few connections suffice;
+/// locks do not count against it (they use their own connections).
+const MAX_CONNECTIONS: u32 = 8;
+
+#[derive(Clone)]
+pub(crate) struct PgStore {
+    pool: PgPool,
+    /// For the dedicated lock connections (boxed: it is large and the store is cloned often).
+    options: Arc<PgConnectOptions>,
+    schema: String,
+}
+
+/// A job lock: the connection that holds the session advisory lock.
+pub(crate) struct PgJobLock {
+    conn: PgConnection,
+    key: i64,
+}
+
+impl PgJobLock {
+    pub async fn release(mut self) {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(self.key)
+            .execute(&mut self.conn)
+            .await;
+        if let Err(e) = unlocked {
+            tracing::debug!(error = %e, "unlocking failed; closing the connection releases the lock");
+        }
+        // Closing ends the session, which releases the lock even if unlocking failed.
+        let _ = self.conn.close().await;
+    }
+}
+
+impl PgStore {
+    pub async fn connect(db: &DatabaseConfig) -> Result<PgStore, StoreError> {
+        validate_identifier("schema", &db.schema)?;
+        crate::tls::install_crypto_provider();
+        let password = url_password(db.url.expose());
+        let connect_error = |source: sqlx::Error| StoreError::Connect {
+            url: db.url.redacted(),
+            message: scrub(source.to_string(), password),
+            source,
+        };
+        let options = PgConnectOptions::from_str(db.url.expose())
+            .map_err(connect_error)?
+            .application_name("rokt-export");
+
+        // The schema first, on a connection of its own, so every pooled connection finds it.
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(connect_error)?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(&db.schema)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(connect_error)?;
+        if !exists {
+            // IF NOT EXISTS: another replica may create it at the same moment.
+            conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&db.schema)).as_str())
+                .await
+                .map_err(|e| StoreError::query(format!("creating schema {:?}", db.schema), e))?;
+        }
+        let _ = conn.close().await;
+
+        let set_search_path = format!("SET search_path TO {}", quote(&db.schema));
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                let sql = set_search_path.clone();
+                Box::pin(async move {
+                    conn.execute(sql.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options.clone())
+            .await
+            .map_err(connect_error)?;
+        Ok(PgStore {
+            pool,
+            options: Arc::new(options),
+            schema: db.schema.clone(),
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.pool
+            .execute("SELECT 1")
+            .await
+            .map_err(|e| StoreError::query("pinging the database", e))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn scalar_i64(&self, sql: &str, action: &str) -> Result<i64, StoreError> {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::query(action, e))
+    }
+
+    pub async fn ensure_table(&self, p: &Prepared<'_>) -> Result<TableChanges, StoreError> {
+        let spec = p.spec;
+        let table = quote(&spec.table);
+        let err = |e| StoreError::query(format!("creating or altering table {:?}", spec.table), e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        // Serialize DDL on this table across processes: two replicas starting together must not
+        // both try to create it or add the same column.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lock_key(&self.schema, &format!("table:{}", spec.table)))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let qualified = format!("{}.{}", quote(&self.schema), table);
+        let existing: Vec<(String, String, bool)> = sqlx::query_as(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
+                    coalesce(a.attnum = ANY (c.conkey), false) \
+             FROM pg_attribute a \
+             LEFT JOIN pg_constraint c ON c.conrelid = a.attrelid AND c.contype = 'p' \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+        )
+        .bind(&qualified)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+
+        let mut changes = TableChanges::default();
+        if existing.is_empty() {
+            let mut columns: Vec<String> = spec
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let not_null = if p.is_key(i) { " NOT NULL" } else { "" };
+                    format!("{} {}{not_null}", quote(&c.name), pg_type(c.ty))
+                })
+                .collect();
+            columns.push(format!("{} bigint NOT NULL", quote(RUN_ID_COLUMN)));
+            columns.push(format!("{} timestamptz NOT NULL", quote(LOADED_AT_COLUMN)));
+            let sql = format!(
+                "CREATE TABLE {table} ({}, PRIMARY KEY ({}))",
+                columns.join(", "),
+                key_list(p)
+            );
+            tx.execute(sql.as_str()).await.map_err(err)?;
+            changes.created = true;
+        } else {
+            for (i, column) in spec.columns.iter().enumerate() {
+                match existing.iter().find(|(name, _, _)| *name == column.name) {
+                    Some((_, ty, _)) => {
+                        let existing_type = pg_column_type(ty);
+                        if existing_type != Some(column.ty) {
+                            changes.type_mismatches.push(TypeMismatch {
+                                column: column.name.clone(),
+                                existing: ty.clone(),
+                                existing_type,
+                                wanted: column.ty,
+                            });
+                        }
+                    }
+                    None => {
+                        // A new text key column gets '' in existing rows, the value a null key
+                        // dimension is stored as; other new key columns need an empty table.
+                        let constraint = match (p.is_key(i), column.ty) {
+                            (true, ColumnType::Text) => " NOT NULL DEFAULT ''",
+                            (true, _) => " NOT NULL",
+                            (false, _) => "",
+                        };
+                        let sql = format!(
+                            "ALTER TABLE {table} ADD COLUMN {} {}{constraint}",
+                            quote(&column.name),
+                            pg_type(column.ty)
+                        );
+                        tx.execute(sql.as_str()).await.map_err(err)?;
+                        changes.added.push(column.name.clone());
+                    }
+                }
+            }
+            let existing_key: Vec<&str> = existing
+                .iter()
+                .filter(|(_, _, pk)| *pk)
+                .map(|(n, _, _)| n.as_str())
+                .collect();
+            let same = existing_key.len() == spec.key.len()
+                && existing_key.iter().all(|k| spec.key.iter().any(|s| s == k));
+            if !same {
+                let widening = existing_key.iter().all(|k| spec.key.iter().any(|s| s == k));
+                if !widening {
+                    return Err(StoreError::KeyMismatch {
+                        table: spec.table.clone(),
+                        existing: existing_key.join(", "),
+                        wanted: spec.key.join(", "),
+                    });
+                }
+                // Rows unique on the old key are unique on any superset of it.
+                let constraint: Option<String> = sqlx::query_scalar(
+                    "SELECT conname::text FROM pg_constraint \
+                     WHERE conrelid = to_regclass($1) AND contype = 'p'",
+                )
+                .bind(&qualified)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+                let drop = constraint
+                    .map(|c| format!("DROP CONSTRAINT {}, ", quote(&c)))
+                    .unwrap_or_default();
+                let sql = format!(
+                    "ALTER TABLE {table} {drop}ADD PRIMARY KEY ({})",
+                    key_list(p)
+                );
+                tx.execute(sql.as_str()).await.map_err(err)?;
+                changes.key_widened = true;
+            }
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(changes)
+    }
+
+    pub async fn commit_window(&self, load: &Load<'_>) -> Result<u64, StoreError> {
+        let p = load.prepared;
+        let table = &p.spec.table;
+        let upsert_err = |e| StoreError::query(format!("loading rows into {table:?}"), e);
+        let run_err = |e| StoreError::query(format!("recording run {}", load.run_id), e);
+        let sql = upsert_sql(p);
+        let mut tx = self.pool.begin().await.map_err(run_err)?;
+        let mut written = 0u64;
+        for chunk in load.selection.chunks(CHUNK_ROWS) {
+            let mut query = sqlx::query(&sql).bind(load.run_id).bind(load.now);
+            for column in &load.batch.columns {
+                query = bind_column(query, column, &chunk);
+            }
+            written += query
+                .execute(&mut *tx)
+                .await
+                .map_err(upsert_err)?
+                .rows_affected();
+        }
+        let finished = sqlx::query(shared_sql::FINISH_RUN)
+            .bind(load.run_id)
+            .bind(load.now)
+            .bind(i64::try_from(written).unwrap_or(i64::MAX))
+            .bind(i32::try_from(load.api_requests).unwrap_or(i32::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(run_err)?;
+        if finished.rows_affected() == 0 {
+            return Err(StoreError::RunNotRunning(load.run_id)); // dropping `tx` rolls back
+        }
+        if let Some(state) = load.state {
+            sqlx::query(
+                "INSERT INTO export_state AS s (job, account_id, high_water_date, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (job, account_id) DO UPDATE \
+                 SET high_water_date = GREATEST(s.high_water_date, excluded.high_water_date), \
+                     updated_at = excluded.updated_at",
+            )
+            .bind(&state.job)
+            .bind(&state.account_id)
+            .bind(state.high_water)
+            .bind(load.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::query("updating the high-water mark", e))?;
+        }
+        tx.commit().await.map_err(run_err)?;
+        Ok(written)
+    }
+
+    pub async fn insert_run(
+        &self,
+        run: &NewRun,
+        status: RunStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let finished = (status != RunStatus::Running).then_some(now);
+        sqlx::query_scalar(shared_sql::INSERT_RUN)
+            .bind(&run.job)
+            .bind(&run.account_id)
+            .bind(run.window_start)
+            .bind(run.window_end)
+            .bind(run.trigger.as_str())
+            .bind(now)
+            .bind(finished)
+            .bind(status.as_str())
+            .bind(error)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::query("recording a run", e))
+    }
+
+    pub async fn fail_run(
+        &self,
+        run_id: i64,
+        error: &str,
+        api_requests: u32,
+    ) -> Result<(), StoreError> {
+        sqlx::query(shared_sql::FAIL_RUN)
+            .bind(run_id)
+            .bind(Utc::now())
+            .bind(error)
+            .bind(i32::try_from(api_requests).unwrap_or(i32::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::query(format!("recording run {run_id} as failed"), e))?;
+        Ok(())
+    }
+
+    pub async fn high_water(
+        &self,
+        job: &str,
+        account_id: &str,
+    ) -> Result<Option<NaiveDate>, StoreError> {
+        sqlx::query_scalar(shared_sql::HIGH_WATER)
+            .bind(job)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::query("reading the high-water mark", e))
+    }
+
+    pub async fn try_lock_job(&self, job: &str) -> Result<Option<PgJobLock>, StoreError> {
+        let err = |e| StoreError::query(format!("taking the lock of job {job:?}"), e);
+        let mut conn = PgConnection::connect_with(&self.options)
+            .await
+            .map_err(err)?;
+        let key = lock_key(&self.schema, job);
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(err)?;
+        if locked {
+            Ok(Some(PgJobLock { conn, key }))
+        } else {
+            let _ = conn.close().await;
+            Ok(None)
+        }
+    }
+
+    pub async fn fail_stale_runs(&self) -> Result<u64, StoreError> {
+        let err = |e| StoreError::query("failing runs left running", e);
+        let jobs: Vec<String> = sqlx::query_scalar(shared_sql::RUNNING_JOBS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        let mut failed = 0;
+        for job in jobs {
+            // Holding the job's lock proves no live process is running it.
+            let Some(lock) = self.try_lock_job(&job).await? else {
+                continue;
+            };
+            let result = sqlx::query(shared_sql::FAIL_STALE)
+                .bind(&job)
+                .bind(Utc::now())
+                .bind(STALE_RUN_ERROR)
+                .execute(&self.pool)
+                .await;
+            lock.release().await;
+            failed += result.map_err(err)?.rows_affected();
+        }
+        Ok(failed)
+    }
+
+    pub async fn status(&self) -> Result<Vec<JobStatus>, StoreError> {
+        let err = |e| StoreError::query("reading job status", e);
+        let rows = sqlx::query(shared_sql::STATUS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(job_status(
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                    r.try_get(5)?,
+                    r.try_get(6)?,
+                    r.try_get(7)?,
+                    r.try_get(8)?,
+                    r.try_get(9)?,
+                    r.try_get(10)?,
+                    r.try_get(11)?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err)
+    }
+}
+
+fn pg_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Text => "text",
+        ColumnType::Numeric => "numeric",
+        ColumnType::Date => "date",
+        ColumnType::Boolean => "boolean",
+        ColumnType::Json => "jsonb",
+    }
+}
+
+/// Our column type for a `format_type` name, if it is one of ours.
+fn pg_column_type(name: &str) -> Option<ColumnType> {
+    match name {
+        "text" => Some(ColumnType::Text),
+        "date" => Some(ColumnType::Date),
+        "boolean" => Some(ColumnType::Boolean),
+        "jsonb" => Some(ColumnType::Json),
+        n if n == "numeric" || n.starts_with("numeric(") => Some(ColumnType::Numeric),
+        _ => None,
+    }
+}
+
+fn key_list(p: &Prepared<'_>) -> String {
+    p.key_idx
+        .iter()
+        .map(|&i| quote(&p.spec.columns[i].name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The upsert for one chunk: `$1` run id, `$2` load time, `$3..` one array per column.
+///
+/// Arrays of numeric and JSON values travel as `text[]` and are cast in the SELECT, so Postgres
+/// parses the exact decimal text itself. A null text key becomes '' (`COALESCE`). The `WHERE ...
+/// IS DISTINCT FROM` leaves rows whose values did not change untouched (no new tuple, no WAL) and
+/// out of the affected-row count.
+fn upsert_sql(p: &Prepared<'_>) -> String {
+    let spec = p.spec;
+    let mut targets: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
+    targets.push(quote(RUN_ID_COLUMN));
+    targets.push(quote(LOADED_AT_COLUMN));
+    let mut select: Vec<String> = spec
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match c.ty {
+            ColumnType::Text if p.is_key(i) => format!("COALESCE(u.c{i}, '')"),
+            ColumnType::Numeric => format!("u.c{i}::numeric"),
+            ColumnType::Json => format!("u.c{i}::jsonb"),
+            _ => format!("u.c{i}"),
+        })
+        .collect();
+    select.push("$1".into());
+    select.push("$2".into());
+    let arrays: Vec<String> = spec
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let elem = match c.ty {
+                ColumnType::Text | ColumnType::Numeric | ColumnType::Json => "text",
+                ColumnType::Date => "date",
+                ColumnType::Boolean => "boolean",
+            };
+            format!("${}::{elem}[]", i + 3)
+        })
+        .collect();
+    let aliases: Vec<String> = (0..spec.columns.len()).map(|i| format!("c{i}")).collect();
+    let mut sql = format!(
+        "INSERT INTO {} AS tgt ({}) SELECT {} FROM UNNEST({}) AS u({}) ON CONFLICT ({})",
+        quote(&spec.table),
+        targets.join(", "),
+        select.join(", "),
+        arrays.join(", "),
+        aliases.join(", "),
+        key_list(p)
+    );
+    if p.value_idx.is_empty() {
+        sql.push_str(" DO NOTHING");
+        return sql;
+    }
+    let values: Vec<String> = p
+        .value_idx
+        .iter()
+        .map(|&i| quote(&spec.columns[i].name))
+        .collect();
+    let set: Vec<String> = values
+        .iter()
+        .chain([&quote(RUN_ID_COLUMN), &quote(LOADED_AT_COLUMN)])
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let old: Vec<String> = values.iter().map(|c| format!("tgt.{c}")).collect();
+    let new: Vec<String> = values.iter().map(|c| format!("excluded.{c}")).collect();
+    sql.push_str(&format!(
+        " DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+        set.join(", "),
+        old.join(", "),
+        new.join(", ")
+    ));
+    sql
+}
+
+type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
+
+/// Binds one column's values for `chunk` as an array: a borrowed slice when the chunk is a
+/// contiguous range (no copy), else the selected values gathered by reference.
+fn bind_column<'q>(query: PgQuery<'q>, column: &'q ColumnData, chunk: &Chunk<'_>) -> PgQuery<'q> {
+    match (column, chunk) {
+        (ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v), Chunk::Range(r)) => {
+            query.bind(&v[r.clone()])
+        }
+        (ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v), Chunk::Rows(_)) => {
+            query.bind(chunk.rows().map(|i| v[i].as_deref()).collect::<Vec<_>>())
+        }
+        (ColumnData::Date(v), Chunk::Range(r)) => query.bind(&v[r.clone()]),
+        (ColumnData::Date(v), Chunk::Rows(_)) => {
+            query.bind(chunk.rows().map(|i| v[i]).collect::<Vec<_>>())
+        }
+        (ColumnData::Boolean(v), Chunk::Range(r)) => query.bind(&v[r.clone()]),
+        (ColumnData::Boolean(v), Chunk::Rows(_)) => {
+            query.bind(chunk.rows().map(|i| v[i]).collect::<Vec<_>>())
+        }
+    }
+}

@@ -1,0 +1,556 @@
+//! The SQLite backend: one file, WAL, multi-row VALUES upserts, job locks inside this process.
+//!
+//! One process per database file is assumed (the demo and first tries): job locks are not seen by
+//! other processes. SQLite serializes writers itself; `BEGIN IMMEDIATE` plus the busy timeout make
+//! concurrent windows of one process wait for each other instead of failing.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::{LazyLock, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Executor, Row, Sqlite};
+
+use super::error::scrub;
+use super::spec::{LOADED_AT_COLUMN, Prepared, RUN_ID_COLUMN, quote};
+use super::{
+    ColumnData, ColumnType, JobStatus, Load, NewRun, RunStatus, STALE_RUN_ERROR, StoreError,
+    TableChanges, TypeMismatch, job_status, shared_sql, url_password,
+};
+use crate::config::DatabaseConfig;
+
+/// The core-table migrations, embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// SQLite's default bound on `?NNN` (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
+const MAX_PARAMS: usize = 32_766;
+
+/// Rows per statement at most, also for narrow tables: beyond this the statement text only grows.
+const MAX_CHUNK_ROWS: usize = 5_000;
+
+/// Held job locks of this process: (database file, job).
+static LOCKS: LazyLock<Mutex<HashSet<(String, String)>>> =
+    LazyLock::new(|| Mutex::new(HashSet::new()));
+
+#[derive(Clone)]
+pub(crate) struct SqliteStore {
+    pool: SqlitePool,
+    /// The database file, canonical where possible: the scope of this process's job locks.
+    file: String,
+}
+
+/// A job lock held inside this process; dropping it releases it.
+pub(crate) struct SqliteJobLock {
+    entry: (String, String),
+}
+
+impl Drop for SqliteJobLock {
+    fn drop(&mut self) {
+        LOCKS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.entry);
+    }
+}
+
+impl SqliteStore {
+    pub async fn connect(db: &DatabaseConfig) -> Result<SqliteStore, StoreError> {
+        let password = url_password(db.url.expose());
+        let connect_error = |source: sqlx::Error| StoreError::Connect {
+            url: db.url.redacted(),
+            message: scrub(source.to_string(), password),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(db.url.expose())
+            .map_err(connect_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await
+            .map_err(connect_error)?;
+        let path = options.get_filename();
+        let file = std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .to_string_lossy()
+            .into_owned();
+        Ok(SqliteStore { pool, file })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.pool
+            .execute("SELECT 1")
+            .await
+            .map_err(|e| StoreError::query("pinging the database", e))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn scalar_i64(&self, sql: &str, action: &str) -> Result<i64, StoreError> {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::query(action, e))
+    }
+
+    pub async fn ensure_table(&self, p: &Prepared<'_>) -> Result<TableChanges, StoreError> {
+        let spec = p.spec;
+        let table = quote(&spec.table);
+        let err = |e| StoreError::query(format!("creating or altering table {:?}", spec.table), e);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        // (name, declared type, position in the primary key: 0 = not in it)
+        let existing: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT name, type, pk FROM pragma_table_info($1)")
+                .bind(&spec.table)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(err)?;
+        let mut changes = TableChanges::default();
+        if existing.is_empty() {
+            let sql = create_table_sql(&table, p, &[]);
+            tx.execute(sql.as_str()).await.map_err(err)?;
+            changes.created = true;
+            tx.commit().await.map_err(err)?;
+            return Ok(changes);
+        }
+        for (i, column) in spec.columns.iter().enumerate() {
+            match existing
+                .iter()
+                .find(|(name, _, _)| name.eq_ignore_ascii_case(&column.name))
+            {
+                Some((_, ty, _)) => {
+                    if !ty.eq_ignore_ascii_case(sqlite_type(column.ty)) {
+                        changes.type_mismatches.push(TypeMismatch {
+                            column: column.name.clone(),
+                            existing: ty.clone(),
+                            existing_type: sqlite_column_type(ty),
+                            wanted: column.ty,
+                        });
+                    }
+                }
+                None => {
+                    // SQLite needs a default for a NOT NULL column added to a table with rows;
+                    // a new text key column gets '' (how a null key dimension is stored).
+                    let constraint = match (p.is_key(i), column.ty) {
+                        (true, ColumnType::Text) => " NOT NULL DEFAULT ''",
+                        _ => "",
+                    };
+                    let sql = format!(
+                        "ALTER TABLE {table} ADD COLUMN {} {}{constraint}",
+                        quote(&column.name),
+                        sqlite_type(column.ty)
+                    );
+                    tx.execute(sql.as_str()).await.map_err(err)?;
+                    changes.added.push(column.name.clone());
+                }
+            }
+        }
+        let existing_key: Vec<&str> = existing
+            .iter()
+            .filter(|(_, _, pk)| *pk > 0)
+            .map(|(n, _, _)| n.as_str())
+            .collect();
+        let in_spec_key = |k: &&str| spec.key.iter().any(|s| s.eq_ignore_ascii_case(k));
+        let same = existing_key.len() == spec.key.len() && existing_key.iter().all(in_spec_key);
+        if !same {
+            if !existing_key.iter().all(in_spec_key) {
+                return Err(StoreError::KeyMismatch {
+                    table: spec.table.clone(),
+                    existing: existing_key.join(", "),
+                    wanted: spec.key.join(", "),
+                });
+            }
+            // SQLite cannot alter a primary key: rebuild the table under the new key, inside
+            // this transaction, keeping every column and row.
+            let extra: Vec<&(String, String, i64)> = existing
+                .iter()
+                .filter(|(n, _, _)| {
+                    !spec.columns.iter().any(|c| c.name.eq_ignore_ascii_case(n))
+                        && n != RUN_ID_COLUMN
+                        && n != LOADED_AT_COLUMN
+                })
+                .collect();
+            let extra_defs: Vec<String> = extra
+                .iter()
+                .map(|(n, ty, _)| format!("{} {ty}", quote(n)))
+                .collect();
+            let new_table = quote(&format!("_rokt_export_rebuild_{}", spec.table));
+            let create = create_table_sql(&new_table, p, &extra_defs);
+            let mut names: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
+            names.extend(extra.iter().map(|(n, _, _)| quote(n)));
+            names.push(quote(RUN_ID_COLUMN));
+            names.push(quote(LOADED_AT_COLUMN));
+            let names = names.join(", ");
+            for sql in [
+                create,
+                format!("INSERT INTO {new_table} ({names}) SELECT {names} FROM {table}"),
+                format!("DROP TABLE {table}"),
+                format!("ALTER TABLE {new_table} RENAME TO {table}"),
+            ] {
+                tx.execute(sql.as_str()).await.map_err(err)?;
+            }
+            changes.key_widened = true;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(changes)
+    }
+
+    pub async fn commit_window(&self, load: &Load<'_>) -> Result<u64, StoreError> {
+        let p = load.prepared;
+        let table = &p.spec.table;
+        let upsert_err = |e| StoreError::query(format!("loading rows into {table:?}"), e);
+        let run_err = |e| StoreError::query(format!("recording run {}", load.run_id), e);
+        let columns = p.spec.columns.len();
+        let chunk_rows = (MAX_PARAMS / (columns + 2)).clamp(1, MAX_CHUNK_ROWS);
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(run_err)?;
+        let mut written = 0u64;
+        let mut full_sql: Option<String> = None;
+        for chunk in load.selection.chunks(chunk_rows) {
+            // Full chunks share one statement text, so SQLite prepares it once per connection.
+            let partial;
+            let sql = if chunk.len() == chunk_rows {
+                full_sql.get_or_insert_with(|| upsert_sql(p, chunk_rows))
+            } else {
+                partial = upsert_sql(p, chunk.len());
+                &partial
+            };
+            let mut query = sqlx::query(sql);
+            for row in chunk.rows() {
+                for (i, column) in load.batch.columns.iter().enumerate() {
+                    query = bind_value(query, column, row, p.is_key(i));
+                }
+                query = query.bind(load.run_id).bind(load.now);
+            }
+            written += query
+                .execute(&mut *tx)
+                .await
+                .map_err(upsert_err)?
+                .rows_affected();
+        }
+        let finished = sqlx::query(shared_sql::FINISH_RUN)
+            .bind(load.run_id)
+            .bind(load.now)
+            .bind(i64::try_from(written).unwrap_or(i64::MAX))
+            .bind(i64::from(load.api_requests))
+            .execute(&mut *tx)
+            .await
+            .map_err(run_err)?;
+        if finished.rows_affected() == 0 {
+            return Err(StoreError::RunNotRunning(load.run_id)); // dropping `tx` rolls back
+        }
+        if let Some(state) = load.state {
+            sqlx::query(
+                "INSERT INTO export_state AS s (job, account_id, high_water_date, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (job, account_id) DO UPDATE \
+                 SET high_water_date = max(s.high_water_date, excluded.high_water_date), \
+                     updated_at = excluded.updated_at",
+            )
+            .bind(&state.job)
+            .bind(&state.account_id)
+            .bind(state.high_water)
+            .bind(load.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::query("updating the high-water mark", e))?;
+        }
+        tx.commit().await.map_err(run_err)?;
+        Ok(written)
+    }
+
+    pub async fn insert_run(
+        &self,
+        run: &NewRun,
+        status: RunStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let finished = (status != RunStatus::Running).then_some(now);
+        sqlx::query_scalar(shared_sql::INSERT_RUN)
+            .bind(&run.job)
+            .bind(&run.account_id)
+            .bind(run.window_start)
+            .bind(run.window_end)
+            .bind(run.trigger.as_str())
+            .bind(now)
+            .bind(finished)
+            .bind(status.as_str())
+            .bind(error)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::query("recording a run", e))
+    }
+
+    pub async fn fail_run(
+        &self,
+        run_id: i64,
+        error: &str,
+        api_requests: u32,
+    ) -> Result<(), StoreError> {
+        sqlx::query(shared_sql::FAIL_RUN)
+            .bind(run_id)
+            .bind(Utc::now())
+            .bind(error)
+            .bind(i64::from(api_requests))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::query(format!("recording run {run_id} as failed"), e))?;
+        Ok(())
+    }
+
+    pub async fn high_water(
+        &self,
+        job: &str,
+        account_id: &str,
+    ) -> Result<Option<NaiveDate>, StoreError> {
+        sqlx::query_scalar(shared_sql::HIGH_WATER)
+            .bind(job)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::query("reading the high-water mark", e))
+    }
+
+    pub fn try_lock_job(&self, job: &str) -> Option<SqliteJobLock> {
+        let entry = (self.file.clone(), job.to_owned());
+        let inserted = LOCKS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(entry.clone());
+        // Build the guard only when the entry is ours (and after the mutex is released): dropping
+        // a guard removes its entry, which must never remove another holder's lock.
+        inserted.then(|| SqliteJobLock { entry })
+    }
+
+    pub async fn fail_stale_runs(&self) -> Result<u64, StoreError> {
+        let err = |e| StoreError::query("failing runs left running", e);
+        let jobs: Vec<String> = sqlx::query_scalar(shared_sql::RUNNING_JOBS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        let mut failed = 0;
+        for job in jobs {
+            // A job locked in this process is live; any other `running` row was left by a process
+            // that is gone (one process per file is assumed).
+            let Some(_lock) = self.try_lock_job(&job) else {
+                continue;
+            };
+            failed += sqlx::query(shared_sql::FAIL_STALE)
+                .bind(&job)
+                .bind(Utc::now())
+                .bind(STALE_RUN_ERROR)
+                .execute(&self.pool)
+                .await
+                .map_err(err)?
+                .rows_affected();
+        }
+        Ok(failed)
+    }
+
+    pub async fn status(&self) -> Result<Vec<JobStatus>, StoreError> {
+        let err = |e| StoreError::query("reading job status", e);
+        let rows = sqlx::query(shared_sql::STATUS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(job_status(
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                    r.try_get(5)?,
+                    r.try_get(6)?,
+                    r.try_get(7)?,
+                    r.try_get(8)?,
+                    r.try_get(9)?,
+                    r.try_get(10)?,
+                    r.try_get(11)?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(err)
+    }
+}
+
+fn sqlite_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Text | ColumnType::Date | ColumnType::Json => "TEXT",
+        ColumnType::Numeric => "NUMERIC",
+        ColumnType::Boolean => "INTEGER",
+    }
+}
+
+/// Our column type for a declared SQLite type (TEXT could be text, a date or JSON: say text).
+fn sqlite_column_type(declared: &str) -> Option<ColumnType> {
+    match declared.to_ascii_uppercase().as_str() {
+        "TEXT" => Some(ColumnType::Text),
+        "NUMERIC" => Some(ColumnType::Numeric),
+        "INTEGER" => Some(ColumnType::Boolean),
+        _ => None,
+    }
+}
+
+/// `CREATE TABLE` for the spec (plus `extra` column definitions kept from an older table).
+fn create_table_sql(table: &str, p: &Prepared<'_>, extra: &[String]) -> String {
+    let mut columns: Vec<String> = p
+        .spec
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let not_null = if p.is_key(i) { " NOT NULL" } else { "" };
+            format!("{} {}{not_null}", quote(&c.name), sqlite_type(c.ty))
+        })
+        .collect();
+    columns.extend(extra.iter().cloned());
+    columns.push(format!("{} INTEGER NOT NULL", quote(RUN_ID_COLUMN)));
+    columns.push(format!("{} TEXT NOT NULL", quote(LOADED_AT_COLUMN)));
+    let key: Vec<String> = p
+        .key_idx
+        .iter()
+        .map(|&i| quote(&p.spec.columns[i].name))
+        .collect();
+    format!(
+        "CREATE TABLE {table} ({}, PRIMARY KEY ({}))",
+        columns.join(", "),
+        key.join(", ")
+    )
+}
+
+/// Multi-row upsert of `rows` rows, each row's values then its run id and load time.
+///
+/// Anonymous `?` placeholders on purpose: SQLite looks numbered ones (`?NNN`) up by a linear scan
+/// when a parameter is bound, which made a 30,000-parameter statement take seconds (measured).
+/// JSON goes through `json()`, which rejects invalid JSON (as Postgres' jsonb cast does).
+fn upsert_sql(p: &Prepared<'_>, rows: usize) -> String {
+    let spec = p.spec;
+    let mut targets: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
+    targets.push(quote(RUN_ID_COLUMN));
+    targets.push(quote(LOADED_AT_COLUMN));
+    let row: Vec<&str> = spec
+        .columns
+        .iter()
+        .map(|c| match c.ty {
+            ColumnType::Json => "json(?)",
+            _ => "?",
+        })
+        .chain(["?", "?"])
+        .collect();
+    let row = format!("({})", row.join(","));
+    let mut sql = format!(
+        "INSERT INTO {} AS tgt ({}) VALUES ",
+        quote(&spec.table),
+        targets.join(", ")
+    );
+    sql.reserve(rows * (row.len() + 1));
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&row);
+    }
+    let key: Vec<String> = p
+        .key_idx
+        .iter()
+        .map(|&i| quote(&spec.columns[i].name))
+        .collect();
+    sql.push_str(&format!(" ON CONFLICT ({})", key.join(", ")));
+    if p.value_idx.is_empty() {
+        sql.push_str(" DO NOTHING");
+        return sql;
+    }
+    let values: Vec<String> = p
+        .value_idx
+        .iter()
+        .map(|&i| quote(&spec.columns[i].name))
+        .collect();
+    let set: Vec<String> = values
+        .iter()
+        .chain([&quote(RUN_ID_COLUMN), &quote(LOADED_AT_COLUMN)])
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let changed: Vec<String> = values
+        .iter()
+        .map(|c| format!("tgt.{c} IS NOT excluded.{c}"))
+        .collect();
+    sql.push_str(&format!(
+        " DO UPDATE SET {} WHERE {}",
+        set.join(", "),
+        changed.join(" OR ")
+    ));
+    sql
+}
+
+type SqliteQuery<'q> = Query<'q, Sqlite, SqliteArguments<'q>>;
+
+/// Binds one value; a null text key value is bound as '' (see `ColumnData::Text`).
+fn bind_value<'q>(
+    query: SqliteQuery<'q>,
+    column: &'q ColumnData,
+    row: usize,
+    is_key: bool,
+) -> SqliteQuery<'q> {
+    match column {
+        ColumnData::Text(v) if is_key => query.bind(v[row].as_deref().unwrap_or("")),
+        ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v) => {
+            query.bind(v[row].as_deref())
+        }
+        ColumnData::Date(v) => query.bind(v[row]),
+        ColumnData::Boolean(v) => query.bind(v[row]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::{ColumnSpec, TableSpec, spec::prepare};
+
+    #[test]
+    fn upsert_statement_shape() {
+        let spec = TableSpec {
+            table: "t".into(),
+            columns: vec![
+                ColumnSpec::new("k", ColumnType::Text),
+                ColumnSpec::new("j", ColumnType::Json),
+            ],
+            key: vec!["k".into()],
+        };
+        let p = prepare(&spec).unwrap();
+        let sql = upsert_sql(&p, 2);
+        assert!(
+            sql.contains("VALUES (?,json(?),?,?),(?,json(?),?,?) ON"),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("WHERE tgt.\"j\" IS NOT excluded.\"j\""),
+            "{sql}"
+        );
+    }
+}

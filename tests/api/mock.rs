@@ -1,0 +1,1477 @@
+//! The simulated Rokt API over real HTTP on loopback: auth, validation, data shape and consistency,
+//! restatement, fault injection, counters, determinism, and the `mock-api` command.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use reqwest::StatusCode;
+use rokt_export::mock::{Faults, MockConfig, MockServer};
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+
+fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+const TODAY: &str = "2026-03-20";
+
+fn config() -> MockConfig {
+    MockConfig {
+        today: day(TODAY),
+        ..MockConfig::default()
+    }
+}
+
+async fn start() -> MockServer {
+    MockServer::start(config()).await.unwrap()
+}
+
+fn client() -> reqwest::Client {
+    rokt_export::tls::install_crypto_provider();
+    reqwest::Client::builder().build().unwrap()
+}
+
+/// Asks for a token with the server's own credentials.
+async fn token(server: &MockServer, client: &reqwest::Client) -> String {
+    let creds = server.credentials();
+    let answer: Value = client
+        .post(format!("{}/auth/oauth2/token", server.base_url()))
+        .basic_auth(
+            creds.app_id().expose_secret(),
+            Some(creds.app_secret().expose_secret()),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A connected client with a token.
+struct Api {
+    server: MockServer,
+    client: reqwest::Client,
+    token: String,
+}
+
+impl Api {
+    async fn new(server: MockServer) -> Api {
+        let client = client();
+        let token = token(&server, &client).await;
+        Api {
+            server,
+            client,
+            token,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base_url())
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (StatusCode, String) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// A campaigns report that must succeed; its `data` rows.
+    async fn campaigns(&self, account: &str, body: &Value) -> Vec<Value> {
+        let (status, text) = self
+            .post(&format!("/v1/query/accounts/{account}/campaigns/"), body)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer["accountId"], account);
+        assert!(answer["queryTimeMs"].is_u64());
+        answer["data"].as_array().unwrap().clone()
+    }
+}
+
+fn body(start: &str, end: &str, dims: &[&str], metrics: &[&str], interval: bool) -> Value {
+    let mut b = json!({
+        "startDate": start, "endDate": end, "dimensions": dims, "metrics": metrics,
+        "currencyCode": "USD", "timezoneVariation": "UTC",
+    });
+    if interval {
+        b["interval"] = "day".into();
+    }
+    b
+}
+
+fn int(row: &Value, key: &str) -> i64 {
+    row[key]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{key} in {row}"))
+}
+
+fn num(row: &Value, key: &str) -> f64 {
+    row[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} in {row}"))
+}
+
+fn days_of(rows: &[Value]) -> BTreeSet<String> {
+    rows.iter()
+        .map(|r| r["datetime"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication
+
+#[tokio::test]
+async fn mock_token_endpoint_issues_bearer_tokens() {
+    let server = start().await;
+    let client = client();
+    let creds = server.credentials();
+    let answer: Value = client
+        .post(format!("{}/auth/oauth2/token", server.base_url()))
+        .basic_auth("demo-app-id", Some("demo-app-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["token_type"], "Bearer");
+    assert_eq!(answer["expires_in"], 3600);
+    assert!(answer["access_token"].as_str().unwrap().len() > 20);
+    assert_eq!(creds.app_id().expose_secret(), "demo-app-id");
+    let a = token(&server, &client).await;
+    let b = token(&server, &client).await;
+    assert_ne!(a, b, "every token is new");
+    assert!(!server.base_url().ends_with('/'));
+}
+
+#[tokio::test]
+async fn mock_token_endpoint_rejects_bad_requests_with_400_or_403_never_401() {
+    let server = start().await;
+    let client = client();
+    let url = format!("{}/auth/oauth2/token", server.base_url());
+    let grant = [("grant_type", "client_credentials")];
+    let cases = [
+        (
+            "missing Authorization",
+            client.post(&url).form(&grant),
+            400,
+            "invalid_request",
+        ),
+        (
+            "wrong secret",
+            client
+                .post(&url)
+                .basic_auth("demo-app-id", Some("wrong"))
+                .form(&grant),
+            403,
+            "invalid_client",
+        ),
+        (
+            "unknown app id",
+            client
+                .post(&url)
+                .basic_auth("someone-else", Some("demo-app-secret"))
+                .form(&grant),
+            400,
+            "invalid_client",
+        ),
+        (
+            "bad grant",
+            client
+                .post(&url)
+                .basic_auth("demo-app-id", Some("demo-app-secret"))
+                .form(&[("grant_type", "password")]),
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            "missing grant",
+            client
+                .post(&url)
+                .basic_auth("demo-app-id", Some("demo-app-secret"))
+                .form(&[("scope", "x")]),
+            400,
+            "invalid_request",
+        ),
+        (
+            "JSON instead of a form",
+            client
+                .post(&url)
+                .basic_auth("demo-app-id", Some("demo-app-secret"))
+                .json(&json!({"grant_type": "client_credentials"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "Bearer instead of Basic",
+            client.post(&url).bearer_auth("x").form(&grant),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (what, request, status, error) in cases {
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(answer["error"], error, "{what}: {answer}");
+        assert!(answer["error_description"].is_string(), "{what}");
+    }
+    assert_eq!(server.counters().token_requests, 7);
+}
+
+#[tokio::test]
+async fn mock_api_paths_need_a_known_bearer_token() {
+    let api = Api::new(start().await).await;
+    let url = api.url("/v1/query/accounts");
+    let none = api.client.get(&url).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert!(none.json::<Value>().await.unwrap()["message"].is_string());
+    let unknown = api
+        .client
+        .get(&url)
+        .bearer_auth("mock.not-issued")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+    let body = body("2026-03-01", "2026-03-02", &[], &["impressions"], false);
+    let unknown_post = api
+        .client
+        .post(api.url("/v1/query/accounts/3141592/campaigns/"))
+        .bearer_auth("mock.not-issued")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_post.status(), 401);
+    assert_eq!(api.get("/v1/query/accounts").await.0, 200);
+}
+
+#[tokio::test]
+async fn mock_revoked_tokens_are_answered_401() {
+    let mut api = Api::new(start().await).await;
+    assert_eq!(api.get("/v1/query/accounts").await.0, 200);
+    api.server.revoke_tokens();
+    let (status, text) = api.get("/v1/query/accounts").await;
+    assert_eq!(status, 401);
+    assert!(serde_json::from_str::<Value>(&text).unwrap()["message"].is_string());
+    // A new token works; the admin endpoint revokes it too.
+    api.token = token(&api.server, &api.client).await;
+    assert_eq!(api.get("/v1/query/accounts").await.0, 200);
+    let r = api
+        .client
+        .post(api.url("/__mock/revoke-tokens"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(api.get("/v1/query/accounts").await.0, 401);
+}
+
+#[tokio::test]
+async fn mock_expired_tokens_are_answered_401() {
+    let server = start().await;
+    let client = client();
+    // Tokens issued under this fault are expired the moment they are issued: no waiting.
+    server.set_faults(Faults {
+        token_lifetime_secs: Some(0),
+        ..Faults::default()
+    });
+    let creds = server.credentials();
+    let answer: Value = client
+        .post(format!("{}/auth/oauth2/token", server.base_url()))
+        .basic_auth(
+            creds.app_id().expose_secret(),
+            Some(creds.app_secret().expose_secret()),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["expires_in"], 0);
+    let expired = answer["access_token"].as_str().unwrap();
+    let r = client
+        .get(format!("{}/v1/query/accounts", server.base_url()))
+        .bearer_auth(expired)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.json::<Value>().await.unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    // An early expiry is announced in expires_in, so a client can plan its renewal.
+    server.set_faults(Faults {
+        token_lifetime_secs: Some(1),
+        ..Faults::default()
+    });
+    let short: Value = client
+        .post(format!("{}/auth/oauth2/token", server.base_url()))
+        .basic_auth("demo-app-id", Some("demo-app-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(short["expires_in"], 1);
+    // Without the fault, tokens last their configured lifetime again.
+    server.set_faults(Faults::default());
+    let fresh = token(&server, &client).await;
+    let r = client
+        .get(format!("{}/v1/query/accounts", server.base_url()))
+        .bearer_auth(fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn mock_token_lifetime_is_configurable() {
+    let server = MockServer::start(MockConfig {
+        token_lifetime: Duration::from_secs(120),
+        ..config()
+    })
+    .await
+    .unwrap();
+    let client = client();
+    let answer: Value = client
+        .post(format!("{}/auth/oauth2/token", server.base_url()))
+        .basic_auth("demo-app-id", Some("demo-app-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["expires_in"], 120);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shapes
+
+#[tokio::test]
+async fn mock_accounts_lists_the_configured_accounts() {
+    let api = Api::new(start().await).await;
+    let (status, text) = api.get("/v1/query/accounts").await;
+    assert_eq!(status, 200);
+    let accounts: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let ids: Vec<&str> = accounts
+        .iter()
+        .map(|a| a["accountId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["3141592", "2718281"]);
+    for a in &accounts {
+        for key in [
+            "accountName",
+            "countryCode",
+            "accountCurrencyCode",
+            "accountTimezone",
+            "accountTimezoneOffset",
+        ] {
+            assert!(a[key].is_string(), "{key} in {a}");
+        }
+        assert!(a["accountTimezone"].as_str().unwrap().contains('/'));
+    }
+}
+
+#[tokio::test]
+async fn mock_help_lists_dimensions_and_metrics() {
+    let api = Api::new(start().await).await;
+    let (status, text) = api.get("/v1/query/accounts/3141592/campaigns/help").await;
+    assert_eq!(status, 200);
+    let help: Value = serde_json::from_str(&text).unwrap();
+    let slugs = |key: &str| -> Vec<String> {
+        help[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                assert!(d["description"].is_string());
+                d["slug"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let dims = slugs("dimensions");
+    for d in [
+        "campaign_id",
+        "campaign_name",
+        "campaign_objective",
+        "campaign_country",
+        "creative_id",
+        "creative_name",
+        "audience_name",
+        "age_range",
+        "gender",
+        "device",
+    ] {
+        assert!(dims.iter().any(|x| x == d), "{d}");
+    }
+    let metrics = slugs("metrics");
+    for m in [
+        "impressions",
+        "referrals",
+        "referral_rate",
+        "gross_cost",
+        "net_cost",
+        "cpr",
+        "cpa",
+        "acquisitions",
+        "click_thru_acquisitions",
+        "view_thru_acquisitions",
+        "acquisitions_by_conversion_time",
+        "conversions",
+        "conversion_rate",
+        "conversion_value",
+        "acquisition_roas",
+        "conversion_roas",
+        "cost_per_impression",
+    ] {
+        assert!(metrics.iter().any(|x| x == m), "{m}");
+    }
+    let (status, text) = api
+        .get("/v1/query/accounts/3141592/transactions/help")
+        .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("partner_sub_vertical"));
+}
+
+#[tokio::test]
+async fn mock_accounts_the_credentials_cannot_see_are_403() {
+    let api = Api::new(start().await).await;
+    let b = body("2026-03-01", "2026-03-02", &[], &["impressions"], false);
+    let (status, text) = api.post("/v1/query/accounts/999/campaigns/", &b).await;
+    assert_eq!(status, 403);
+    assert!(serde_json::from_str::<Value>(&text).unwrap()["message"].is_string());
+    assert_eq!(
+        api.post("/v1/query/accounts/999/transactions", &b).await.0,
+        403
+    );
+    assert_eq!(
+        api.get("/v1/query/accounts/999/campaigns/help").await.0,
+        403
+    );
+    assert_eq!(
+        api.get("/reporting/accounts/999/campaigns/breakdown?dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-01T23:59:59.999")
+            .await
+            .0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn mock_campaigns_path_needs_its_trailing_slash() {
+    let api = Api::new(start().await).await;
+    let b = body("2026-03-01", "2026-03-02", &[], &["impressions"], false);
+    let (status, text) = api.post("/v1/query/accounts/3141592/campaigns", &b).await;
+    assert_eq!(status, 404, "{text}");
+    assert_eq!(
+        api.post("/v1/query/accounts/3141592/campaigns/", &b)
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn mock_each_invalid_report_body_is_400_with_a_message() {
+    let api = Api::new(start().await).await;
+    let ok =
+        json!({"startDate": "2026-03-01", "endDate": "2026-03-02", "metrics": ["impressions"]});
+    let with = |key: &str, value: Value| {
+        let mut b = ok.clone();
+        b[key] = value;
+        b
+    };
+    let without = |key: &str| {
+        let mut b = ok.clone();
+        b.as_object_mut().unwrap().remove(key);
+        b
+    };
+    let cases = [
+        (without("startDate"), "startDate is required"),
+        (without("endDate"), "endDate is required"),
+        (with("startDate", json!("03/01/2026")), "not a date"),
+        (with("endDate", json!("2026-02-30")), "not a date"),
+        (with("endDate", json!("2026-03-01")), "exclusive"),
+        (with("endDate", json!("2026-02-27")), "must be after"),
+        (with("endDate", json!("2026-04-02")), "at most 31"),
+        (without("metrics"), "at least one metric"),
+        (with("metrics", json!([])), "at least one metric"),
+        (
+            with("metrics", json!(["impressions", "nope"])),
+            "unknown metric",
+        ),
+        (with("metrics", json!("impressions")), "list"),
+        (
+            with("dimensions", json!(["campaign_id", "nope"])),
+            "unknown dimension",
+        ),
+        (
+            with("dimensions", json!(["partner_vertical"])),
+            "unknown dimension",
+        ),
+        (
+            with(
+                "orderBys",
+                json!([{"column": "datetime", "direction": "asc"}]),
+            ),
+            "datetime",
+        ),
+        (
+            with("orderBys", json!([{"column": "referrals"}])),
+            "requested",
+        ),
+        (with("interval", json!("week")), "interval"),
+        (
+            with("timezoneVariation", json!("Mars/Olympus")),
+            "time zone",
+        ),
+        (with("currencyCode", json!("XYZ")), "currencyCode"),
+        (
+            with("dimensionFilters", json!({"nope": ["x"]})),
+            "unknown dimension",
+        ),
+    ];
+    for (b, needle) in cases {
+        let (status, text) = api.post("/v1/query/accounts/3141592/campaigns/", &b).await;
+        assert_eq!(status, 400, "{b} answered {text}");
+        let message = serde_json::from_str::<Value>(&text).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains(needle), "{b}: {message}");
+    }
+    // Not JSON at all.
+    let r = api
+        .client
+        .post(api.url("/v1/query/accounts/3141592/campaigns/"))
+        .bearer_auth(&api.token)
+        .header("content-type", "application/json")
+        .body("{\"startDate\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.json::<Value>().await.unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    // The transactions report knows its own slugs only.
+    let (status, _) = api
+        .post(
+            "/v1/query/accounts/3141592/transactions",
+            &with("dimensions", json!(["campaign_id"])),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+#[tokio::test]
+async fn mock_end_date_is_exclusive() {
+    let api = Api::new(start().await).await;
+    let rows = api
+        .campaigns(
+            "3141592",
+            &body(
+                "2026-03-04",
+                "2026-03-06",
+                &["campaign_id", "campaign_name"],
+                &["impressions", "referrals", "gross_cost"],
+                true,
+            ),
+        )
+        .await;
+    assert_eq!(rows.len(), 2 * 5, "two days times five campaigns");
+    assert_eq!(
+        days_of(&rows),
+        BTreeSet::from([
+            "2026-03-04T00:00:00Z".to_owned(),
+            "2026-03-05T00:00:00Z".to_owned()
+        ])
+    );
+    let mut per_campaign: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &rows {
+        *per_campaign
+            .entry(r["campaign_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+        assert!(r["impressions"].is_u64());
+        assert!(r["gross_cost"].is_number());
+    }
+    assert!(per_campaign.values().all(|n| *n == 2), "{per_campaign:?}");
+    // Ids are strings.
+    assert!(rows[0]["campaign_id"].is_string());
+}
+
+#[tokio::test]
+async fn mock_serves_no_rows_after_today() {
+    let api = Api::new(start().await).await;
+    let rows = api
+        .campaigns(
+            "3141592",
+            &body(
+                "2026-03-19",
+                "2026-03-25",
+                &["campaign_id"],
+                &["impressions"],
+                true,
+            ),
+        )
+        .await;
+    assert_eq!(
+        days_of(&rows),
+        BTreeSet::from([
+            "2026-03-19T00:00:00Z".to_owned(),
+            "2026-03-20T00:00:00Z".to_owned()
+        ])
+    );
+    let future = api
+        .campaigns(
+            "3141592",
+            &body(
+                "2026-03-21",
+                "2026-03-25",
+                &["campaign_id"],
+                &["impressions"],
+                true,
+            ),
+        )
+        .await;
+    assert!(future.is_empty());
+}
+
+#[tokio::test]
+async fn mock_totals_without_interval_equal_the_sum_of_daily_rows() {
+    let api = Api::new(start().await).await;
+    let metrics = [
+        "impressions",
+        "referrals",
+        "acquisitions",
+        "gross_cost",
+        "cpa",
+    ];
+    let daily = api
+        .campaigns(
+            "2718281",
+            &body("2026-03-01", "2026-03-11", &["campaign_id"], &metrics, true),
+        )
+        .await;
+    let totals = api
+        .campaigns(
+            "2718281",
+            &body(
+                "2026-03-01",
+                "2026-03-11",
+                &["campaign_id"],
+                &metrics,
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(daily.len(), 50);
+    assert_eq!(totals.len(), 5);
+    for t in &totals {
+        assert!(t.get("datetime").is_none(), "{t}");
+        let id = &t["campaign_id"];
+        let mine: Vec<&Value> = daily.iter().filter(|d| &d["campaign_id"] == id).collect();
+        for m in ["impressions", "referrals", "acquisitions"] {
+            assert_eq!(
+                int(t, m),
+                mine.iter().map(|d| int(d, m)).sum::<i64>(),
+                "{m}"
+            );
+        }
+        let cost: f64 = mine.iter().map(|d| num(d, "gross_cost")).sum();
+        assert!((num(t, "gross_cost") - cost).abs() < 0.005);
+        // Ratios are computed from the sums, not summed.
+        let cpa = num(t, "gross_cost") / int(t, "acquisitions") as f64;
+        assert!((num(t, "cpa") - cpa).abs() < 1e-5, "{t}");
+    }
+}
+
+#[tokio::test]
+async fn mock_campaign_rows_equal_the_sum_of_their_creative_rows() {
+    let api = Api::new(start().await).await;
+    let metrics = ["impressions", "referrals", "conversions", "gross_cost"];
+    let creatives = api
+        .campaigns(
+            "3141592",
+            &body(
+                "2026-03-01",
+                "2026-03-04",
+                &["campaign_id", "creative_id", "device"],
+                &metrics,
+                true,
+            ),
+        )
+        .await;
+    let campaigns = api
+        .campaigns(
+            "3141592",
+            &body("2026-03-01", "2026-03-04", &["campaign_id"], &metrics, true),
+        )
+        .await;
+    assert_eq!(creatives.len(), 3 * 10 * 3);
+    for c in &campaigns {
+        let parts: Vec<&Value> = creatives
+            .iter()
+            .filter(|r| r["campaign_id"] == c["campaign_id"] && r["datetime"] == c["datetime"])
+            .collect();
+        assert_eq!(parts.len(), 2 * 3);
+        for m in ["impressions", "referrals", "conversions"] {
+            assert_eq!(int(c, m), parts.iter().map(|r| int(r, m)).sum::<i64>());
+        }
+    }
+}
+
+#[tokio::test]
+async fn mock_restatement_changes_only_the_last_seven_days() {
+    let api = Api::new(start().await).await;
+    let metrics = [
+        "impressions",
+        "gross_cost",
+        "acquisitions",
+        "conversions",
+        "conversion_value",
+        "acquisitions_by_conversion_time",
+    ];
+    let b = body("2026-03-05", "2026-03-25", &["campaign_id"], &metrics, true);
+    let before = api.campaigns("3141592", &b).await;
+    api.server.advance_time(1);
+    assert_eq!(api.server.today(), day("2026-03-21"));
+    let after = api.campaigns("3141592", &b).await;
+    assert_eq!(after.len(), before.len() + 5, "the new today has rows");
+    let today = day(TODAY);
+    let key = |r: &Value| format!("{}{}", r["datetime"], r["campaign_id"]);
+    let after_by_key: BTreeMap<String, &Value> = after.iter().map(|r| (key(r), r)).collect();
+    let (mut frozen, mut restated) = (0, 0);
+    for old in &before {
+        let new = after_by_key[&key(old)];
+        let d = day(&old["datetime"].as_str().unwrap()[..10]);
+        assert_eq!(old["impressions"], new["impressions"]);
+        assert_eq!(old["gross_cost"], new["gross_cost"]);
+        assert_eq!(
+            old["acquisitions_by_conversion_time"],
+            new["acquisitions_by_conversion_time"]
+        );
+        if d <= today - chrono::Days::new(7) {
+            assert_eq!(old, new, "{d} is outside the attribution window");
+            frozen += 1;
+        } else {
+            assert!(int(new, "acquisitions") > int(old, "acquisitions"), "{d}");
+            assert!(int(new, "conversions") > int(old, "conversions"), "{d}");
+            assert!(
+                num(new, "conversion_value") > num(old, "conversion_value"),
+                "{d}"
+            );
+            restated += 1;
+        }
+    }
+    assert_eq!(restated, 7 * 5);
+    assert_eq!(frozen, (before.len() - 35));
+    // The admin endpoint moves time too.
+    let r = api
+        .client
+        .post(api.url("/__mock/advance?days=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["today"],
+        json!("2026-03-23")
+    );
+    assert_eq!(api.server.today(), day("2026-03-23"));
+}
+
+#[tokio::test]
+async fn mock_answers_are_deterministic_across_servers() {
+    let a = Api::new(start().await).await;
+    let b = Api::new(start().await).await;
+    let q = body(
+        "2026-02-20",
+        "2026-03-20",
+        &["campaign_id", "campaign_name", "device", "gender"],
+        &[
+            "impressions",
+            "referrals",
+            "gross_cost",
+            "acquisitions",
+            "referral_rate",
+        ],
+        true,
+    );
+    let path = "/v1/query/accounts/3141592/campaigns/";
+    let (sa, ta) = a.post(path, &q).await;
+    let (sb, tb) = b.post(path, &q).await;
+    assert_eq!(sa, 200);
+    assert_eq!(sb, 200);
+    assert_eq!(ta, tb, "same request, same bytes");
+    assert_eq!(a.post(path, &q).await.1, ta, "and again on the same server");
+    let other = Api::new(
+        MockServer::start(MockConfig {
+            seed: 43,
+            ..config()
+        })
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_ne!(
+        other.post(path, &q).await.1,
+        ta,
+        "another seed, other numbers"
+    );
+}
+
+#[tokio::test]
+async fn mock_query_rows_equal_what_http_answers() {
+    let api = Api::new(start().await).await;
+    let shapes: &[(&str, &[&str], &[&str], bool)] = &[
+        (
+            "campaigns",
+            &["campaign_id", "campaign_name"],
+            &["impressions", "referrals", "gross_cost", "acquisitions"],
+            true,
+        ),
+        (
+            "campaigns",
+            &[],
+            &["impressions", "cpa", "acquisition_roas"],
+            false,
+        ),
+        (
+            "campaigns",
+            &["creative_name", "age_range", "audience_name"],
+            &["conversions", "conversion_value"],
+            true,
+        ),
+        (
+            "transactions",
+            &["partner_vertical", "page_type"],
+            &["transactions", "revenue", "referral_rate"],
+            true,
+        ),
+    ];
+    for (report, dims, metrics, interval) in shapes {
+        let path = match *report {
+            "campaigns" => "/v1/query/accounts/2718281/campaigns/",
+            _ => "/v1/query/accounts/2718281/transactions",
+        };
+        let mut b = body("2026-03-01", "2026-03-15", dims, metrics, *interval);
+        b.as_object_mut().unwrap().remove("timezoneVariation");
+        let (status, text) = api.post(path, &b).await;
+        assert_eq!(status, 200, "{text}");
+        let http: Value = serde_json::from_str(&text).unwrap();
+        let strings = |xs: &[&str]| xs.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let rows = api.server.query_rows(
+            "2718281",
+            report,
+            &strings(dims),
+            &strings(metrics),
+            day("2026-03-01"),
+            day("2026-03-15"),
+            *interval,
+        );
+        assert!(!rows.is_empty());
+        assert_eq!(http["data"].as_array().unwrap(), &rows, "{report} {dims:?}");
+    }
+    // In process, the range may exceed the API's 31 days; invalid queries are empty.
+    let long = api.server.query_rows(
+        "3141592",
+        "campaigns",
+        &["campaign_id".to_owned()],
+        &["impressions".to_owned()],
+        day("2026-01-01"),
+        day("2026-03-21"),
+        true,
+    );
+    assert_eq!(long.len(), 79 * 5);
+    assert!(
+        api.server
+            .query_rows(
+                "999",
+                "campaigns",
+                &[],
+                &["impressions".to_owned()],
+                day("2026-03-01"),
+                day("2026-03-02"),
+                false
+            )
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn mock_filters_and_sorting_apply() {
+    let api = Api::new(start().await).await;
+    let mut b = body(
+        "2026-03-01",
+        "2026-03-08",
+        &["device", "gender"],
+        &["impressions", "referrals"],
+        false,
+    );
+    b["dimensionFilters"] = json!({"device": ["mobile", "tablet"]});
+    b["orderBys"] = json!([{"column": "referrals", "direction": "desc"}]);
+    let rows = api.campaigns("3141592", &b).await;
+    assert_eq!(rows.len(), 2 * 3);
+    assert!(rows.iter().all(|r| r["device"] != "desktop"));
+    let referrals: Vec<i64> = rows.iter().map(|r| int(r, "referrals")).collect();
+    let mut sorted = referrals.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(referrals, sorted);
+}
+
+#[tokio::test]
+async fn mock_names_that_stress_a_loader_round_trip_through_json() {
+    let api = Api::new(start().await).await;
+    let rows = api
+        .campaigns(
+            "3141592",
+            &body(
+                "2026-03-01",
+                "2026-03-02",
+                &[
+                    "campaign_id",
+                    "campaign_name",
+                    "creative_name",
+                    "audience_name",
+                ],
+                &["impressions"],
+                false,
+            ),
+        )
+        .await;
+    let names: String = rows
+        .iter()
+        .flat_map(|r| {
+            [
+                r["campaign_name"].as_str().unwrap().to_owned(),
+                r["creative_name"].as_str().unwrap().to_owned(),
+                r["audience_name"].as_str().unwrap().to_owned(),
+            ]
+        })
+        .collect();
+    for needle in ["\"", "'", ";", "\t", "é", "日本語", "🚀", "\\"] {
+        assert!(names.contains(needle), "no {needle:?} in the names");
+    }
+    let (_, text) = api.get("/v1/query/accounts").await;
+    let accounts: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        accounts[0]["accountName"],
+        "Pi Retail \"Outlet\"; Café 日本語 🛒"
+    );
+    assert!(accounts[1]["accountName"].as_str().unwrap().contains('\t'));
+}
+
+#[tokio::test]
+async fn mock_transactions_report_has_publisher_dimensions() {
+    let api = Api::new(start().await).await;
+    let (status, text) = api
+        .post(
+            "/v1/query/accounts/3141592/transactions",
+            &body(
+                "2026-03-01",
+                "2026-03-03",
+                &[
+                    "partner_vertical",
+                    "partner_sub_vertical",
+                    "page_type",
+                    "display_type",
+                ],
+                &["transactions", "impressions", "referrals", "revenue"],
+                true,
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let rows = serde_json::from_str::<Value>(&text).unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rows.len(), 2 * 8 * 3 * 3);
+    assert!(rows.iter().all(|r| r["datetime"].is_string()));
+}
+
+#[tokio::test]
+async fn mock_serves_31_days_of_1000_rows() {
+    let server = MockServer::start(MockConfig {
+        campaigns_per_account: 100,
+        creatives_per_campaign: 10,
+        ..config()
+    })
+    .await
+    .unwrap();
+    let api = Api::new(server).await;
+    let rows = api
+        .campaigns(
+            "3141592",
+            &body(
+                "2026-02-17",
+                "2026-03-20",
+                &[
+                    "campaign_id",
+                    "campaign_name",
+                    "creative_id",
+                    "creative_name",
+                ],
+                &["impressions", "referrals", "gross_cost", "acquisitions"],
+                true,
+            ),
+        )
+        .await;
+    assert_eq!(rows.len(), 31_000);
+    assert_eq!(days_of(&rows).len(), 31);
+    assert_eq!(api.server.counters().rows_served, 31_000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy Reporting API
+
+#[tokio::test]
+async fn mock_legacy_breakdown_totals_by_campaign() {
+    let api = Api::new(start().await).await;
+    let (status, text) = api
+        .get("/reporting/accounts/3141592/campaigns/breakdown?dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-10T23:59:59.999&currency=USD&timeZoneVariation=America/Los_Angeles&groupby=campaign")
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let items = answer["data"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    for item in items {
+        assert!(item["groupByValue"].is_string());
+        assert!(item["campaignName"].is_string());
+        for key in [
+            "impressions",
+            "referrals",
+            "grossCost",
+            "netCost",
+            "acquisitionsByReferralDate",
+        ] {
+            assert!(item[key].is_number(), "{key} in {item}");
+        }
+    }
+    // The same numbers as the Query API's totals over the same ten days.
+    let totals = api
+        .campaigns(
+            "3141592",
+            &body(
+                "2026-03-01",
+                "2026-03-11",
+                &["campaign_id", "campaign_name"],
+                &["impressions", "gross_cost", "acquisitions"],
+                false,
+            ),
+        )
+        .await;
+    for (item, row) in items.iter().zip(&totals) {
+        assert_eq!(item["groupByValue"], row["campaign_id"]);
+        assert_eq!(item["campaignName"], row["campaign_name"]);
+        assert_eq!(item["impressions"], row["impressions"]);
+        assert_eq!(item["grossCost"], row["gross_cost"]);
+        assert_eq!(item["acquisitionsByReferralDate"], row["acquisitions"]);
+    }
+    let total_impressions: i64 = items.iter().map(|i| int(i, "impressions")).sum();
+    for groupby in ["country", "partner-source"] {
+        let (status, text) = api
+            .get(&format!("/reporting/accounts/3141592/campaigns/breakdown?dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-11T00:00:00.000&groupby={groupby}"))
+            .await;
+        assert_eq!(status, 200, "{text}");
+        let items = serde_json::from_str::<Value>(&text).unwrap()["data"]["items"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(!items.is_empty());
+        assert_eq!(
+            items.iter().map(|i| int(i, "impressions")).sum::<i64>(),
+            total_impressions,
+            "{groupby}"
+        );
+    }
+    let (status, text) = api
+        .get("/reporting/accounts/3141592/summary?dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-10T23:59:59.999")
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let items = serde_json::from_str::<Value>(&text).unwrap()["data"]["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(int(&items[0], "impressions"), total_impressions);
+    let (status, _) = api
+        .get("/reporting/accounts/3141592/campaigns/breakdown?dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-10T23:59:59.999&groupby=weather")
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = api
+        .get("/reporting/accounts/3141592/campaigns/breakdown?dateEnd=2026-03-10T23:59:59.999")
+        .await;
+    assert_eq!(status, 400);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults and counters
+
+#[tokio::test]
+async fn mock_fault_429_carries_retry_after() {
+    let api = Api::new(start().await).await;
+    api.server.set_faults(Faults {
+        every_nth_429: Some(2),
+        retry_after_secs: 7,
+        ..Faults::default()
+    });
+    assert_eq!(api.get("/v1/query/accounts").await.0, 200);
+    let r = api
+        .client
+        .get(api.url("/v1/query/accounts"))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "7");
+    assert_eq!(api.get("/v1/query/accounts").await.0, 200);
+    assert_eq!(api.get("/v1/query/accounts").await.0, 429);
+}
+
+#[tokio::test]
+async fn mock_faults_500_and_503() {
+    let api = Api::new(start().await).await;
+    api.server.set_faults(Faults {
+        every_nth_500: Some(1),
+        ..Faults::default()
+    });
+    let (status, text) = api.get("/v1/query/accounts").await;
+    assert_eq!(status, 500);
+    assert!(serde_json::from_str::<Value>(&text).unwrap()["message"].is_string());
+    api.server.set_faults(Faults {
+        every_nth_503: Some(1),
+        ..Faults::default()
+    });
+    let b = body("2026-03-01", "2026-03-02", &[], &["impressions"], false);
+    assert_eq!(
+        api.post("/v1/query/accounts/3141592/campaigns/", &b)
+            .await
+            .0,
+        503
+    );
+    // The token endpoint is never faulted, so a client can always renew.
+    let _ = token(&api.server, &api.client).await;
+}
+
+#[tokio::test]
+async fn mock_fault_malformed_json() {
+    let api = Api::new(start().await).await;
+    api.server.set_faults(Faults {
+        every_nth_malformed: Some(1),
+        ..Faults::default()
+    });
+    let b = body(
+        "2026-03-01",
+        "2026-03-02",
+        &["campaign_id"],
+        &["impressions"],
+        true,
+    );
+    let (status, text) = api.post("/v1/query/accounts/3141592/campaigns/", &b).await;
+    assert_eq!(status, 200);
+    assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
+}
+
+#[tokio::test]
+async fn mock_fault_dropped_connection() {
+    let api = Api::new(start().await).await;
+    api.server.set_faults(Faults {
+        every_nth_drop: Some(2),
+        ..Faults::default()
+    });
+    assert_eq!(api.get("/v1/query/accounts").await.0, 200);
+    let dropped = api
+        .client
+        .get(api.url("/v1/query/accounts"))
+        .bearer_auth(&api.token)
+        .send()
+        .await;
+    let error = dropped.expect_err("the connection is closed without an answer");
+    assert!(error.status().is_none(), "{error}");
+    assert_eq!(api.get("/v1/query/accounts").await.0, 200);
+    assert_eq!(api.server.counters().api_requests_by_status[&0], 1);
+}
+
+#[tokio::test]
+async fn mock_fault_latency() {
+    let api = Api::new(start().await).await;
+    api.server.set_faults(Faults {
+        latency_ms: 150,
+        ..Faults::default()
+    });
+    let began = Instant::now();
+    assert_eq!(api.get("/v1/query/accounts").await.0, 200);
+    // A lower bound only: the answer cannot come before the injected delay.
+    assert!(began.elapsed() >= Duration::from_millis(150));
+}
+
+#[tokio::test]
+async fn mock_faults_are_settable_over_http_and_at_start() {
+    let server = MockServer::start(MockConfig {
+        faults: Faults {
+            every_nth_503: Some(1),
+            ..Faults::default()
+        },
+        ..config()
+    })
+    .await
+    .unwrap();
+    let api = Api::new(server).await;
+    assert_eq!(api.get("/v1/query/accounts").await.0, 503);
+    let r = api
+        .client
+        .put(api.url("/__mock/faults"))
+        .json(&json!({"every_nth_429": 1, "retry_after_secs": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, _) = api.get("/v1/query/accounts").await;
+    assert_eq!(status, 429);
+    let current: Value = api
+        .client
+        .get(api.url("/__mock/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(current["every_nth_429"], 1);
+    assert_eq!(current["every_nth_503"], Value::Null);
+    assert_eq!(api.server.faults().retry_after_secs, 3);
+    let bad = api
+        .client
+        .put(api.url("/__mock/faults"))
+        .json(&json!({"every_nth_4299": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    api.client
+        .put(api.url("/__mock/faults"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.get("/v1/query/accounts").await.0, 200);
+    let state: Value = api
+        .client
+        .get(api.url("/__mock/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["today"], TODAY);
+}
+
+#[tokio::test]
+async fn mock_counts_what_it_served() {
+    let api = Api::new(start().await).await;
+    api.server.reset_counters();
+    let _ = token(&api.server, &api.client).await;
+    let b = body(
+        "2026-03-01",
+        "2026-03-03",
+        &["campaign_id"],
+        &["impressions"],
+        true,
+    );
+    assert_eq!(
+        api.campaigns("3141592", &b).await.len(),
+        10,
+        "two days of five campaigns"
+    );
+    api.post("/v1/query/accounts/3141592/campaigns/", &json!({}))
+        .await;
+    api.client
+        .get(api.url("/v1/query/accounts"))
+        .send()
+        .await
+        .unwrap();
+    api.server.set_faults(Faults {
+        every_nth_429: Some(1),
+        ..Faults::default()
+    });
+    api.get("/v1/query/accounts").await;
+    api.server.set_faults(Faults::default());
+    let c = api.server.counters();
+    assert_eq!(c.token_requests, 1);
+    assert_eq!(c.api_requests, 4);
+    assert_eq!(
+        c.api_requests_by_status,
+        BTreeMap::from([(200, 1), (400, 1), (401, 1), (429, 1)])
+    );
+    assert_eq!(c.rows_served, 10);
+    assert_eq!(c.max_concurrent_requests, 1);
+
+    // Concurrent requests overlap while each waits out the injected latency.
+    api.server.set_faults(Faults {
+        latency_ms: 300,
+        ..Faults::default()
+    });
+    let (a, b, c) = tokio::join!(
+        api.get("/v1/query/accounts"),
+        api.get("/v1/query/accounts"),
+        api.get("/v1/query/accounts")
+    );
+    assert_eq!(
+        (a.0, b.0, c.0),
+        (StatusCode::OK, StatusCode::OK, StatusCode::OK)
+    );
+    let max = api.server.counters().max_concurrent_requests;
+    assert!((2..=3).contains(&max), "{max}");
+
+    // Over HTTP too, and the admin API is not counted.
+    let over_http: Value = api
+        .client
+        .get(api.url("/__mock/counters"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(over_http["api_requests"], 7);
+    assert_eq!(over_http["api_requests_by_status"]["200"], 4);
+    let r = api
+        .client
+        .post(api.url("/__mock/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let zero = api.server.counters();
+    assert_eq!(zero.api_requests, 0);
+    assert_eq!(zero.token_requests, 0);
+    assert!(zero.api_requests_by_status.is_empty());
+}
+
+#[tokio::test]
+async fn mock_stops_when_asked() {
+    let server = start().await;
+    let addr = server.addr();
+    server.stop().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command
+
+#[tokio::test]
+async fn mock_api_command_prints_its_url_and_serves_until_sigterm() {
+    let mut child = Command::new(crate::helpers::binary())
+        .args([
+            "mock-api",
+            "--port",
+            "0",
+            "--today",
+            TODAY,
+            "--accounts",
+            "111,222",
+            "--app-secret",
+            "s3cret",
+        ])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first line names the URL; it is printed only after the port is bound. The pipe is then
+    // closed, which must not stop the server (it did once: println! panics on a closed stdout).
+    let stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no URL in {first:?}"))
+        .to_owned();
+    let client = client();
+    let answer: Value = client
+        .post(format!("{url}/auth/oauth2/token"))
+        .basic_auth("demo-app-id", Some("s3cret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = answer["access_token"].as_str().unwrap();
+    let accounts: Vec<Value> = client
+        .get(format!("{url}/v1/query/accounts"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(accounts.len(), 2);
+    assert_eq!(accounts[1]["accountId"], "222");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
