@@ -166,7 +166,7 @@ pub async fn execute(cli: Cli) -> u8 {
     };
     match command {
         Command::Validate => validate(&cli.config, &env),
-        Command::Run => not_built("run", 6),
+        Command::Run => crate::daemon::command(&cli.config, &env).await,
         Command::RunNow(args) => {
             if let (Some(from), Some(to)) = (args.from, args.to)
                 && from > to
@@ -181,11 +181,6 @@ pub async fn execute(cli: Cli) -> u8 {
         Command::Demo(args) => crate::demo::run(&cli.config, &env, &args).await,
         Command::MockApi(args) => crate::mock::run_standalone(&args).await,
     }
-}
-
-fn not_built(command: &str, issue: u32) -> u8 {
-    eprintln!("error: `rokt-export {command}` is not built yet (tracked in issue #{issue})");
-    exit::RUN_FAILED
 }
 
 /// Connects to the database, retrying a few times; prints the error and returns the exit code.

@@ -9,18 +9,388 @@
 //! its `export_runs` rows are marked failed.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
+use sd_notify::NotifyState;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{Instrument as _, info, info_span, warn};
+use tracing::{Instrument as _, error, info, info_span, warn};
 
-use crate::config::Job;
+use crate::api::{ApiClient, ApiError};
+use crate::config::{Config, Credentials, Env, Job};
+use crate::exit;
+use crate::export::{Context, Progress, Range, RunRequest, run_job};
 use crate::metrics::{Metrics, Outcome};
 use crate::schedule::Ticker;
+use crate::server::{Health, ServerState};
+use crate::store::{RunStatus, Store, StoreError, Trigger};
+
+/// First wait before connecting to the database again; doubled after each failure.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// The longest wait between two connection attempts.
+const MAX_RETRY: Duration = Duration::from_secs(15);
+/// How often the database is pinged for `/readyz` once connected.
+const PING_EVERY: Duration = Duration::from_secs(2);
+/// A ping that takes longer than this counts as "database unreachable".
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// After the grace period: how long marking abandoned runs failed and closing the pool may take,
+/// so that a database that is down at that moment cannot hold the exit up (the next start marks
+/// the runs failed instead).
+const CLEANUP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Why the daemon could not run. Everything that can recover by itself (database, API) is
+/// retried instead and never ends up here.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The HTTP client for the Rokt API could not be built (a TLS set-up problem).
+    #[error("cannot build the Rokt API client: {0}")]
+    Api(#[from] ApiError),
+    /// The health and metrics server stopped with an error.
+    #[error("the health and metrics server failed: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+/// `rokt-export run`: loads the config, binds `[server] listen`, runs until SIGTERM or SIGINT and
+/// returns the exit code (0 after a clean stop).
+pub async fn command(config_path: &Path, env: &Env) -> u8 {
+    let config = match crate::cli::load_config(config_path, env) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let credentials = match Credentials::from_env(env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    // Handlers first, so that a SIGTERM arriving during start-up is not lost.
+    let stop = match stop_signal() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install the SIGTERM/SIGINT handlers: {e}");
+            return exit::RUN_FAILED;
+        }
+    };
+    let listener = match TcpListener::bind(config.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen on {} (`[server] listen` in {}): {e}",
+                config.server.listen,
+                config.path.display()
+            );
+            return exit::RUN_FAILED;
+        }
+    };
+    match run_until_stopped(Arc::new(config), credentials, listener, stop).await {
+        Ok(()) => exit::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::RUN_FAILED
+        }
+    }
+}
+
+/// Completes on the first SIGTERM or SIGINT.
+fn stop_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM received"),
+            _ = int.recv() => info!("SIGINT received"),
+        }
+    })
+}
+
+/// The daemon: serves `/healthz`, `/readyz` and `/metrics` on `listener` at once, connects to the
+/// database in the background (retrying with backoff for as long as it takes), then fires every
+/// job on its schedule until `shutdown` completes; then stops firing, gives running windows
+/// `[server] shutdown_grace_secs` to commit, marks what it abandoned as failed, and returns.
+///
+/// The listener and the shutdown future are arguments so that tests bind port 0 and stop the
+/// daemon with a oneshot.
+pub async fn run_until_stopped(
+    config: Arc<Config>,
+    credentials: Credentials,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), DaemonError> {
+    crate::tls::install_crypto_provider();
+    let api = ApiClient::new(&config.api, credentials)?;
+    let mut metrics = Metrics::new(config.jobs.iter().map(|j| j.name.as_str()));
+    metrics.register_api(api.clone());
+    let metrics = Arc::new(metrics);
+    let health = Arc::new(Health::new());
+    let listen = listener.local_addr().map_err(DaemonError::Server)?;
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        ServerState {
+            health: Arc::clone(&health),
+            metrics: Arc::clone(&metrics),
+        },
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
+    info!(%listen, jobs = config.jobs.len(), "serving /healthz /readyz /metrics; connecting to the database");
+    // READY as soon as we serve: a database that is down must not make systemd kill us at
+    // start-up; readiness for work is what /readyz says.
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status("waiting for the database"),
+    ]);
+
+    tokio::pin!(shutdown);
+    let store = tokio::select! {
+        store = open_store(&config, &health) => Some(store),
+        () = &mut shutdown => None,
+    };
+    if let Some(store) = store {
+        let pinger = tokio::spawn(ping_forever(store.clone(), Arc::clone(&health)));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let runner = Arc::new(Export {
+            ctx: Context {
+                config: Arc::clone(&config),
+                api,
+                store: store.clone(),
+            },
+            stopping: StopAware(Arc::clone(&stopping)),
+        });
+        let scheduler = Scheduler::start(&config.jobs, runner, Arc::clone(&metrics));
+        health.set_scheduler_running(true);
+        let status = format!("scheduling {} jobs", config.jobs.len());
+        notify(&[NotifyState::Status(&status)]);
+        info!(jobs = config.jobs.len(), "scheduler running");
+
+        shutdown.await;
+        // First of all: no window starts from now on (runs check this before each window).
+        stopping.store(true, Ordering::SeqCst);
+        health.set_scheduler_running(false);
+        notify(&[NotifyState::Stopping]);
+        info!(
+            grace_secs = config.server.shutdown_grace.as_secs(),
+            "stopping: no new runs; running windows may finish within the grace period"
+        );
+        let abandoned = scheduler.stop(config.server.shutdown_grace).await;
+        if !abandoned.is_empty() {
+            let cleanup = fail_abandoned(&store, &abandoned);
+            if tokio::time::timeout(CLEANUP_LIMIT, cleanup).await.is_err() {
+                warn!(jobs = ?abandoned, "could not mark the abandoned runs failed in time; the next start does");
+            }
+        }
+        pinger.abort();
+        if tokio::time::timeout(CLEANUP_LIMIT, store.close())
+            .await
+            .is_err()
+        {
+            warn!("the database connections did not close in time");
+        }
+    } else {
+        notify(&[NotifyState::Stopping]);
+        info!("stopping before the database was reached");
+    }
+
+    let _ = stop_server.send(());
+    let served = server
+        .await
+        .map_err(|e| DaemonError::Server(std::io::Error::other(e)))?;
+    served.map_err(DaemonError::Server)?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Tells systemd (when `NOTIFY_SOCKET` is set; a no-op otherwise).
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!(error = %e, "cannot notify the service manager");
+    }
+}
+
+/// Connects, migrates and fails the runs a crashed process left `running`; retries everything
+/// with capped exponential backoff until it works.
+async fn open_store(config: &Config, health: &Health) -> Store {
+    let mut delay = FIRST_RETRY;
+    let mut attempt: u32 = 1;
+    loop {
+        match prepare_store(config).await {
+            Ok(store) => {
+                health.set_database(Ok(()));
+                info!(attempt, database = %config.database.url, "connected to the database");
+                return store;
+            }
+            Err(e) => {
+                health.set_database(Err(e.to_string()));
+                // Full jitter, so replicas restarted together do not knock in step.
+                let wait = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
+                let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                if e.is_unavailable() {
+                    warn!(error = %e, attempt, retry_in_ms, "database not reachable; retrying");
+                } else {
+                    error!(error = %e, attempt, retry_in_ms, "cannot use the database; retrying");
+                }
+                tokio::time::sleep(wait).await;
+                delay = (delay * 2).min(MAX_RETRY);
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+async fn prepare_store(config: &Config) -> Result<Store, StoreError> {
+    let store = Store::connect(&config.database).await?;
+    store.migrate().await?;
+    // Only jobs whose lock this takes are touched, so a replica's live runs are safe.
+    store.fail_stale_runs().await?;
+    Ok(store)
+}
+
+/// Keeps `/readyz` true to the database: pings it every [`PING_EVERY`].
+async fn ping_forever(store: Store, health: Arc<Health>) {
+    let mut was_ok = true;
+    loop {
+        tokio::time::sleep(PING_EVERY).await;
+        let result = match tokio::time::timeout(PING_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "no answer to a ping within {} s",
+                PING_TIMEOUT.as_secs()
+            )),
+        };
+        match (&result, was_ok) {
+            (Err(e), true) => warn!(error = %e, "database unreachable; not ready until it answers"),
+            (Ok(()), false) => info!("database reachable again"),
+            _ => {}
+        }
+        was_ok = result.is_ok();
+        health.set_database(result);
+    }
+}
+
+/// Marks the `export_runs` rows of abandoned runs failed.
+///
+/// The store's `fail_stale_runs` only touches a job whose advisory lock it can take, i.e. that no
+/// live process (this one, a replica, a `--run-now`) is running. The abandoned runs dropped their
+/// lock connections, but the server may notice a closed socket a moment after our next
+/// statement, so look again a few times.
+async fn fail_abandoned(store: &Store, jobs: &[String]) {
+    for _ in 0..20 {
+        if let Err(e) = store.fail_stale_runs().await {
+            warn!(error = %e, "cannot mark the abandoned runs failed");
+        }
+        match store.status().await {
+            Ok(status) => {
+                let still_running = status
+                    .iter()
+                    .any(|s| jobs.contains(&s.job) && s.last_status == Some(RunStatus::Running));
+                if !still_running {
+                    return;
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read the run status"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    warn!(
+        jobs = ?jobs,
+        "runs of these jobs may still be marked running (a replica may have taken them over); \
+         the next start marks abandoned ones failed"
+    );
+}
+
+/// The real [`Runner`]: `export::run_job` with the daemon's shared context.
+struct Export {
+    ctx: Context,
+    stopping: StopAware,
+}
+
+/// Tells a run to start no further window once the daemon is stopping, so the grace period is
+/// spent finishing the windows in flight, not starting new ones.
+struct StopAware(Arc<AtomicBool>);
+
+impl Progress for StopAware {
+    fn keep_going(&self) -> bool {
+        !self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Runner for Export {
+    async fn run(&self, job: &str) -> RunSummary {
+        let request = RunRequest {
+            job: job.to_owned(),
+            range: Range::Incremental,
+            accounts: Vec::new(),
+            trigger: Trigger::Schedule,
+        };
+        match run_job(&self.ctx, &request, &self.stopping).await {
+            Ok(report) => {
+                let rows_written = report.rows_written();
+                let outcome = if report.skipped.is_some() {
+                    Outcome::Skipped
+                } else if report.succeeded() {
+                    info!(
+                        windows = report.windows.len(),
+                        rows_written, "run succeeded"
+                    );
+                    Outcome::Succeeded
+                } else if !self.stopping.keep_going()
+                    && !report
+                        .windows
+                        .iter()
+                        .any(|w| matches!(w.outcome, crate::export::Outcome::Failed { .. }))
+                {
+                    info!(
+                        windows = report.windows.len(),
+                        rows_written,
+                        "run cut short by the stop; the next run resumes after its last committed window"
+                    );
+                    Outcome::Abandoned
+                } else if report.exit_code() == exit::CONFIG {
+                    error!(
+                        windows = report.windows.len(),
+                        "run failed: the API rejected the credentials; check ROKT_APP_ID and ROKT_APP_SECRET"
+                    );
+                    Outcome::Failed
+                } else {
+                    // Each failed window was logged where it failed; the next firing resumes.
+                    warn!(
+                        windows = report.windows.len(),
+                        rows_written, "run failed; the next firing catches up"
+                    );
+                    Outcome::Failed
+                };
+                RunSummary {
+                    outcome,
+                    rows_written,
+                }
+            }
+            Err(e) if e.exit_code() == exit::CONFIG => {
+                error!(error = %e, "run could not start; check the job and the credentials");
+                RunSummary {
+                    outcome: Outcome::Failed,
+                    rows_written: 0,
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "run could not start; the next firing retries");
+                RunSummary {
+                    outcome: Outcome::Failed,
+                    rows_written: 0,
+                }
+            }
+        }
+    }
+}
 
 /// What one run of a job came to, as far as the scheduler and the metrics care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +512,10 @@ fn start_run<R: Runner>(
     let handle = tokio::spawn(
         async move {
             let summary = runner.run(&name).await;
+            if summary.outcome == Outcome::Skipped {
+                // Another process held the job's lock: the same overlap, seen across replicas.
+                metrics.overlap_skipped(&name);
+            }
             metrics.run_finished(
                 &name,
                 summary.outcome,

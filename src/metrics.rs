@@ -8,12 +8,16 @@
 
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+
+use crate::api::{ApiClient, LatencyHistogram};
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -186,9 +190,10 @@ impl Metrics {
             .inc();
     }
 
-    /// The registry, to add collectors (e.g. the API client's counters) before serving.
-    pub fn registry_mut(&mut self) -> &mut Registry {
-        &mut self.registry
+    /// Adds the API client's counters, read from [`ApiClient::stats`] at every scrape.
+    pub fn register_api(&mut self, api: ApiClient) {
+        self.registry
+            .register_collector(Box::new(ApiCollector { api }));
     }
 
     /// Every metric in the Prometheus text format.
@@ -203,6 +208,92 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Encodes the API client's own counters at scrape time (no second set of counters to keep
+/// in step).
+#[derive(Debug)]
+struct ApiCollector {
+    api: ApiClient,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+impl Collector for ApiCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.api.stats();
+
+        let mut requests = encoder.encode_descriptor(
+            "rokt_export_api_requests",
+            "HTTP requests to the Rokt API (token requests excluded) by response status; status=\"error\" when no answer came (timeout, refused, reset)",
+            None,
+            MetricType::Counter,
+        )?;
+        let by_status = stats
+            .requests_by_status
+            .iter()
+            .map(|(status, n)| (status.to_string(), *n))
+            .chain(std::iter::once((
+                "error".to_owned(),
+                stats.transport_errors,
+            )));
+        for (status, n) in by_status {
+            requests
+                .encode_family(&StatusLabels { status })?
+                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
+
+        let latency = encoder.encode_descriptor(
+            "rokt_export_api_request_duration",
+            "Latency of HTTP requests to the Rokt API, answered or not",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        // The encoder wants per-bucket counts; the client keeps cumulative ones.
+        let mut previous = 0;
+        let buckets: Vec<(f64, u64)> = stats
+            .latency
+            .buckets
+            .iter()
+            .map(|(le, cumulative)| {
+                let n = cumulative.saturating_sub(previous);
+                previous = *cumulative;
+                (*le, n)
+            })
+            .collect();
+        encode_histogram(latency, &stats.latency, &buckets)?;
+
+        let retries = encoder.encode_descriptor(
+            "rokt_export_api_retries",
+            "Requests to the Rokt API retried after a 429, a 5xx or a transport error",
+            None,
+            MetricType::Counter,
+        )?;
+        encode_counter(retries, stats.retries)?;
+
+        let renewals = encoder.encode_descriptor(
+            "rokt_export_token_renewals",
+            "Access tokens obtained from the token endpoint",
+            None,
+            MetricType::Counter,
+        )?;
+        encode_counter(renewals, stats.token_renewals)
+    }
+}
+
+fn encode_counter(mut encoder: MetricEncoder<'_>, value: u64) -> Result<(), std::fmt::Error> {
+    encoder.encode_counter::<NoLabelSet, _, u64>(&value, None)
+}
+
+fn encode_histogram(
+    mut encoder: MetricEncoder<'_>,
+    histogram: &LatencyHistogram,
+    buckets: &[(f64, u64)],
+) -> Result<(), std::fmt::Error> {
+    encoder.encode_histogram::<NoLabelSet>(histogram.sum_secs, histogram.count, buckets, None)
 }
 
 #[cfg(test)]

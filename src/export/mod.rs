@@ -177,6 +177,12 @@ pub trait Progress: Send + Sync {
     fn planned(&self, _job: &str, _windows: usize) {}
     /// Called after each window, whatever its outcome.
     fn window_done(&self, _report: &WindowReport) {}
+    /// Asked before a window is started; `false` (the daemon is stopping) starts no further
+    /// window: the ones in flight still finish, the rest are `NotAttempted` and the next run
+    /// resumes there.
+    fn keep_going(&self) -> bool {
+        true
+    }
 }
 
 /// A [`Progress`] that ignores everything.
@@ -365,7 +371,8 @@ async fn run_account(
     let mut prefetched: Option<Fetched> = None;
     let mut stop = false;
     for (i, window) in windows.iter().copied().enumerate() {
-        if stop || scope.abort.load(Ordering::Relaxed) {
+        let stopping = prefetched.is_none() && !scope.progress.keep_going();
+        if stop || stopping || scope.abort.load(Ordering::Relaxed) {
             stop = true;
             let report = WindowReport {
                 account_id: account.clone(),
@@ -385,8 +392,8 @@ async fn run_account(
         let (report, next) =
             tokio::join!(finish(scope, &account, current, &mut high_water), async {
                 match next_window {
-                    Some(w) => Some(fetch(scope, &account, w).await),
-                    None => None,
+                    Some(w) if scope.progress.keep_going() => Some(fetch(scope, &account, w).await),
+                    _ => None,
                 }
             });
         stop = !matches!(report.outcome, Outcome::Succeeded { .. });

@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod config;
 mod credentials;
+mod daemon;
 mod export;
 mod helpers;
 mod mock;
