@@ -702,3 +702,48 @@ async fn unreachable_database_at_start_is_not_ready_but_alive_and_recovers() {
     assert_eq!(status, 200);
     daemon.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn database_lost_mid_life_turns_readyz_503_until_it_returns() {
+    let db = TestDb::new().await;
+    let api = mock_api(0).await;
+    let daemon =
+        InProcess::start(&jobs_toml(ANY_PORT, 30, "0 0 1 1 *", false), &db.url, &api).await;
+    let addr = daemon.addr;
+    wait_for("/readyz to answer 200", Duration::from_secs(30), || async {
+        get(addr, "/readyz").await.filter(|(s, _)| *s == 200)
+    })
+    .await;
+
+    // The database goes away for this daemon: no new connections, the open ones cut. (Issued
+    // from another database: Postgres refuses to lock out the connection's own.)
+    let other = TestDb::new().await;
+    let admin = other.pool().await;
+    let lose = format!(
+        "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS false",
+        db.name
+    );
+    sqlx::query(&lose).execute(&admin).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&db.name)
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (_, body) = wait_for("/readyz to answer 503", Duration::from_secs(30), || async {
+        get(addr, "/readyz").await.filter(|(s, _)| *s == 503)
+    })
+    .await;
+    assert!(body.contains("database"), "{body}");
+    let (status, _) = get(addr, "/healthz").await.expect("/healthz answers");
+    assert_eq!(status, 200, "alive while the database is away");
+
+    let restore = format!("ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true", db.name);
+    sqlx::query(&restore).execute(&admin).await.unwrap();
+    wait_for(
+        "/readyz to turn 200 again",
+        Duration::from_secs(30),
+        || async { get(addr, "/readyz").await.filter(|(s, _)| *s == 200) },
+    )
+    .await;
+    daemon.stop().await.expect("clean stop");
+}
