@@ -5,11 +5,10 @@
 //! the API sent is lost; a value of an unexpected type is kept there too, and said in the log.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::{GenericJob, QueryJob};
@@ -75,13 +74,10 @@ pub fn query_table(table: &str, job: &QueryJob) -> TableSpec {
     }
 }
 
-#[derive(Deserialize)]
-struct QueryAnswer<'a> {
-    #[serde(borrow)]
-    data: Option<Vec<HashMap<Cow<'a, str>, &'a RawValue>>>,
-}
-
 /// Parses a Query API answer (`{"data": [...]}`) into a batch for [`query_table`].
+///
+/// The answer is read in one pass straight into the column vectors: no JSON tree and no map per row,
+/// so a window costs its body plus its typed columns.
 pub fn query_rows(
     body: &[u8],
     job: &QueryJob,
@@ -89,68 +85,214 @@ pub fn query_rows(
     timezone: Tz,
     currency: &str,
 ) -> Result<(Batch, Diversions), RowsError> {
-    let answer: QueryAnswer<'_> =
-        serde_json::from_slice(body).map_err(|e| RowsError::Shape(e.to_string()))?;
-    let rows = answer
-        .data
-        .ok_or_else(|| RowsError::Shape("there is no `data` array".into()))?;
-    let n = rows.len();
-    let mut dates = Vec::with_capacity(n);
-    let mut dims: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(n); job.dimensions.len()];
-    let mut metrics: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(n); job.metrics.len()];
-    let mut extra = Vec::with_capacity(n);
-    let mut diversions = Diversions::default();
+    let mut builder = QueryBuilder::new(job, timezone);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde::de::DeserializeSeed::deserialize(AnswerSeed(&mut builder), &mut de)
+        .and_then(|()| de.end());
+    if let Some(e) = builder.error.take() {
+        return Err(e);
+    }
+    parsed.map_err(|e| RowsError::Shape(e.to_string()))?;
+    if !builder.saw_data {
+        return Err(RowsError::Shape("there is no `data` array".into()));
+    }
+    let n = builder.dates.len();
+    let mut columns = Vec::with_capacity(5 + builder.dims.len() + builder.metrics.len());
+    columns.push(ColumnData::Text(vec![Some(account_id.to_owned()); n]));
+    columns.push(ColumnData::Date(builder.dates));
+    columns.extend(builder.dims.into_iter().map(ColumnData::Text));
+    columns.extend(builder.metrics.into_iter().map(ColumnData::Numeric));
+    columns.push(ColumnData::Text(vec![Some(currency.to_owned()); n]));
+    columns.push(ColumnData::Text(vec![Some(timezone.name().to_owned()); n]));
+    columns.push(ColumnData::Json(builder.extra));
+    Ok((Batch { columns }, builder.diversions))
+}
 
-    for (i, row) in rows.iter().enumerate() {
-        let row_error = |message: String| RowsError::Row { row: i, message };
-        let datetime = row.get("datetime").ok_or_else(|| {
-            row_error("has no `datetime` (the day of the row); was `interval` sent?".into())
-        })?;
-        dates.push(Some(day_of(datetime.get(), timezone).map_err(row_error)?));
-        let mut diverted: Vec<(&str, &RawValue)> = Vec::new();
-        for (d, column) in job.dimensions.iter().zip(dims.iter_mut()) {
-            let raw = row.get(d.as_str()).ok_or_else(|| {
-                row_error(format!(
-                    "has no `{d}`, a dimension of this job (a key field)"
-                ))
-            })?;
-            column.push(text_of(raw));
+/// Column vectors being filled from a Query API answer.
+struct QueryBuilder<'j> {
+    job: &'j QueryJob,
+    timezone: Tz,
+    saw_data: bool,
+    dates: Vec<Option<NaiveDate>>,
+    dims: Vec<Vec<Option<String>>>,
+    metrics: Vec<Vec<Option<String>>>,
+    extra: Vec<Option<String>>,
+    diversions: Diversions,
+    /// The first row problem; parsing stops there.
+    error: Option<RowsError>,
+}
+
+impl<'j> QueryBuilder<'j> {
+    fn new(job: &'j QueryJob, timezone: Tz) -> Self {
+        QueryBuilder {
+            job,
+            timezone,
+            saw_data: false,
+            dates: Vec::new(),
+            dims: vec![Vec::new(); job.dimensions.len()],
+            metrics: vec![Vec::new(); job.metrics.len()],
+            extra: Vec::new(),
+            diversions: Diversions::default(),
+            error: None,
         }
-        for (m, column) in job.metrics.iter().zip(metrics.iter_mut()) {
-            match row.get(m.as_str()) {
+    }
+
+    /// Adds one row given its fields; on `Err` the reason is in `self.error` and parsing stops.
+    fn push_row(&mut self, fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), ()> {
+        let row = self.dates.len();
+        let job = self.job;
+        let find = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+        let problem = match find("datetime") {
+            None => Some("has no `datetime` (the day of the row); was `interval` sent?".to_owned()),
+            Some(raw) => match day_of(raw.get(), self.timezone) {
+                Ok(day) => match job.dimensions.iter().find(|d| find(d).is_none()) {
+                    Some(d) => Some(format!(
+                        "has no `{d}`, a dimension of this job (a key field)"
+                    )),
+                    None => {
+                        self.dates.push(Some(day));
+                        None
+                    }
+                },
+                Err(m) => Some(m),
+            },
+        };
+        if let Some(message) = problem {
+            self.error = Some(RowsError::Row { row, message });
+            return Err(());
+        }
+        for (d, column) in job.dimensions.iter().zip(self.dims.iter_mut()) {
+            column.push(find(d).and_then(text_of));
+        }
+        let mut extra_fields: Vec<(&str, &RawValue)> = Vec::new();
+        for (m, column) in job.metrics.iter().zip(self.metrics.iter_mut()) {
+            match find(m) {
                 None => column.push(None),
                 Some(raw) => match number_of(raw) {
                     Ok(v) => column.push(v),
                     Err(()) => {
                         column.push(None);
-                        diverted.push((m.as_str(), raw));
-                        *diversions.by_column.entry(m.clone()).or_default() += 1;
+                        extra_fields.push((m.as_str(), raw));
+                        *self.diversions.by_column.entry(m.clone()).or_default() += 1;
                     }
                 },
             }
         }
-        let mut extra_fields: Vec<(&str, &RawValue)> = row
-            .iter()
-            .filter(|(k, _)| {
-                k.as_ref() != "datetime"
-                    && !job.dimensions.iter().any(|d| d == k.as_ref())
-                    && !job.metrics.iter().any(|m| m == k.as_ref())
-            })
-            .map(|(k, v)| (k.as_ref(), *v))
-            .collect();
-        extra_fields.extend(diverted);
-        extra.push(json_object(&mut extra_fields));
+        for (k, v) in fields {
+            let k = k.as_ref();
+            if k != "datetime"
+                && !job.dimensions.iter().any(|d| d == k)
+                && !job.metrics.iter().any(|m| m == k)
+            {
+                extra_fields.push((k, v));
+            }
+        }
+        self.extra.push(json_object(&mut extra_fields));
+        Ok(())
     }
+}
 
-    let mut columns = Vec::with_capacity(5 + dims.len() + metrics.len());
-    columns.push(ColumnData::Text(vec![Some(account_id.to_owned()); n]));
-    columns.push(ColumnData::Date(dates));
-    columns.extend(dims.into_iter().map(ColumnData::Text));
-    columns.extend(metrics.into_iter().map(ColumnData::Numeric));
-    columns.push(ColumnData::Text(vec![Some(currency.to_owned()); n]));
-    columns.push(ColumnData::Text(vec![Some(timezone.name().to_owned()); n]));
-    columns.push(ColumnData::Json(extra));
-    Ok((Batch { columns }, diversions))
+/// The whole answer: finds `data`, skips everything else.
+struct AnswerSeed<'b, 'j>(&'b mut QueryBuilder<'j>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for AnswerSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for AnswerSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object with a `data` array")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if key == "data" && !self.0.saw_data {
+                self.0.saw_data = true;
+                map.next_value_seed(RowsSeed(&mut *self.0))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `data` array.
+struct RowsSeed<'b, 'j>(&'b mut QueryBuilder<'j>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for RowsSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RowsSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of rows")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        // One buffer of fields, reused for every row.
+        let mut fields: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+        while seq.next_element_seed(RowSeed(&mut fields))?.is_some() {
+            if self.0.push_row(&fields).is_err() {
+                return Err(serde::de::Error::custom("stopped at a bad row"));
+            }
+            fields.clear();
+        }
+        Ok(())
+    }
+}
+
+/// One row: its fields as raw values borrowed from the body.
+struct RowSeed<'b, 'de>(&'b mut Vec<(Cow<'de, str>, &'de RawValue)>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for RowSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RowSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a row object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let value: &'de RawValue = map.next_value()?;
+            self.0.push((key, value));
+        }
+        Ok(())
+    }
+}
+
+/// A key, borrowed from the body when it has no escapes.
+struct KeySeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
 }
 
 /// A generic job's rows, with the table they need.
