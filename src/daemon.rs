@@ -230,7 +230,8 @@ async fn open_store(config: &Config, health: &Health) -> Store {
             }
             Err(e) => {
                 health.set_database(Err(e.to_string()));
-                // Full jitter, so replicas restarted together do not knock in step.
+                // Jitter (half to all of the delay), so replicas restarted together do not knock
+                // in step.
                 let wait = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
                 let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
                 if e.is_unavailable() {
