@@ -638,25 +638,7 @@ impl LateDb {
 
 impl Drop for LateDb {
     fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&mut admin)
-                            .await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
+        crate::helpers::drop_database_blocking(&self.admin_url, &self.name);
     }
 }
 

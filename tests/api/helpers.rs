@@ -138,28 +138,31 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime; do the async work on a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                            .execute(&mut admin)
-                            .await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
+        drop_database_blocking(&self.admin_url, &self.name);
     }
+}
+
+/// Drops database `name` through `admin_url`, from synchronous code (a `Drop`) that may run inside a
+/// test's runtime: the async work happens on a thread with its own runtime.
+pub fn drop_database_blocking(admin_url: &str, name: &str) {
+    let (admin_url, name) = (admin_url.to_owned(), name.to_owned());
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await;
+                let _ = admin.close().await;
+            }
+        });
+    })
+    .join();
 }
 
 /// `url` with its database name replaced by `database`.
