@@ -27,6 +27,23 @@ dimensions = ["campaign_id", "campaign_name"]
 metrics = ["impressions", "referrals", "gross_cost", "acquisitions"]
 "#;
 
+/// A generic job on the legacy campaign breakdown, one day per window, keyed by `key`.
+fn breakdown_job(key: &str) -> String {
+    format!(
+        r#"
+[[jobs]]
+name = "breakdown"
+schedule = "0 6 * * *"
+accounts = ["3141592"]
+endpoint = "/reporting/accounts/{{account_id}}/campaigns/breakdown"
+query = {{ dateStart = "{{start_date}}T00:00:00.000", dateEnd = "{{last_date}}T23:59:59.999", currency = "{{currency}}", timeZoneVariation = "{{timezone}}", groupby = "campaign" }}
+records = "/data/items"
+key = ["{key}"]
+window_days = 1
+"#
+    )
+}
+
 fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
@@ -101,6 +118,21 @@ fn api_sum(p: &Pipeline, metric: &str, from: NaiveDate, to: NaiveDate) -> i128 {
         }
     }
     total
+}
+
+/// How many rows the simulated API serves account 3141592's campaign report for `[from, end)`.
+fn served_rows(mock: &MockServer, from: NaiveDate, end_exclusive: NaiveDate) -> usize {
+    let dims = ["campaign_id".to_owned(), "campaign_name".to_owned()];
+    mock.query_rows(
+        "3141592",
+        "campaigns",
+        &dims,
+        &["impressions".to_owned()],
+        from,
+        end_exclusive,
+        true,
+    )
+    .len()
 }
 
 /// A decimal string as an integer number of millionths (exact for up to 6 decimal places).
@@ -394,18 +426,7 @@ async fn malformed_json_fails_that_window_and_keeps_the_earlier_ones() {
 #[tokio::test]
 async fn rows_missing_a_key_field_fail_the_window_with_a_clear_error() {
     let db = TestDb::new().await;
-    let toml = r#"
-[[jobs]]
-name = "breakdown"
-schedule = "0 6 * * *"
-accounts = ["3141592"]
-endpoint = "/reporting/accounts/{account_id}/campaigns/breakdown"
-query = { dateStart = "{start_date}T00:00:00.000", dateEnd = "{last_date}T23:59:59.999", groupby = "campaign" }
-records = "/data/items"
-key = ["noSuchField"]
-window_days = 1
-"#;
-    let p = pipeline(toml, &db.url, mock_config()).await;
+    let p = pipeline(&breakdown_job("noSuchField"), &db.url, mock_config()).await;
     let report = export::run_job(
         &p.ctx,
         &explicit("breakdown", days_ago(2), days_ago(1)),
@@ -427,18 +448,7 @@ window_days = 1
 #[tokio::test]
 async fn a_generic_job_lands_typed_snake_case_columns() {
     let db = TestDb::new().await;
-    let toml = r#"
-[[jobs]]
-name = "breakdown"
-schedule = "0 6 * * *"
-accounts = ["3141592"]
-endpoint = "/reporting/accounts/{account_id}/campaigns/breakdown"
-query = { dateStart = "{start_date}T00:00:00.000", dateEnd = "{last_date}T23:59:59.999", currency = "{currency}", timeZoneVariation = "{timezone}", groupby = "campaign" }
-records = "/data/items"
-key = ["groupByValue"]
-window_days = 1
-"#;
-    let p = pipeline(toml, &db.url, mock_config()).await;
+    let p = pipeline(&breakdown_job("groupByValue"), &db.url, mock_config()).await;
     let first = export::run_job(
         &p.ctx,
         &explicit("breakdown", days_ago(3), days_ago(1)),
@@ -621,19 +631,8 @@ async fn sigkill_mid_backfill_leaves_whole_windows_and_a_rerun_completes() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    let dims = vec!["campaign_id".to_owned(), "campaign_name".to_owned()];
     for (start, end) in &windows {
-        let served = mock
-            .query_rows(
-                "3141592",
-                "campaigns",
-                &dims,
-                &["impressions".to_owned()],
-                *start,
-                end.succ_opt().unwrap(),
-                true,
-            )
-            .len();
+        let served = served_rows(&mock, *start, end.succ_opt().unwrap());
         let (stored,): (i64,) =
             sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily WHERE date BETWEEN $1 AND $2")
                 .bind(start)
@@ -688,17 +687,7 @@ async fn sigkill_mid_backfill_leaves_whole_windows_and_a_rerun_completes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let served: usize = mock
-        .query_rows(
-            "3141592",
-            "campaigns",
-            &dims,
-            &["impressions".to_owned()],
-            days_ago(30),
-            today(),
-            true,
-        )
-        .len();
+    let served: usize = served_rows(&mock, days_ago(30), today());
     let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily")
         .fetch_one(&pool)
         .await
@@ -844,19 +833,7 @@ async fn the_database_going_away_mid_run_fails_whole_windows_and_the_next_run_ca
         .await
         .unwrap();
     assert!(report.succeeded(), "{report:?}");
-    let dims = vec!["campaign_id".to_owned(), "campaign_name".to_owned()];
-    let served = p
-        .mock
-        .query_rows(
-            "3141592",
-            "campaigns",
-            &dims,
-            &["impressions".to_owned()],
-            from,
-            to.succ_opt().unwrap(),
-            true,
-        )
-        .len();
+    let served = served_rows(&p.mock, from, to.succ_opt().unwrap());
     let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM rokt.campaign_daily")
         .fetch_one(&pool)
         .await
