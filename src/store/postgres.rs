@@ -530,14 +530,11 @@ fn upsert_sql(p: &Prepared<'_>) -> String {
 type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
 
 /// Binds one column's values for `chunk` as an array: a borrowed slice when the chunk is a
-/// contiguous range (no copy), else the selected values gathered by reference.
+/// contiguous range of a date or boolean column (no copy), else the values gathered by reference.
 fn bind_column<'q>(query: PgQuery<'q>, column: &'q ColumnData, chunk: &Chunk<'_>) -> PgQuery<'q> {
     match (column, chunk) {
-        (ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v), Chunk::Range(r)) => {
-            query.bind(&v[r.clone()])
-        }
-        (ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v), Chunk::Rows(_)) => {
-            query.bind(chunk.rows().map(|i| v[i].as_deref()).collect::<Vec<_>>())
+        (ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v), _) => {
+            query.bind(chunk.rows().map(|i| v.get(i)).collect::<Vec<_>>())
         }
         (ColumnData::Date(v), Chunk::Range(r)) => query.bind(&v[r.clone()]),
         (ColumnData::Date(v), Chunk::Rows(_)) => {
