@@ -258,7 +258,8 @@ impl PgStore {
         let upsert_err = |e| StoreError::query(format!("loading rows into {table:?}"), e);
         let run_err = |e| StoreError::query(format!("recording run {}", load.run_id), e);
         let sql = upsert_sql(p);
-        let mut tx = self.pool.begin().await.map_err(run_err)?;
+        let mut conn = self.pool.acquire().await.map_err(run_err)?;
+        let mut tx = conn.begin().await.map_err(run_err)?;
         let mut written = 0u64;
         for chunk in load.selection.chunks(CHUNK_ROWS) {
             let mut query = sqlx::query(&sql).bind(load.run_id).bind(load.now);
@@ -298,6 +299,9 @@ impl PgStore {
             .map_err(|e| StoreError::query("updating the high-water mark", e))?;
         }
         tx.commit().await.map_err(run_err)?;
+        // The connection's write buffer grew to the largest statement (several MB of arrays);
+        // every pooled connection would keep one.
+        conn.shrink_buffers();
         Ok(written)
     }
 
