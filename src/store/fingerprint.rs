@@ -19,6 +19,9 @@ use xxhash_rust::xxh3::xxh3_128;
 use super::spec::{Prepared, normalize_decimal};
 use super::{Batch, ColumnData};
 
+/// A set of fingerprints. They are uniformly distributed already, so a fast hasher is enough.
+pub(crate) type Fingerprints = std::collections::HashSet<u128, foldhash::fast::RandomState>;
+
 /// The fingerprints of every row of a batch, by row number.
 pub(crate) fn row_hashes(prepared: &Prepared<'_>, batch: &Batch) -> Vec<u128> {
     let rows = batch.rows();

@@ -22,7 +22,6 @@ mod postgres;
 mod spec;
 mod sqlite;
 
-use std::collections::HashSet;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -456,7 +455,7 @@ impl Store {
         let hashes = fingerprint::row_hashes(&prepared, batch);
         let scope = fingerprint::scope(&prepared, batch);
         let stored = if scope.is_empty() {
-            HashSet::new()
+            fingerprint::Fingerprints::default()
         } else {
             let found = match &self.inner {
                 Inner::Postgres(s) => s.stored_hashes(&prepared, &scope).await,
@@ -466,7 +465,7 @@ impl Store {
             found.unwrap_or_else(|e| {
                 tracing::warn!(table = %spec.table, run_id, error = %e,
                     "could not read the stored row fingerprints; sending every row");
-                HashSet::new()
+                fingerprint::Fingerprints::default()
             })
         };
         let (selection, unchanged) = if stored.is_empty() {

@@ -1,7 +1,6 @@
 //! The Postgres backend: a pool whose connections all use the configured schema, UNNEST-array
 //! upserts, session advisory locks on dedicated connections.
 
-use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use sqlx::query::QueryScalar;
 use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
 
 use super::error::scrub;
-use super::fingerprint::Bound;
+use super::fingerprint::{Bound, Fingerprints};
 use super::spec::{
     Chunk, LOADED_AT_COLUMN, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote, validate_identifier,
 };
@@ -324,7 +323,7 @@ impl PgStore {
         &self,
         p: &Prepared<'_>,
         scope: &[Bound<'_>],
-    ) -> Result<HashSet<u128>, StoreError> {
+    ) -> Result<Fingerprints, StoreError> {
         let mut conditions = vec![format!("{} IS NOT NULL", quote(ROW_HASH_COLUMN))];
         let mut n = 0;
         let mut param = || {

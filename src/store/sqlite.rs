@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 use sqlx::{Executor, Row, Sqlite};
 
 use super::error::scrub;
-use super::fingerprint::Bound;
+use super::fingerprint::{Bound, Fingerprints};
 use super::spec::{LOADED_AT_COLUMN, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote};
 use super::{
     ColumnData, ColumnType, JobStatus, Load, NewRun, RunStatus, STALE_RUN_ERROR, StoreError,
@@ -310,7 +310,7 @@ impl SqliteStore {
         &self,
         p: &Prepared<'_>,
         scope: &[Bound<'_>],
-    ) -> Result<HashSet<u128>, StoreError> {
+    ) -> Result<Fingerprints, StoreError> {
         let mut conditions = vec![format!("{} IS NOT NULL", quote(ROW_HASH_COLUMN))];
         for bound in scope {
             conditions.push(match bound {
