@@ -6,7 +6,7 @@
 //! - **Postgres** (production). Every table lives in the configured schema: the store creates it if
 //!   missing and sets each pooled connection's `search_path` to it, so all SQL here is unqualified.
 //!   Windows load with `INSERT ... SELECT FROM UNNEST($n::type[], ...) ON CONFLICT (key) DO UPDATE
-//!   ... WHERE (old) IS DISTINCT FROM (new)` in chunks of 10,000 rows, after leaving out the rows
+//!   ... WHERE (old) IS DISTINCT FROM (new)` in chunks of 5,000 rows, after leaving out the rows
 //!   whose fingerprint (`_row_hash`) is already stored: an unchanged re-read sends and writes nothing. Job locks are session advisory locks on a dedicated connection.
 //! - **SQLite** (the embedded default for `demo` and first tries): a file created if missing, WAL,
 //!   a busy timeout, foreign keys on. Multi-row `INSERT ... VALUES ... ON CONFLICT` chunked under the
