@@ -8,8 +8,10 @@
 //!   fresh look at the token before every attempt;
 //! - a 401 invalidates the token that was used, renews it and retries once;
 //! - other 4xx fail at once with the API's own message;
-//! - the body is returned as bytes: parsing (and so a malformed-JSON error naming the endpoint and
-//!   position) is [`ApiResponse::json`]'s job, and is never retried;
+//! - the body is returned as bytes, or handed piece by piece to a [`BodySink`] as it arrives (a
+//!   report's rows are parsed on the way in and its body is never held whole): parsing (and so a
+//!   malformed-JSON error naming the endpoint and position) is the caller's job, and is never
+//!   retried;
 //! - nothing secret is logged: method, path, status, latency and attempt, never headers.
 //!
 //! It logs at DEBUG (every request) and WARN (every retry) and never at ERROR: the caller decides
@@ -63,6 +65,16 @@ pub struct ApiResponse {
     pub endpoint: String,
     /// HTTP requests made for this call, counting retries and the retry after a 401.
     pub attempts: u32,
+}
+
+/// Where the body of a successful answer goes, piece by piece as it arrives, instead of being
+/// collected into one buffer (see [`ApiClient::query_report_into`]).
+pub trait BodySink: Send {
+    /// An answer starts: forget any earlier one (a retry after an attempt that failed midway).
+    fn reset(&mut self);
+    /// The next piece of the body. `false` stops reading: the sink found the answer unusable and
+    /// keeps the reason itself (the call still returns `Ok`).
+    fn write(&mut self, piece: &[u8]) -> bool;
 }
 
 /// Why an API call failed.
@@ -197,7 +209,13 @@ impl ApiClient {
     /// `GET /v1/query/accounts`: the accounts the credentials can read.
     pub async fn accounts(&self) -> Result<Vec<Account>, ApiError> {
         let response = self
-            .send(reqwest::Method::GET, "/v1/query/accounts".into(), &[], None)
+            .send(
+                reqwest::Method::GET,
+                "/v1/query/accounts".into(),
+                &[],
+                None,
+                None,
+            )
             .await?;
         parse_accounts(&response)
     }
@@ -219,7 +237,31 @@ impl ApiClient {
             job.report.path_suffix()
         );
         let body = report_body(job, start, last, timezone, currency);
-        self.send(reqwest::Method::POST, path, &[], Some(&body))
+        self.send(reqwest::Method::POST, path, &[], Some(&body), None)
+            .await
+    }
+
+    /// Like [`ApiClient::query_report`], but the answer's body goes to `sink` as it arrives; the
+    /// returned response's `body` is empty. A retried request's answer is preceded by
+    /// [`BodySink::reset`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn query_report_into(
+        &self,
+        account_id: &str,
+        job: &QueryJob,
+        start: NaiveDate,
+        last: NaiveDate,
+        timezone: &str,
+        currency: &str,
+        sink: &mut dyn BodySink,
+    ) -> Result<ApiResponse, ApiError> {
+        let path = format!(
+            "/v1/query/accounts/{}{}",
+            utf8_percent_encode(account_id, PATH_SEGMENT),
+            job.report.path_suffix()
+        );
+        let body = report_body(job, start, last, timezone, currency);
+        self.send(reqwest::Method::POST, path, &[], Some(&body), Some(sink))
             .await
     }
 
@@ -241,7 +283,7 @@ impl ApiClient {
             .map(|(k, t)| (k.clone(), t.expand(values)))
             .collect();
         let body = job.body.as_ref().map(|b| b.expand(values));
-        self.send(method, path, &query, body.as_ref()).await
+        self.send(method, path, &query, body.as_ref(), None).await
     }
 
     /// A snapshot of the request counters.
@@ -251,12 +293,13 @@ impl ApiClient {
 
     /// Sends one logical request, with the retries described in the module docs.
     #[instrument(skip_all, fields(method = %method, path = %path))]
-    async fn send(
+    async fn send<'s>(
         &self,
         method: reqwest::Method,
         path: String,
         query: &[(String, String)],
         body: Option<&serde_json::Value>,
+        mut sink: Option<&mut (dyn BodySink + 's)>,
     ) -> Result<ApiResponse, ApiError> {
         let endpoint = format!("{method} {path}");
         let url = format!("{}{}", self.inner.base_url, path);
@@ -282,7 +325,9 @@ impl ApiClient {
         loop {
             let token = self.inner.tokens.token().await?;
             attempts += 1;
-            let outcome = self.attempt(&request, &token, attempts).await;
+            let outcome = self
+                .attempt(&request, &token, attempts, sink.as_deref_mut())
+                .await;
             let failure = match outcome {
                 Ok(answer) if (200..300).contains(&answer.status) => {
                     return Ok(ApiResponse {
@@ -346,18 +391,20 @@ impl ApiClient {
         }
     }
 
-    /// One HTTP request, holding a concurrency permit from sending until the body is read.
-    async fn attempt(
+    /// One HTTP request, holding a concurrency permit from sending until the body is read (and,
+    /// with a sink, handed over).
+    async fn attempt<'s>(
         &self,
         request: &Prepared<'_>,
         token: &AccessToken,
         attempt: u32,
+        sink: Option<&mut (dyn BodySink + 's)>,
     ) -> Result<Answer, reqwest::Error> {
         // The semaphore is never closed, so acquiring cannot fail; if it somehow did, sending
         // without a permit is better than failing the run.
         let _permit = self.inner.permits.acquire().await.ok();
         let started = Instant::now();
-        let result = self.exchange(request, token).await;
+        let result = self.exchange(request, token, sink).await;
         let latency = started.elapsed();
         match &result {
             Ok(answer) => {
@@ -366,7 +413,7 @@ impl ApiClient {
                     status = answer.status,
                     latency_ms = millis(latency),
                     attempt,
-                    bytes = answer.body.len(),
+                    bytes = answer.bytes,
                     "API answered"
                 );
             }
@@ -383,10 +430,11 @@ impl ApiClient {
         result
     }
 
-    async fn exchange(
+    async fn exchange<'s>(
         &self,
         request: &Prepared<'_>,
         token: &AccessToken,
+        sink: Option<&mut (dyn BodySink + 's)>,
     ) -> Result<Answer, reqwest::Error> {
         let mut builder = self
             .inner
@@ -409,9 +457,27 @@ impl ApiClient {
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        let mut bytes = 0;
+        if let Some(sink) = sink
+            && (200..300).contains(&status)
+        {
+            sink.reset();
+            while let Some(chunk) = response.chunk().await? {
+                bytes += chunk.len();
+                if !sink.write(&chunk) {
+                    break; // the rest is not read: the connection is closed, not reused
+                }
+            }
+            return Ok(Answer {
+                status,
+                retry_after,
+                body: Bytes::new(),
+                bytes,
+            });
+        }
         // Gathered into one buffer as the chunks arrive, sized by Content-Length when there is
         // one: `Response::bytes()` keeps every chunk until the end and then copies them into a
-        // second buffer, so a report briefly took twice its size.
+        // second buffer, so a body briefly took twice its size.
         let expected = response
             .content_length()
             .and_then(|n| usize::try_from(n).ok())
@@ -421,10 +487,12 @@ impl ApiClient {
         while let Some(chunk) = response.chunk().await? {
             body.extend_from_slice(&chunk);
         }
+        bytes = body.len();
         Ok(Answer {
             status,
             retry_after,
             body: Bytes::from(body),
+            bytes,
         })
     }
 }
@@ -459,7 +527,10 @@ struct Prepared<'a> {
 struct Answer {
     status: u16,
     retry_after: Option<Duration>,
+    /// Empty when the body went to a sink.
     body: Bytes,
+    /// Bytes of body received.
+    bytes: usize,
 }
 
 struct Transient {

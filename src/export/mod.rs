@@ -7,6 +7,7 @@
 
 pub mod plan;
 pub mod rows;
+mod split;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -590,25 +591,26 @@ async fn fetch_rows(
 ) -> Result<Parsed, Failure> {
     let (spec, batch, diversions, endpoint) = match &job.kind {
         JobKind::Query(q) => {
+            // Rows are parsed as the answer arrives: the body is never held whole.
+            let mut stream = rows::QueryStream::new(q, job.timezone);
             let response = ctx
                 .api
-                .query_report(
+                .query_report_into(
                     account,
                     q,
                     window.start,
                     window.last,
                     job.timezone.name(),
                     &job.currency,
+                    &mut stream,
                 )
                 .await?;
             *api_requests = response.attempts;
             let (batch, diversions) =
-                rows::query_rows(&response.body, q, account, job.timezone, &job.currency).map_err(
-                    |e| Failure {
-                        message: format!("{}: {e}", response.endpoint),
-                        code: crate::exit::RUN_FAILED,
-                    },
-                )?;
+                stream.finish(account, &job.currency).map_err(|e| Failure {
+                    message: format!("{}: {e}", response.endpoint),
+                    code: crate::exit::RUN_FAILED,
+                })?;
             (
                 rows::query_table(&job.table, q),
                 batch,

@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
 use serde_json::value::RawValue;
 
+use super::split::RowSplitter;
 use crate::config::{GenericJob, QueryJob};
 use crate::store::{
     Batch, ColumnData, ColumnSpec, ColumnType, TableSpec, TextColumn, TypeMismatch,
@@ -76,10 +77,8 @@ pub fn query_table(table: &str, job: &QueryJob) -> TableSpec {
     }
 }
 
-/// Parses a Query API answer (`{"data": [...]}`) into a batch for [`query_table`].
-///
-/// The answer is read in one pass straight into the column vectors: no JSON tree and no map per row,
-/// so a window costs its body plus its typed columns.
+/// Parses a Query API answer (`{"data": [...]}`) into a batch for [`query_table`]: a whole body
+/// fed to a [`QueryStream`] at once.
 pub fn query_rows(
     body: &[u8],
     job: &QueryJob,
@@ -87,59 +86,155 @@ pub fn query_rows(
     timezone: Tz,
     currency: &str,
 ) -> Result<(Batch, Diversions), RowsError> {
-    let mut builder = QueryBuilder::new(job, timezone);
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = serde::de::DeserializeSeed::deserialize(AnswerSeed(&mut builder), &mut de)
-        .and_then(|()| de.end());
-    if let Some(e) = builder.error.take() {
-        return Err(e);
+    let mut stream = QueryStream::new(job, timezone);
+    stream.write(body);
+    stream.finish(account_id, currency)
+}
+
+/// A Query API answer parsed as its bytes arrive: each row goes straight into the column vectors
+/// (no JSON tree, no map per row), and no more of the body than the piece at hand is kept, so a
+/// window costs its typed columns and not its body as well.
+pub struct QueryStream<'j> {
+    job: &'j QueryJob,
+    timezone: Tz,
+    splitter: RowSplitter,
+    builder: QueryBuilder<'j>,
+}
+
+impl<'j> QueryStream<'j> {
+    pub fn new(job: &'j QueryJob, timezone: Tz) -> QueryStream<'j> {
+        QueryStream {
+            job,
+            timezone,
+            splitter: RowSplitter::default(),
+            builder: QueryBuilder::new(job, timezone),
+        }
     }
-    parsed.map_err(|e| RowsError::Shape(e.to_string()))?;
-    if !builder.saw_data {
-        return Err(RowsError::Shape("there is no `data` array".into()));
+
+    /// Reads the next piece of the answer. Returns `false` once the answer is found unusable (the
+    /// reason comes from [`QueryStream::finish`]); later pieces are ignored.
+    pub fn write(&mut self, piece: &[u8]) -> bool {
+        if self.builder.error.is_some() {
+            return false;
+        }
+        let rows = match self.splitter.feed(piece) {
+            Ok(rows) => rows,
+            Err(message) => {
+                self.builder.error = Some(RowsError::Shape(message));
+                return false;
+            }
+        };
+        // One buffer of fields, reused for every row of the piece.
+        let mut fields: Vec<(Cow<'_, str>, &RawValue)> = Vec::new();
+        for (i, range) in rows.ranges.iter().enumerate() {
+            fields.clear();
+            // Checked as UTF-8 once here, not field by field by the parser.
+            let parsed = std::str::from_utf8(&rows.source[range.clone()])
+                .map_err(|e| e.to_string())
+                .and_then(|text| {
+                    let mut de = serde_json::Deserializer::from_str(text);
+                    serde::de::DeserializeSeed::deserialize(RowSeed(&mut fields), &mut de)
+                        .and_then(|()| de.end())
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = parsed {
+                self.builder.error = Some(RowsError::Row {
+                    row: rows.first_index + i,
+                    message: format!(
+                        "is not what was expected (at byte {} of the answer): {e}",
+                        rows.source_at + range.start
+                    ),
+                });
+                return false;
+            }
+            if self.builder.push_row(&fields).is_err() {
+                return false;
+            }
+        }
+        true
     }
-    let n = builder.dates.len();
-    let mut dates = builder.dates;
-    dates.shrink_to_fit();
-    let shrunk = |mut c: TextColumn| {
-        c.shrink_to_fit();
-        c
-    };
-    let mut columns = Vec::with_capacity(5 + builder.dims.len() + builder.metrics.len());
-    columns.push(ColumnData::Text(TextColumn::repeat(Some(account_id), n)));
-    columns.push(ColumnData::Date(dates));
-    columns.extend(
-        builder
-            .dims
-            .into_iter()
-            .map(|c| ColumnData::Text(shrunk(c))),
-    );
-    columns.extend(
-        builder
-            .metrics
-            .into_iter()
-            .map(|c| ColumnData::Numeric(shrunk(c))),
-    );
-    columns.push(ColumnData::Text(TextColumn::repeat(Some(currency), n)));
-    columns.push(ColumnData::Text(TextColumn::repeat(
-        Some(timezone.name()),
-        n,
-    )));
-    columns.push(ColumnData::Json(shrunk(builder.extra)));
-    Ok((Batch { columns }, builder.diversions))
+
+    /// Forgets everything read so far (a retried request's answer starts again).
+    pub fn reset(&mut self) {
+        *self = QueryStream::new(self.job, self.timezone);
+    }
+
+    /// Checks that the answer was complete and well-formed, and returns its rows with the
+    /// window's `account_id`, `currency` and `timezone`.
+    pub fn finish(
+        self,
+        account_id: &str,
+        currency: &str,
+    ) -> Result<(Batch, Diversions), RowsError> {
+        let QueryStream {
+            timezone,
+            splitter,
+            mut builder,
+            ..
+        } = self;
+        if let Some(e) = builder.error.take() {
+            return Err(e);
+        }
+        splitter.finish().map_err(RowsError::Shape)?;
+        let n = builder.dates.len();
+        let mut dates = builder.dates;
+        dates.shrink_to_fit();
+        let shrunk = |mut c: TextColumn| {
+            c.shrink_to_fit();
+            c
+        };
+        let mut columns = Vec::with_capacity(5 + builder.dims.len() + builder.metrics.len());
+        columns.push(ColumnData::Text(TextColumn::repeat(Some(account_id), n)));
+        columns.push(ColumnData::Date(dates));
+        columns.extend(
+            builder
+                .dims
+                .into_iter()
+                .map(|c| ColumnData::Text(shrunk(c))),
+        );
+        columns.extend(
+            builder
+                .metrics
+                .into_iter()
+                .map(|c| ColumnData::Numeric(shrunk(c))),
+        );
+        columns.push(ColumnData::Text(TextColumn::repeat(Some(currency), n)));
+        columns.push(ColumnData::Text(TextColumn::repeat(
+            Some(timezone.name()),
+            n,
+        )));
+        columns.push(ColumnData::Json(shrunk(builder.extra)));
+        Ok((Batch { columns }, builder.diversions))
+    }
+}
+
+impl crate::api::BodySink for QueryStream<'_> {
+    fn reset(&mut self) {
+        QueryStream::reset(self);
+    }
+
+    fn write(&mut self, piece: &[u8]) -> bool {
+        QueryStream::write(self, piece)
+    }
 }
 
 /// Column vectors being filled from a Query API answer.
 struct QueryBuilder<'j> {
     job: &'j QueryJob,
     timezone: Tz,
-    saw_data: bool,
     dates: Vec<Option<NaiveDate>>,
     dims: Vec<TextColumn>,
     metrics: Vec<TextColumn>,
     extra: TextColumn,
     /// Scratch space for one row's `_extra` object, reused.
     extra_text: String,
+    /// The previous row's field names, by position, and what each was.
+    slots: Vec<(String, Slot)>,
+    /// For the row being read: the position of each dimension and metric among its fields.
+    dim_at: Vec<Option<usize>>,
+    metric_at: Vec<Option<usize>>,
+    /// The last `datetime` seen (raw JSON) and its day.
+    last_day: Option<(String, NaiveDate)>,
     diversions: Diversions,
     /// The first row problem; parsing stops there.
     error: Option<RowsError>,
@@ -150,12 +245,15 @@ impl<'j> QueryBuilder<'j> {
         QueryBuilder {
             job,
             timezone,
-            saw_data: false,
             dates: Vec::new(),
             dims: vec![TextColumn::new(); job.dimensions.len()],
             metrics: vec![TextColumn::new(); job.metrics.len()],
             extra: TextColumn::new(),
             extra_text: String::new(),
+            slots: Vec::new(),
+            dim_at: vec![None; job.dimensions.len()],
+            metric_at: vec![None; job.metrics.len()],
+            last_day: None,
             diversions: Diversions::default(),
             error: None,
         }
@@ -165,13 +263,32 @@ impl<'j> QueryBuilder<'j> {
     fn push_row(&mut self, fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), ()> {
         let row = self.dates.len();
         let job = self.job;
-        let find = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
-        let problem = match find("datetime") {
+        // Where each of the job's fields is in this row (the first occurrence wins).
+        self.dim_at.fill(None);
+        self.metric_at.fill(None);
+        let mut datetime = None;
+        let mut extra_fields: Vec<(&str, &RawValue)> = Vec::new();
+        for (i, (key, value)) in fields.iter().enumerate() {
+            match self.slot_at(i, key) {
+                Slot::Datetime => {
+                    datetime.get_or_insert(*value);
+                }
+                Slot::Dim(d) => {
+                    self.dim_at[d].get_or_insert(i);
+                }
+                Slot::Metric(m) => {
+                    self.metric_at[m].get_or_insert(i);
+                }
+                Slot::Extra => extra_fields.push((key, value)),
+            }
+        }
+        let problem = match datetime {
             None => Some("has no `datetime` (the day of the row); was `interval` sent?".to_owned()),
-            Some(raw) => match day_of(raw.get(), self.timezone) {
-                Ok(day) => match job.dimensions.iter().find(|d| find(d).is_none()) {
+            Some(raw) => match self.day(raw) {
+                Ok(day) => match self.dim_at.iter().position(Option::is_none) {
                     Some(d) => Some(format!(
-                        "has no `{d}`, a dimension of this job (a key field)"
+                        "has no `{}`, a dimension of this job (a key field)",
+                        job.dimensions[d]
                     )),
                     None => {
                         self.dates.push(Some(day));
@@ -185,12 +302,16 @@ impl<'j> QueryBuilder<'j> {
             self.error = Some(RowsError::Row { row, message });
             return Err(());
         }
-        for (d, column) in job.dimensions.iter().zip(self.dims.iter_mut()) {
-            column.push(find(d).and_then(text_of).as_deref());
+        for (at, column) in self.dim_at.iter().zip(self.dims.iter_mut()) {
+            column.push(at.and_then(|i| text_of(fields[i].1)).as_deref());
         }
-        let mut extra_fields: Vec<(&str, &RawValue)> = Vec::new();
-        for (m, column) in job.metrics.iter().zip(self.metrics.iter_mut()) {
-            match find(m) {
+        for ((at, column), m) in self
+            .metric_at
+            .iter()
+            .zip(self.metrics.iter_mut())
+            .zip(&job.metrics)
+        {
+            match at.map(|i| fields[i].1) {
                 None => column.push(None),
                 Some(raw) => match number_of(raw) {
                     Ok(v) => column.push(v.as_deref()),
@@ -202,15 +323,6 @@ impl<'j> QueryBuilder<'j> {
                 },
             }
         }
-        for (k, v) in fields {
-            let k = k.as_ref();
-            if k != "datetime"
-                && !job.dimensions.iter().any(|d| d == k)
-                && !job.metrics.iter().any(|m| m == k)
-            {
-                extra_fields.push((k, v));
-            }
-        }
         if extra_fields.is_empty() {
             self.extra.push(None);
         } else {
@@ -219,62 +331,53 @@ impl<'j> QueryBuilder<'j> {
         }
         Ok(())
     }
-}
 
-/// The whole answer: finds `data`, skips everything else.
-struct AnswerSeed<'b, 'j>(&'b mut QueryBuilder<'j>);
-
-impl<'de> serde::de::DeserializeSeed<'de> for AnswerSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for AnswerSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an object with a `data` array")
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            if key == "data" && !self.0.saw_data {
-                self.0.saw_data = true;
-                map.next_value_seed(RowsSeed(&mut *self.0))?;
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            }
+    /// What the `i`th field of a row, named `key`, is. Rows of one answer list their fields in the
+    /// same order, so the previous row's answer is tried first: one comparison instead of a search.
+    fn slot_at(&mut self, i: usize, key: &str) -> Slot {
+        if let Some((known, slot)) = self.slots.get(i)
+            && known == key
+        {
+            return *slot;
         }
-        Ok(())
-    }
-}
-
-/// The `data` array.
-struct RowsSeed<'b, 'j>(&'b mut QueryBuilder<'j>);
-
-impl<'de> serde::de::DeserializeSeed<'de> for RowsSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for RowsSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an array of rows")
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        // One buffer of fields, reused for every row.
-        let mut fields: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
-        while seq.next_element_seed(RowSeed(&mut fields))?.is_some() {
-            if self.0.push_row(&fields).is_err() {
-                return Err(serde::de::Error::custom("stopped at a bad row"));
-            }
-            fields.clear();
+        let job = self.job;
+        let slot = if key == "datetime" {
+            Slot::Datetime
+        } else if let Some(d) = job.dimensions.iter().position(|d| d == key) {
+            Slot::Dim(d)
+        } else if let Some(m) = job.metrics.iter().position(|m| m == key) {
+            Slot::Metric(m)
+        } else {
+            Slot::Extra
+        };
+        match self.slots.get_mut(i) {
+            Some(entry) => *entry = (key.to_owned(), slot),
+            None => self.slots.push((key.to_owned(), slot)),
         }
-        Ok(())
+        slot
     }
+
+    /// The day of a `datetime`; the rows of a day share it, so the last one is remembered.
+    fn day(&mut self, raw: &RawValue) -> Result<NaiveDate, String> {
+        if let Some((text, day)) = &self.last_day
+            && text == raw.get()
+        {
+            return Ok(*day);
+        }
+        let day = day_of(raw.get(), self.timezone)?;
+        self.last_day = Some((raw.get().to_owned(), day));
+        Ok(day)
+    }
+}
+
+/// What a field of a Query API row is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Datetime,
+    Dim(usize),
+    Metric(usize),
+    /// Not named by the job: kept in `_extra`.
+    Extra,
 }
 
 /// One row: its fields as raw values borrowed from the body.
@@ -933,6 +1036,43 @@ mod tests {
         ));
         let (empty, _) = query_rows(br#"{"data":[]}"#, &j, "1", Tz::UTC, "USD").unwrap();
         assert_eq!(empty.columns[0].len(), 0);
+    }
+
+    #[test]
+    fn an_answer_fed_in_pieces_gives_the_same_rows_and_a_reset_starts_over() {
+        let body = br#"{"queryTimeMs":3,"data":[
+            {"campaign_id":"7","impressions":12,"datetime":"2026-03-04T00:00:00Z"},
+            {"campaign_id":"a\"]},","impressions":1.50,"datetime":"2026-03-05T00:00:00Z","x":[1]}
+        ],"accountId":"1"}"#;
+        let j = job(&["campaign_id"], &["impressions"]);
+        let whole = query_rows(body, &j, "1", Tz::UTC, "USD").unwrap();
+        assert_eq!(whole.0.rows(), 2);
+        assert_eq!(texts(&whole.0.columns[2])[1].as_deref(), Some("a\"]},"));
+        for size in [1, 7, 64] {
+            let mut stream = QueryStream::new(&j, Tz::UTC);
+            stream.write(&body[..60]);
+            stream.reset();
+            for piece in body.chunks(size) {
+                assert!(stream.write(piece));
+            }
+            assert_eq!(
+                stream.finish("1", "USD").unwrap(),
+                whole,
+                "pieces of {size}"
+            );
+        }
+        let err = query_rows(
+            br#"{"data":[{"campaign_id":"7","datetime":"2026-03-04"}, 5]}"#,
+            &j,
+            "1",
+            Tz::UTC,
+            "USD",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, RowsError::Row { row: 1, message } if message.contains("byte 54")),
+            "{err}"
+        );
     }
 
     #[test]
