@@ -301,6 +301,11 @@ async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    // Runs a killed process left `running` (e.g. an earlier --run-now): only jobs whose lock no
+    // live process holds are touched, so a daemon's or replica's live runs are safe.
+    if let Err(e) = store.fail_stale_runs().await {
+        tracing::warn!(error = %e, "cannot mark runs left running by a stopped process as failed");
+    }
     crate::tls::install_crypto_provider();
     let api = match ApiClient::new(&config.api, credentials) {
         Ok(a) => a,

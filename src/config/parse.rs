@@ -76,6 +76,7 @@ const RESERVED_COLUMNS: &[&str] = &[
     "timezone",
     "_run_id",
     "_loaded_at",
+    "_row_hash",
     "_extra",
 ];
 /// Tables the tool owns besides the job tables.

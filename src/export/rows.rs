@@ -391,6 +391,7 @@ pub fn generic_rows(
         "window_start",
         "_run_id",
         "_loaded_at",
+        "_row_hash",
         EXTRA_COLUMN,
     ];
     let mut columns_of: Vec<(String, String, ColumnType)> = Vec::new(); // (field, column, type)

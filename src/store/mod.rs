@@ -6,8 +6,8 @@
 //! - **Postgres** (production). Every table lives in the configured schema: the store creates it if
 //!   missing and sets each pooled connection's `search_path` to it, so all SQL here is unqualified.
 //!   Windows load with `INSERT ... SELECT FROM UNNEST($n::type[], ...) ON CONFLICT (key) DO UPDATE
-//!   ... WHERE (old) IS DISTINCT FROM (new)` in chunks of 10,000 rows: an unchanged re-read
-//!   writes nothing. Job locks are session advisory locks on a dedicated connection.
+//!   ... WHERE (old) IS DISTINCT FROM (new)` in chunks of 10,000 rows, after leaving out the rows
+//!   whose fingerprint (`_row_hash`) is already stored: an unchanged re-read sends and writes nothing. Job locks are session advisory locks on a dedicated connection.
 //! - **SQLite** (the embedded default for `demo` and first tries): a file created if missing, WAL,
 //!   a busy timeout, foreign keys on. Multi-row `INSERT ... VALUES ... ON CONFLICT` chunked under the
 //!   bind-parameter limit. Job locks are in-process only: **one process per SQLite file is assumed**.
@@ -18,6 +18,7 @@
 
 mod column;
 mod error;
+mod fingerprint;
 mod postgres;
 mod spec;
 mod sqlite;
@@ -25,6 +26,7 @@ mod sqlite;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
 
 use crate::config::{Backend, DatabaseConfig};
 pub use column::TextColumn;
@@ -135,8 +137,9 @@ pub struct StateUpdate {
 
 /// The shape of a job table.
 ///
-/// The store adds two metadata columns of its own to every job table, `_run_id` (the
-/// `export_runs.id` that last wrote the row) and `_loaded_at` (when); a spec must not name them.
+/// The store adds three metadata columns of its own to every job table, `_run_id` (the
+/// `export_runs.id` that last changed the row), `_loaded_at` (when) and `_row_hash` (a fingerprint
+/// of the row's values, to leave unchanged rows out of a load); a spec must not name them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSpec {
     /// Table name (in the configured schema on Postgres).
@@ -441,7 +444,9 @@ impl Store {
     ///
     /// Rows whose key occurs more than once in the batch: the last one wins (logged at WARN).
     /// Returns the rows written: inserted plus changed; a row identical to the stored one is not
-    /// rewritten and not counted, so re-reading unchanged days writes 0 rows.
+    /// rewritten and not counted, so re-reading unchanged days writes 0 rows. Such rows are not even
+    /// sent: the fingerprints (`_row_hash`) of the stored rows the window can touch are read first
+    /// (see `fingerprint.rs`), and only rows with a fingerprint not among them go to the upsert.
     ///
     /// The run must be `running`, else [`StoreError::RunNotRunning`] and nothing is committed.
     pub async fn commit_window(
@@ -464,10 +469,34 @@ impl Store {
                 "rows with a key seen again later in the same window were dropped (the last one wins)"
             );
         }
+        // Compare before sending: rows whose fingerprint is already stored are left out.
+        let hashes = fingerprint::row_hashes(&prepared, batch);
+        let scope = fingerprint::scope(&prepared, batch);
+        let stored = if scope.is_empty() {
+            fingerprint::Fingerprints::default()
+        } else {
+            let found = match &self.inner {
+                Inner::Postgres(s) => s.stored_hashes(&prepared, &scope).await,
+                Inner::Sqlite(s) => s.stored_hashes(&prepared, &scope).await,
+            };
+            // Only an optimisation: without it every row is sent and the upsert sorts them out.
+            found.unwrap_or_else(|e| {
+                tracing::warn!(table = %spec.table, run_id, error = %e,
+                    "could not read the stored row fingerprints; sending every row");
+                fingerprint::Fingerprints::default()
+            })
+        };
+        let (selection, unchanged) = if stored.is_empty() {
+            (selection, 0)
+        } else {
+            selection.retain(|row| !stored.contains(&hashes[row]))
+        };
+        let hashes: Vec<Uuid> = hashes.into_iter().map(Uuid::from_u128).collect();
         let load = Load {
             run_id,
             prepared: &prepared,
             batch,
+            hashes: &hashes,
             selection: &selection,
             api_requests,
             state,
@@ -477,7 +506,7 @@ impl Store {
             Inner::Postgres(s) => s.commit_window(&load).await?,
             Inner::Sqlite(s) => s.commit_window(&load).await?,
         };
-        tracing::debug!(table = %spec.table, run_id, rows, written, "window committed");
+        tracing::debug!(table = %spec.table, run_id, rows, unchanged, written, "window committed");
         Ok(written)
     }
 
@@ -600,6 +629,8 @@ struct Load<'a> {
     run_id: i64,
     prepared: &'a spec::Prepared<'a>,
     batch: &'a Batch,
+    /// The `_row_hash` of every row of `batch`, by row number.
+    hashes: &'a [Uuid],
     selection: &'a spec::Selection,
     api_requests: u32,
     state: Option<&'a StateUpdate>,

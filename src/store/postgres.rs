@@ -7,16 +7,20 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::query::Query;
+use sqlx::query::QueryScalar;
 use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
 
 use super::error::scrub;
-use super::spec::{Chunk, LOADED_AT_COLUMN, Prepared, RUN_ID_COLUMN, quote, validate_identifier};
+use super::fingerprint::{Bound, Fingerprints};
+use super::spec::{
+    Chunk, LOADED_AT_COLUMN, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote, validate_identifier,
+};
 use super::{
     ColumnData, ColumnType, JobStatus, Load, NewRun, RunStatus, STALE_RUN_ERROR, StoreError,
     TableChanges, TypeMismatch, job_status, lock_key, shared_sql, url_password,
 };
 use crate::config::DatabaseConfig;
+use uuid::Uuid;
 
 /// The core-table migrations, embedded at build time.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -173,6 +177,7 @@ impl PgStore {
                 .collect();
             columns.push(format!("{} bigint NOT NULL", quote(RUN_ID_COLUMN)));
             columns.push(format!("{} timestamptz NOT NULL", quote(LOADED_AT_COLUMN)));
+            columns.push(format!("{} uuid", quote(ROW_HASH_COLUMN)));
             let sql = format!(
                 "CREATE TABLE {table} ({}, PRIMARY KEY ({}))",
                 columns.join(", "),
@@ -211,6 +216,15 @@ impl PgStore {
                         changes.added.push(column.name.clone());
                     }
                 }
+            }
+            if !existing.iter().any(|(name, _, _)| name == ROW_HASH_COLUMN) {
+                // Tables from before fingerprints: their rows are sent (and fingerprinted) once.
+                let sql = format!(
+                    "ALTER TABLE {table} ADD COLUMN {} uuid",
+                    quote(ROW_HASH_COLUMN)
+                );
+                tx.execute(sql.as_str()).await.map_err(err)?;
+                changes.added.push(ROW_HASH_COLUMN.to_owned());
             }
             let existing_key: Vec<&str> = existing
                 .iter()
@@ -262,15 +276,18 @@ impl PgStore {
         let mut tx = conn.begin().await.map_err(run_err)?;
         let mut written = 0u64;
         for chunk in load.selection.chunks(CHUNK_ROWS) {
-            let mut query = sqlx::query(&sql).bind(load.run_id).bind(load.now);
+            let mut query = sqlx::query_scalar(&sql).bind(load.run_id).bind(load.now);
             for column in &load.batch.columns {
                 query = bind_column(query, column, &chunk);
             }
-            written += query
-                .execute(&mut *tx)
-                .await
-                .map_err(upsert_err)?
-                .rows_affected();
+            query = match chunk {
+                Chunk::Range(ref r) => query.bind(&load.hashes[r.clone()]),
+                Chunk::Rows(_) => {
+                    query.bind(chunk.rows().map(|i| load.hashes[i]).collect::<Vec<_>>())
+                }
+            };
+            let changed: i64 = query.fetch_one(&mut *tx).await.map_err(upsert_err)?;
+            written += u64::try_from(changed).unwrap_or(0);
         }
         let finished = sqlx::query(shared_sql::FINISH_RUN)
             .bind(load.run_id)
@@ -303,6 +320,48 @@ impl PgStore {
         // every pooled connection would keep one.
         conn.shrink_buffers();
         Ok(written)
+    }
+
+    /// The fingerprints of the stored rows within `scope` (see [`super::fingerprint::scope`]).
+    pub async fn stored_hashes(
+        &self,
+        p: &Prepared<'_>,
+        scope: &[Bound<'_>],
+    ) -> Result<Fingerprints, StoreError> {
+        let mut conditions = vec![format!("{} IS NOT NULL", quote(ROW_HASH_COLUMN))];
+        let mut n = 0;
+        let mut param = || {
+            n += 1;
+            format!("${n}")
+        };
+        for bound in scope {
+            conditions.push(match bound {
+                Bound::Text(c, _) | Bound::Bool(c, _) => format!("{} = {}", quote(c), param()),
+                Bound::Dates(c, _, _) => {
+                    format!("{} BETWEEN {} AND {}", quote(c), param(), param())
+                }
+            });
+        }
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {}",
+            quote(ROW_HASH_COLUMN),
+            quote(&p.spec.table),
+            conditions.join(" AND ")
+        );
+        let mut query = sqlx::query_scalar::<_, Uuid>(&sql);
+        for bound in scope {
+            query = match *bound {
+                Bound::Text(_, v) => query.bind(v),
+                Bound::Bool(_, v) => query.bind(v),
+                Bound::Dates(_, first, last) => query.bind(first).bind(last),
+            };
+        }
+        let table = &p.spec.table;
+        let hashes = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::query(format!("reading row fingerprints of {table:?}"), e))?;
+        Ok(hashes.iter().map(Uuid::as_u128).collect())
     }
 
     pub async fn insert_run(
@@ -459,17 +518,20 @@ fn key_list(p: &Prepared<'_>) -> String {
         .join(", ")
 }
 
-/// The upsert for one chunk: `$1` run id, `$2` load time, `$3..` one array per column.
+/// The upsert for one chunk: `$1` run id, `$2` load time, `$3..` one array per column, then the
+/// fingerprints. Returns one number: the rows inserted or changed.
 ///
 /// Arrays of numeric and JSON values travel as `text[]` and are cast in the SELECT, so Postgres
 /// parses the exact decimal text itself. A null text key becomes '' (`COALESCE`). The `WHERE ...
-/// IS DISTINCT FROM` leaves rows whose values did not change untouched (no new tuple, no WAL) and
-/// out of the affected-row count.
+/// IS DISTINCT FROM` leaves rows whose values did not change untouched (no new tuple, no WAL);
+/// a row whose values are the same but whose fingerprint was missing (written before fingerprints
+/// existed) gets its fingerprint and keeps its `_run_id` and `_loaded_at`, so those still say when
+/// the values last changed, and it is not counted.
 fn upsert_sql(p: &Prepared<'_>) -> String {
     let spec = p.spec;
+    let columns = spec.columns.len();
     let mut targets: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
-    targets.push(quote(RUN_ID_COLUMN));
-    targets.push(quote(LOADED_AT_COLUMN));
+    targets.extend([RUN_ID_COLUMN, LOADED_AT_COLUMN, ROW_HASH_COLUMN].map(quote));
     let mut select: Vec<String> = spec
         .columns
         .iter()
@@ -481,9 +543,8 @@ fn upsert_sql(p: &Prepared<'_>) -> String {
             _ => format!("u.c{i}"),
         })
         .collect();
-    select.push("$1".into());
-    select.push("$2".into());
-    let arrays: Vec<String> = spec
+    select.extend(["$1".into(), "$2".into(), "u.h".into()]);
+    let mut arrays: Vec<String> = spec
         .columns
         .iter()
         .enumerate()
@@ -496,42 +557,49 @@ fn upsert_sql(p: &Prepared<'_>) -> String {
             format!("${}::{elem}[]", i + 3)
         })
         .collect();
-    let aliases: Vec<String> = (0..spec.columns.len()).map(|i| format!("c{i}")).collect();
-    let mut sql = format!(
-        "INSERT INTO {} AS tgt ({}) SELECT {} FROM UNNEST({}) AS u({}) ON CONFLICT ({})",
-        quote(&spec.table),
-        targets.join(", "),
-        select.join(", "),
-        arrays.join(", "),
-        aliases.join(", "),
-        key_list(p)
-    );
-    if p.value_idx.is_empty() {
-        sql.push_str(" DO NOTHING");
-        return sql;
-    }
+    arrays.push(format!("${}::uuid[]", columns + 3));
+    let mut aliases: Vec<String> = (0..columns).map(|i| format!("c{i}")).collect();
+    aliases.push("h".into());
     let values: Vec<String> = p
         .value_idx
         .iter()
         .map(|&i| quote(&spec.columns[i].name))
         .collect();
-    let set: Vec<String> = values
+    let changed = if values.is_empty() {
+        "false".to_owned()
+    } else {
+        let old: Vec<String> = values.iter().map(|c| format!("tgt.{c}")).collect();
+        let new: Vec<String> = values.iter().map(|c| format!("excluded.{c}")).collect();
+        format!("({}) IS DISTINCT FROM ({})", old.join(", "), new.join(", "))
+    };
+    let mut set: Vec<String> = values
         .iter()
-        .chain([&quote(RUN_ID_COLUMN), &quote(LOADED_AT_COLUMN)])
+        .chain([&quote(ROW_HASH_COLUMN)])
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
-    let old: Vec<String> = values.iter().map(|c| format!("tgt.{c}")).collect();
-    let new: Vec<String> = values.iter().map(|c| format!("excluded.{c}")).collect();
-    sql.push_str(&format!(
-        " DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+    for meta in [RUN_ID_COLUMN, LOADED_AT_COLUMN].map(quote) {
+        set.push(format!(
+            "{meta} = CASE WHEN {changed} THEN excluded.{meta} ELSE tgt.{meta} END"
+        ));
+    }
+    let hash = quote(ROW_HASH_COLUMN);
+    format!(
+        "WITH w AS (INSERT INTO {} AS tgt ({}) SELECT {} FROM UNNEST({}) AS u({}) \
+         ON CONFLICT ({}) DO UPDATE SET {} WHERE {changed} OR tgt.{hash} IS DISTINCT FROM \
+         excluded.{hash} RETURNING {}) SELECT count(*) FROM w WHERE {} = $1",
+        quote(&spec.table),
+        targets.join(", "),
+        select.join(", "),
+        arrays.join(", "),
+        aliases.join(", "),
+        key_list(p),
         set.join(", "),
-        old.join(", "),
-        new.join(", ")
-    ));
-    sql
+        quote(RUN_ID_COLUMN),
+        quote(RUN_ID_COLUMN),
+    )
 }
 
-type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
+type PgQuery<'q> = QueryScalar<'q, Postgres, i64, PgArguments>;
 
 /// Binds one column's values for `chunk` as an array: a borrowed slice when the chunk is a
 /// contiguous range of a date or boolean column (no copy), else the values gathered by reference.

@@ -18,12 +18,14 @@ use sqlx::sqlite::{
 use sqlx::{Executor, Row, Sqlite};
 
 use super::error::scrub;
-use super::spec::{LOADED_AT_COLUMN, Prepared, RUN_ID_COLUMN, quote};
+use super::fingerprint::{Bound, Fingerprints};
+use super::spec::{LOADED_AT_COLUMN, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote};
 use super::{
     ColumnData, ColumnType, JobStatus, Load, NewRun, RunStatus, STALE_RUN_ERROR, StoreError,
     TableChanges, TypeMismatch, job_status, shared_sql, url_password,
 };
 use crate::config::DatabaseConfig;
+use uuid::Uuid;
 
 /// The core-table migrations, embedded at build time.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -164,6 +166,18 @@ impl SqliteStore {
                 }
             }
         }
+        if !existing
+            .iter()
+            .any(|(name, _, _)| name.eq_ignore_ascii_case(ROW_HASH_COLUMN))
+        {
+            // Tables from before fingerprints: their rows are sent (and fingerprinted) once.
+            let sql = format!(
+                "ALTER TABLE {table} ADD COLUMN {} BLOB",
+                quote(ROW_HASH_COLUMN)
+            );
+            tx.execute(sql.as_str()).await.map_err(err)?;
+            changes.added.push(ROW_HASH_COLUMN.to_owned());
+        }
         let existing_key: Vec<&str> = existing
             .iter()
             .filter(|(_, _, pk)| *pk > 0)
@@ -185,8 +199,9 @@ impl SqliteStore {
                 .iter()
                 .filter(|(n, _, _)| {
                     !spec.columns.iter().any(|c| c.name.eq_ignore_ascii_case(n))
-                        && n != RUN_ID_COLUMN
-                        && n != LOADED_AT_COLUMN
+                        && ![RUN_ID_COLUMN, LOADED_AT_COLUMN, ROW_HASH_COLUMN]
+                            .iter()
+                            .any(|m| n.eq_ignore_ascii_case(m))
                 })
                 .collect();
             let extra_defs: Vec<String> = extra
@@ -199,6 +214,7 @@ impl SqliteStore {
             names.extend(extra.iter().map(|(n, _, _)| quote(n)));
             names.push(quote(RUN_ID_COLUMN));
             names.push(quote(LOADED_AT_COLUMN));
+            names.push(quote(ROW_HASH_COLUMN));
             let names = names.join(", ");
             for sql in [
                 create,
@@ -220,7 +236,7 @@ impl SqliteStore {
         let upsert_err = |e| StoreError::query(format!("loading rows into {table:?}"), e);
         let run_err = |e| StoreError::query(format!("recording run {}", load.run_id), e);
         let columns = p.spec.columns.len();
-        let chunk_rows = (MAX_PARAMS / (columns + 2)).clamp(1, MAX_CHUNK_ROWS);
+        let chunk_rows = (MAX_PARAMS / (columns + 3)).clamp(1, MAX_CHUNK_ROWS);
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -242,13 +258,22 @@ impl SqliteStore {
                 for (i, column) in load.batch.columns.iter().enumerate() {
                     query = bind_value(query, column, row, p.is_key(i));
                 }
-                query = query.bind(load.run_id).bind(load.now);
+                query = query
+                    .bind(load.run_id)
+                    .bind(load.now)
+                    .bind(load.hashes[row]);
             }
-            written += query
-                .execute(&mut *tx)
+            // Each row the statement inserted or updated, by the run id it has now: ours when its
+            // values are new or changed, the old one when only its fingerprint was filled in.
+            let run_ids: Vec<i64> = query
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(upsert_err)?
-                .rows_affected();
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()
+                .map_err(upsert_err)?;
+            written += run_ids.iter().filter(|&&id| id == load.run_id).count() as u64;
         }
         let finished = sqlx::query(shared_sql::FINISH_RUN)
             .bind(load.run_id)
@@ -278,6 +303,41 @@ impl SqliteStore {
         }
         tx.commit().await.map_err(run_err)?;
         Ok(written)
+    }
+
+    /// The fingerprints of the stored rows within `scope` (see [`super::fingerprint::scope`]).
+    pub async fn stored_hashes(
+        &self,
+        p: &Prepared<'_>,
+        scope: &[Bound<'_>],
+    ) -> Result<Fingerprints, StoreError> {
+        let mut conditions = vec![format!("{} IS NOT NULL", quote(ROW_HASH_COLUMN))];
+        for bound in scope {
+            conditions.push(match bound {
+                Bound::Text(c, _) | Bound::Bool(c, _) => format!("{} = ?", quote(c)),
+                Bound::Dates(c, _, _) => format!("{} BETWEEN ? AND ?", quote(c)),
+            });
+        }
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {}",
+            quote(ROW_HASH_COLUMN),
+            quote(&p.spec.table),
+            conditions.join(" AND ")
+        );
+        let mut query = sqlx::query_scalar::<_, Uuid>(&sql);
+        for bound in scope {
+            query = match *bound {
+                Bound::Text(_, v) => query.bind(v),
+                Bound::Bool(_, v) => query.bind(v),
+                Bound::Dates(_, first, last) => query.bind(first).bind(last),
+            };
+        }
+        let table = &p.spec.table;
+        let hashes = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::query(format!("reading row fingerprints of {table:?}"), e))?;
+        Ok(hashes.iter().map(Uuid::as_u128).collect())
     }
 
     pub async fn insert_run(
@@ -430,6 +490,7 @@ fn create_table_sql(table: &str, p: &Prepared<'_>, extra: &[String]) -> String {
     columns.extend(extra.iter().cloned());
     columns.push(format!("{} INTEGER NOT NULL", quote(RUN_ID_COLUMN)));
     columns.push(format!("{} TEXT NOT NULL", quote(LOADED_AT_COLUMN)));
+    columns.push(format!("{} BLOB", quote(ROW_HASH_COLUMN)));
     let key: Vec<String> = p
         .key_idx
         .iter()
@@ -442,7 +503,9 @@ fn create_table_sql(table: &str, p: &Prepared<'_>, extra: &[String]) -> String {
     )
 }
 
-/// Multi-row upsert of `rows` rows, each row's values then its run id and load time.
+/// Multi-row upsert of `rows` rows, each row's values then its run id, load time and fingerprint.
+/// Returns the `_run_id` of every row it inserted or updated (see the Postgres `upsert_sql` for
+/// why a row whose values did not change keeps its `_run_id` and `_loaded_at`).
 ///
 /// Anonymous `?` placeholders on purpose: SQLite looks numbered ones (`?NNN`) up by a linear scan
 /// when a parameter is bound, which made a 30,000-parameter statement take seconds (measured).
@@ -450,8 +513,7 @@ fn create_table_sql(table: &str, p: &Prepared<'_>, extra: &[String]) -> String {
 fn upsert_sql(p: &Prepared<'_>, rows: usize) -> String {
     let spec = p.spec;
     let mut targets: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
-    targets.push(quote(RUN_ID_COLUMN));
-    targets.push(quote(LOADED_AT_COLUMN));
+    targets.extend([RUN_ID_COLUMN, LOADED_AT_COLUMN, ROW_HASH_COLUMN].map(quote));
     let row: Vec<&str> = spec
         .columns
         .iter()
@@ -459,7 +521,7 @@ fn upsert_sql(p: &Prepared<'_>, rows: usize) -> String {
             ColumnType::Json => "json(?)",
             _ => "?",
         })
-        .chain(["?", "?"])
+        .chain(["?", "?", "?"])
         .collect();
     let row = format!("({})", row.join(","));
     let mut sql = format!(
@@ -479,29 +541,37 @@ fn upsert_sql(p: &Prepared<'_>, rows: usize) -> String {
         .iter()
         .map(|&i| quote(&spec.columns[i].name))
         .collect();
-    sql.push_str(&format!(" ON CONFLICT ({})", key.join(", ")));
-    if p.value_idx.is_empty() {
-        sql.push_str(" DO NOTHING");
-        return sql;
-    }
     let values: Vec<String> = p
         .value_idx
         .iter()
         .map(|&i| quote(&spec.columns[i].name))
         .collect();
-    let set: Vec<String> = values
+    let changed = if values.is_empty() {
+        "0".to_owned()
+    } else {
+        let each: Vec<String> = values
+            .iter()
+            .map(|c| format!("tgt.{c} IS NOT excluded.{c}"))
+            .collect();
+        format!("({})", each.join(" OR "))
+    };
+    let mut set: Vec<String> = values
         .iter()
-        .chain([&quote(RUN_ID_COLUMN), &quote(LOADED_AT_COLUMN)])
+        .chain([&quote(ROW_HASH_COLUMN)])
         .map(|c| format!("{c} = excluded.{c}"))
         .collect();
-    let changed: Vec<String> = values
-        .iter()
-        .map(|c| format!("tgt.{c} IS NOT excluded.{c}"))
-        .collect();
+    for meta in [RUN_ID_COLUMN, LOADED_AT_COLUMN].map(quote) {
+        set.push(format!(
+            "{meta} = CASE WHEN {changed} THEN excluded.{meta} ELSE tgt.{meta} END"
+        ));
+    }
+    let hash = quote(ROW_HASH_COLUMN);
     sql.push_str(&format!(
-        " DO UPDATE SET {} WHERE {}",
+        " ON CONFLICT ({}) DO UPDATE SET {} WHERE {changed} OR tgt.{hash} IS NOT excluded.{hash} \
+         RETURNING {}",
+        key.join(", "),
         set.join(", "),
-        changed.join(" OR ")
+        quote(RUN_ID_COLUMN)
     ));
     sql
 }
@@ -545,11 +615,14 @@ mod tests {
         let p = prepare(&spec).unwrap();
         let sql = upsert_sql(&p, 2);
         assert!(
-            sql.contains("VALUES (?,json(?),?,?),(?,json(?),?,?) ON"),
+            sql.contains("VALUES (?,json(?),?,?,?),(?,json(?),?,?,?) ON"),
             "{sql}"
         );
         assert!(
-            sql.ends_with("WHERE tgt.\"j\" IS NOT excluded.\"j\""),
+            sql.ends_with(
+                "WHERE (tgt.\"j\" IS NOT excluded.\"j\") \
+                 OR tgt.\"_row_hash\" IS NOT excluded.\"_row_hash\" RETURNING \"_run_id\""
+            ),
             "{sql}"
         );
     }

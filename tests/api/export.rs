@@ -663,7 +663,14 @@ async fn sigkill_mid_backfill_leaves_whole_windows_and_a_rerun_completes() {
         "the mark {mark} is not ahead of the data {last_committed}"
     );
 
-    // A rerun of the whole range completes, with exactly the API's rows.
+    let running = "SELECT count(*) FROM rokt.export_runs WHERE status = 'running'";
+    assert!(
+        pg_count(&db, running).await >= 1,
+        "the killed run left its window in flight as running"
+    );
+
+    // A rerun of the whole range completes, with exactly the API's rows, and closes the killed
+    // run's rows as failed.
     mock.set_faults(Faults::default());
     let (args_owned, env_owned): (Vec<String>, Vec<(String, String)>) = (
         args.iter().map(|a| a.to_string()).collect(),
@@ -697,6 +704,12 @@ async fn sigkill_mid_backfill_leaves_whole_windows_and_a_rerun_completes() {
         served,
         "no duplicates, nothing missing"
     );
+    assert_eq!(pg_count(&db, running).await, 0);
+    let abandoned = format!(
+        "SELECT count(*) FROM rokt.export_runs WHERE status = 'failed' AND error = '{}'",
+        rokt_export::store::STALE_RUN_ERROR.replace('\'', "''")
+    );
+    assert!(pg_count(&db, &abandoned).await >= 1);
     mock.stop().await;
 }
 

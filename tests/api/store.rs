@@ -240,7 +240,8 @@ async fn ensure_table_creates_adds_and_never_drops(env: &mut Env) {
             "active",
             "_extra",
             "_run_id",
-            "_loaded_at"
+            "_loaded_at",
+            "_row_hash"
         ]
     );
     load(env, &spec, &campaign_batch(&[c(1, "spring", "10")])).await;
@@ -298,7 +299,7 @@ async fn ensure_table_creates_adds_and_never_drops(env: &mut Env) {
         changes.type_mismatches[0].existing_type,
         Some(ColumnType::Numeric)
     );
-    assert_eq!(env.columns("campaign_daily").await.len(), 10);
+    assert_eq!(env.columns("campaign_daily").await.len(), 11);
     assert_eq!(
         env.store.table_row_count("campaign_daily").await.unwrap(),
         2
@@ -368,6 +369,45 @@ async fn upserts_write_newest_values_and_skip_unchanged_rows(env: &mut Env) {
         ))
         .await;
     assert_eq!(rows, [[Some("2".into())]]);
+}
+
+async fn rows_from_before_fingerprints_get_one_and_keep_their_metadata(env: &mut Env) {
+    let spec = campaign_spec();
+    env.store.ensure_table(&spec).await.unwrap();
+    let first = campaign_batch(&[c(1, "a", "10"), c(1, "b", "20")]);
+    assert_eq!(load(env, &spec, &first).await, 2);
+    let before = env
+        .rows("SELECT CAST(_run_id AS TEXT), CAST(_loaded_at AS TEXT) FROM campaign_daily ORDER BY campaign_name")
+        .await;
+
+    // A table made by a release without fingerprints: the column is added, its rows have none.
+    env.rows("ALTER TABLE campaign_daily DROP COLUMN _row_hash")
+        .await;
+    let changes = env.store.ensure_table(&spec).await.unwrap();
+    assert_eq!(changes.added, ["_row_hash"]);
+
+    // Re-read with "a" unchanged and "b" restated: only "b" counts as written, "a" keeps the run
+    // and time its values last changed, and both get their fingerprint.
+    let second = campaign_batch(&[c(1, "a", "10"), c(1, "b", "21")]);
+    assert_eq!(load(env, &spec, &second).await, 1);
+    let after = env
+        .rows("SELECT CAST(_run_id AS TEXT), CAST(_loaded_at AS TEXT), CAST(impressions AS TEXT) FROM campaign_daily ORDER BY campaign_name")
+        .await;
+    assert_eq!(
+        after[0][..2],
+        before[0][..],
+        "an unchanged row keeps its metadata"
+    );
+    assert_ne!(
+        after[1][0], before[1][0],
+        "a changed row names the run that changed it"
+    );
+    assert_eq!(after[1][2].as_deref(), Some("21"));
+    let unhashed = env
+        .rows("SELECT CAST(count(*) AS TEXT) FROM campaign_daily WHERE _row_hash IS NULL")
+        .await;
+    assert_eq!(unhashed, [[Some("0".into())]]);
+    assert_eq!(load(env, &spec, &second).await, 0);
 }
 
 async fn a_null_text_key_is_stored_as_empty_and_upserts(env: &mut Env) {
@@ -752,6 +792,7 @@ on_both_backends!(
     migrate_twice_is_a_no_op,
     ensure_table_creates_adds_and_never_drops,
     upserts_write_newest_values_and_skip_unchanged_rows,
+    rows_from_before_fingerprints_get_one_and_keep_their_metadata,
     a_null_text_key_is_stored_as_empty_and_upserts,
     odd_names_and_values_round_trip,
     commit_window_is_atomic,
@@ -794,6 +835,34 @@ async fn postgres_tables_live_in_the_configured_schema() {
     again.migrate().await.unwrap();
     assert_eq!(again.table_row_count("campaign_daily").await.unwrap(), 0);
     again.close().await;
+    env.store.close().await;
+}
+
+/// An upsert that finds its row locks it (`xmax` is set) even when `WHERE ... IS DISTINCT FROM`
+/// then leaves it alone; rows whose fingerprint is already stored must not reach the upsert at all.
+#[tokio::test]
+async fn postgres_unchanged_rows_are_not_even_sent() {
+    let mut env = pg_env().await;
+    let spec = campaign_spec();
+    env.store.ensure_table(&spec).await.unwrap();
+    let batch = campaign_batch(&[c(1, "a", "10"), c(2, "a", "20"), c(3, "a", "30")]);
+    assert_eq!(load(&env, &spec, &batch).await, 3);
+    let xmax = "SELECT xmax::text, CAST(_run_id AS TEXT) FROM campaign_daily ORDER BY date";
+    let before = env.rows(xmax).await;
+    assert_eq!(load(&env, &spec, &batch).await, 0);
+    assert_eq!(
+        env.rows(xmax).await,
+        before,
+        "no row was locked or rewritten"
+    );
+
+    // A restatement of one day sends that row alone.
+    let restated = campaign_batch(&[c(1, "a", "10"), c(2, "a", "22"), c(3, "a", "30")]);
+    assert_eq!(load(&env, &spec, &restated).await, 1);
+    let after = env.rows(xmax).await;
+    assert_eq!(after[0], before[0]);
+    assert_eq!(after[2], before[2]);
+    assert_ne!(after[1][1], before[1][1]);
     env.store.close().await;
 }
 
