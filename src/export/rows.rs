@@ -140,6 +140,15 @@ struct QueryBuilder<'j> {
     extra: TextColumn,
     /// Scratch space for one row's `_extra` object, reused.
     extra_text: String,
+    /// The field names the job takes: `datetime`, the dimensions, the metrics (see `DATETIME_SLOT`).
+    slots: Vec<&'j str>,
+    /// Per slot, the position of its field in the current row (`NOT_FOUND` if absent).
+    found: Vec<usize>,
+    /// Per field position, the slot the previous row's field there had: the rows of one answer
+    /// list their fields in the same order, so one comparison usually finds a field's slot.
+    guess: Vec<usize>,
+    /// The last `datetime` text seen and its day.
+    last_day: Option<(String, NaiveDate)>,
     diversions: Diversions,
     /// The first row problem; parsing stops there.
     error: Option<RowsError>,
@@ -156,6 +165,13 @@ impl<'j> QueryBuilder<'j> {
             metrics: vec![TextColumn::new(); job.metrics.len()],
             extra: TextColumn::new(),
             extra_text: String::new(),
+            slots: std::iter::once("datetime")
+                .chain(job.dimensions.iter().map(String::as_str))
+                .chain(job.metrics.iter().map(String::as_str))
+                .collect(),
+            found: vec![NOT_FOUND; 1 + job.dimensions.len() + job.metrics.len()],
+            guess: Vec::new(),
+            last_day: None,
             diversions: Diversions::default(),
             error: None,
         }
@@ -165,50 +181,66 @@ impl<'j> QueryBuilder<'j> {
     fn push_row(&mut self, fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), ()> {
         let row = self.dates.len();
         let job = self.job;
-        let find = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
-        let problem = match find("datetime") {
-            None => Some("has no `datetime` (the day of the row); was `interval` sent?".to_owned()),
-            Some(raw) => match day_of(raw.get(), self.timezone) {
-                Ok(day) => match job.dimensions.iter().find(|d| find(d).is_none()) {
-                    Some(d) => Some(format!(
-                        "has no `{d}`, a dimension of this job (a key field)"
-                    )),
-                    None => {
-                        self.dates.push(Some(day));
-                        None
-                    }
-                },
-                Err(m) => Some(m),
+        // Each field to its slot (the first occurrence of a name wins); the rest go to `_extra`.
+        self.found.fill(NOT_FOUND);
+        if self.guess.len() < fields.len() {
+            self.guess.resize(fields.len(), NOT_FOUND);
+        }
+        let mut extra_fields: Vec<(&str, &RawValue)> = Vec::new();
+        for (pos, (key, value)) in fields.iter().enumerate() {
+            let key = key.as_ref();
+            let guess = self.guess[pos];
+            let slot = if self.slots.get(guess).is_some_and(|name| *name == key) {
+                Some(guess)
+            } else {
+                let slot = self.slots.iter().position(|name| *name == key);
+                self.guess[pos] = slot.unwrap_or(NOT_FOUND);
+                slot
+            };
+            match slot {
+                Some(s) if self.found[s] == NOT_FOUND => self.found[s] = pos,
+                Some(_) => {}
+                None => extra_fields.push((key, value)),
+            }
+        }
+        let day = match fields.get(self.found[DATETIME_SLOT]) {
+            None => Err("has no `datetime` (the day of the row); was `interval` sent?".to_owned()),
+            Some((_, raw)) => self.day_of(raw.get()),
+        };
+        let field = |slot: usize| fields.get(self.found[slot]).map(|(_, v)| *v);
+        let problem = match day {
+            Ok(day) => match (0..job.dimensions.len()).find(|d| field(1 + d).is_none()) {
+                Some(d) => Some(format!(
+                    "has no `{}`, a dimension of this job (a key field)",
+                    job.dimensions[d]
+                )),
+                None => {
+                    self.dates.push(Some(day));
+                    None
+                }
             },
+            Err(m) => Some(m),
         };
         if let Some(message) = problem {
             self.error = Some(RowsError::Row { row, message });
             return Err(());
         }
-        for (d, column) in job.dimensions.iter().zip(self.dims.iter_mut()) {
-            column.push(find(d).and_then(text_of).as_deref());
+        let dims = job.dimensions.len();
+        for (d, column) in self.dims.iter_mut().enumerate() {
+            column.push(field(1 + d).and_then(text_of).as_deref());
         }
-        let mut extra_fields: Vec<(&str, &RawValue)> = Vec::new();
-        for (m, column) in job.metrics.iter().zip(self.metrics.iter_mut()) {
-            match find(m) {
+        for (m, column) in self.metrics.iter_mut().enumerate() {
+            match field(1 + dims + m) {
                 None => column.push(None),
                 Some(raw) => match number_of(raw) {
                     Ok(v) => column.push(v.as_deref()),
                     Err(()) => {
                         column.push(None);
-                        extra_fields.push((m.as_str(), raw));
-                        *self.diversions.by_column.entry(m.clone()).or_default() += 1;
+                        let name = &job.metrics[m];
+                        extra_fields.push((name.as_str(), raw));
+                        *self.diversions.by_column.entry(name.clone()).or_default() += 1;
                     }
                 },
-            }
-        }
-        for (k, v) in fields {
-            let k = k.as_ref();
-            if k != "datetime"
-                && !job.dimensions.iter().any(|d| d == k)
-                && !job.metrics.iter().any(|m| m == k)
-            {
-                extra_fields.push((k, v));
             }
         }
         if extra_fields.is_empty() {
@@ -219,7 +251,28 @@ impl<'j> QueryBuilder<'j> {
         }
         Ok(())
     }
+
+    /// The day of a `datetime` value; the rows of a window share a few dozen values, so the last
+    /// one is remembered.
+    fn day_of(&mut self, raw: &str) -> Result<NaiveDate, String> {
+        if let Some((text, day)) = &self.last_day {
+            if text == raw {
+                return Ok(*day);
+            }
+        }
+        let day = day_of(raw, self.timezone)?;
+        let mut text = self.last_day.take().map(|(t, _)| t).unwrap_or_default();
+        text.clear();
+        text.push_str(raw);
+        self.last_day = Some((text, day));
+        Ok(day)
+    }
 }
+
+/// `QueryBuilder::found` of a field the row does not have.
+const NOT_FOUND: usize = usize::MAX;
+/// `QueryBuilder::slots[0]`; the dimensions follow, then the metrics.
+const DATETIME_SLOT: usize = 0;
 
 /// The whole answer: finds `data`, skips everything else.
 struct AnswerSeed<'b, 'j>(&'b mut QueryBuilder<'j>);
@@ -717,8 +770,11 @@ fn push_value(out: &mut ColumnData, value: &serde_json::Value) -> bool {
 /// midnight, the date part is that day whatever offset is attached; otherwise the instant is moved
 /// into the report's time zone first.
 fn day_of(raw: &str, timezone: Tz) -> Result<NaiveDate, String> {
-    let text: String =
-        serde_json::from_str(raw).map_err(|_| format!("`datetime` is {raw}, not a string"))?;
+    let text = match raw.as_bytes().first() {
+        Some(b'"') => string_of(raw),
+        _ => None,
+    }
+    .ok_or_else(|| format!("`datetime` is {raw}, not a string"))?;
     let bad =
         || format!("`datetime` \"{text}\" is not a date-time such as \"2026-03-04T00:00:00Z\"");
     if text.len() == 10 {
@@ -933,6 +989,36 @@ mod tests {
         ));
         let (empty, _) = query_rows(br#"{"data":[]}"#, &j, "1", Tz::UTC, "USD").unwrap();
         assert_eq!(empty.columns[0].len(), 0);
+    }
+
+    #[test]
+    fn fields_are_found_in_any_order_and_the_first_of_a_name_wins() {
+        // Field order changes between rows; a name twice in a row; a repeated `datetime`.
+        let body = br#"{"data":[
+            {"campaign_id":"1","impressions":10,"datetime":"2026-03-04T00:00:00Z"},
+            {"datetime":"2026-03-04T00:00:00Z","x":true,"impressions":20,"campaign_id":"2"},
+            {"impressions":30,"campaign_id":"3","campaign_id":"dup","datetime":"2026-03-05T00:00:00Z"},
+            {"campaign_id":"4","impressions":40,"datetime":"2026-03-04T00:00:00Z"}
+        ]}"#;
+        let j = job(&["campaign_id"], &["impressions"]);
+        let (batch, _) = query_rows(body, &j, "1", Tz::UTC, "USD").unwrap();
+        let texts_of = |i: usize| texts(&batch.columns[i]);
+        let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+        assert_eq!(texts_of(2), some(&["1", "2", "3", "4"]));
+        assert_eq!(texts_of(3), some(&["10", "20", "30", "40"]));
+        let ColumnData::Date(dates) = &batch.columns[1] else {
+            panic!()
+        };
+        let days: Vec<String> = dates.iter().map(|d| d.unwrap().to_string()).collect();
+        assert_eq!(
+            days,
+            ["2026-03-04", "2026-03-04", "2026-03-05", "2026-03-04"]
+        );
+        assert_eq!(
+            texts_of(6),
+            [None, Some(r#"{"x":true}"#.into()), None, None],
+            "a repeated name is not an unknown field"
+        );
     }
 
     #[test]
