@@ -255,10 +255,10 @@ impl<'j> QueryBuilder<'j> {
     /// The day of a `datetime` value; the rows of a window share a few dozen values, so the last
     /// one is remembered.
     fn day_of(&mut self, raw: &str) -> Result<NaiveDate, String> {
-        if let Some((text, day)) = &self.last_day {
-            if text == raw {
-                return Ok(*day);
-            }
+        if let Some((text, day)) = &self.last_day
+            && text == raw
+        {
+            return Ok(*day);
         }
         let day = day_of(raw, self.timezone)?;
         let mut text = self.last_day.take().map(|(t, _)| t).unwrap_or_default();
