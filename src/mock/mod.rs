@@ -471,14 +471,7 @@ fn router(shared: SharedRef) -> Router {
             "/v1/query/accounts/{account_id}/transactions",
             post(query::transactions),
         )
-        .route(
-            "/reporting/accounts/{account_id}/campaigns/breakdown",
-            get(legacy::campaigns_breakdown),
-        )
-        .route(
-            "/reporting/accounts/{account_id}/summary",
-            get(legacy::summary),
-        )
+        .merge(legacy::routes())
         .route("/__mock/state", get(admin_state))
         .route("/__mock/faults", get(admin_faults).put(admin_set_faults))
         .route("/__mock/counters", get(admin_counters))
