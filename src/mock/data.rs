@@ -522,12 +522,20 @@ pub(crate) struct Account {
     pub(crate) country: &'static str,
     pub(crate) currency: &'static str,
     pub(crate) timezone: &'static str,
+    /// Campaigns-report slugs this account does not have.
+    lacks: &'static [&'static str],
     hash: u64,
     campaigns: Vec<Campaign>,
     creatives: Vec<Creative>,
 }
 
 impl Account {
+    /// Whether the account has this dimension or metric of a report: `help` lists it and a
+    /// report may ask for it.
+    pub(crate) fn offers(&self, report: Report, slug: &str) -> bool {
+        report != Report::Campaigns || !self.lacks.contains(&slug)
+    }
+
     /// Whether the account has a campaign with this id (the legacy campaign-level endpoints).
     pub(crate) fn has_campaign(&self, campaign_id: &str) -> bool {
         self.campaigns.iter().any(|c| c.id == campaign_id)
@@ -552,10 +560,23 @@ const ACCOUNT_NAMES: &[&str] = &[
     "E's Travel\tCo 🌏",
     "Tau Ticketing <b>&amp;</b>",
 ];
-const ACCOUNT_PROFILES: &[(&str, &str, &str)] = &[
-    ("US", "USD", "America/New_York"),
-    ("AU", "AUD", "Australia/Sydney"),
-    ("GB", "GBP", "Europe/London"),
+/// Country, currency and time zone of an account, and the campaigns-report slugs it does not have
+/// (what is available varies by account; its `help` lists the rest). Accounts take the profiles in
+/// turn, so the default accounts are a US and an AU one.
+const ACCOUNT_PROFILES: &[(&str, &str, &str, &[&str])] = &[
+    ("US", "USD", "America/New_York", &[]),
+    (
+        "AU",
+        "AUD",
+        "Australia/Sydney",
+        &["cost_per_impression", "conversion_roas"],
+    ),
+    (
+        "GB",
+        "GBP",
+        "Europe/London",
+        &["campaign_objective", "cost_per_impression"],
+    ),
 ];
 /// Campaign names that stress a loader: quotes of both kinds, a semicolon, a tab, a backslash,
 /// non-ASCII letters and emoji. A number keeps each name unique.
@@ -588,7 +609,8 @@ impl Catalog {
             .enumerate()
             .map(|(i, id)| {
                 let hash = hash_str(id);
-                let (country, currency, timezone) = ACCOUNT_PROFILES[i % ACCOUNT_PROFILES.len()];
+                let (country, currency, timezone, lacks) =
+                    ACCOUNT_PROFILES[i % ACCOUNT_PROFILES.len()];
                 let name = match ACCOUNT_NAMES.get(i) {
                     Some(n) => (*n).to_owned(),
                     None => format!("Account {id} 'extra'"),
@@ -622,6 +644,7 @@ impl Catalog {
                     country,
                     currency,
                     timezone,
+                    lacks,
                     hash,
                     campaigns,
                     creatives,

@@ -508,6 +508,54 @@ async fn mock_help_lists_dimensions_and_metrics() {
 }
 
 #[tokio::test]
+async fn mock_help_varies_by_account_and_reports_agree_with_it() {
+    let api = Api::new(start().await).await;
+    // (account, slugs its help leaves out)
+    let cases: [(&str, &[&str]); 2] = [
+        ("3141592", &[]),
+        ("2718281", &["conversion_roas", "cost_per_impression"]),
+    ];
+    let (_, all) = api.get("/v1/query/accounts/3141592/campaigns/help").await;
+    let all: Value = serde_json::from_str(&all).unwrap();
+    let slugs = |help: &Value, key: &str| -> BTreeSet<String> {
+        help[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["slug"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (account, lacks) in cases {
+        let (status, text) = api
+            .get(&format!("/v1/query/accounts/{account}/campaigns/help"))
+            .await;
+        assert_eq!(status, 200, "{text}");
+        let help: Value = serde_json::from_str(&text).unwrap();
+        let metrics = slugs(&help, "metrics");
+        let every = slugs(&all, "metrics");
+        let missing: Vec<&String> = every.difference(&metrics).collect();
+        assert_eq!(missing, lacks, "{account}");
+        // Every metric and dimension help lists can be asked for at once...
+        let metrics: Vec<&str> = metrics.iter().map(String::as_str).collect();
+        let dims = slugs(&help, "dimensions");
+        let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
+        let b = body("2026-03-01", "2026-03-02", &dims, &metrics, false);
+        assert!(!api.campaigns(account, &b).await.is_empty());
+        // ...and what it leaves out is a 400 that points at it.
+        for slug in lacks {
+            let b = body("2026-03-01", "2026-03-02", &[], &[slug], false);
+            let (status, text) = api
+                .post(&format!("/v1/query/accounts/{account}/campaigns/"), &b)
+                .await;
+            assert_eq!(status, 400, "{text}");
+            let message = serde_json::from_str::<Value>(&text).unwrap()["message"].clone();
+            let help_path = format!("/v1/query/accounts/{account}/campaigns/help");
+            assert!(message.as_str().unwrap().contains(&help_path), "{message}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn mock_accounts_the_credentials_cannot_see_are_403() {
     let api = Api::new(start().await).await;
     let b = body("2026-03-01", "2026-03-02", &[], &["impressions"], false);
