@@ -402,18 +402,29 @@ impl ApiClient {
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let response = builder.send().await?;
+        let mut response = builder.send().await?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-        let body = response.bytes().await?;
+        // Gathered into one buffer as the chunks arrive, sized by Content-Length when there is
+        // one: `Response::bytes()` keeps every chunk until the end and then copies them into a
+        // second buffer, so a report briefly took twice its size.
+        let expected = response
+            .content_length()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0)
+            .min(MAX_PREALLOCATED_BODY_BYTES);
+        let mut body = Vec::with_capacity(expected);
+        while let Some(chunk) = response.chunk().await? {
+            body.extend_from_slice(&chunk);
+        }
         Ok(Answer {
             status,
             retry_after,
-            body,
+            body: Bytes::from(body),
         })
     }
 }
@@ -455,6 +466,10 @@ struct Transient {
     description: String,
     retry_after: Option<Duration>,
 }
+
+/// The most a body's buffer is sized to up front from its `Content-Length` (the header is the
+/// server's word, not a promise): beyond this it grows as the bytes arrive.
+const MAX_PREALLOCATED_BODY_BYTES: usize = 64 << 20;
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved), as in
 /// [`crate::config::template::Template::expand_path`].

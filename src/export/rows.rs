@@ -12,7 +12,9 @@ use chrono_tz::Tz;
 use serde_json::value::RawValue;
 
 use crate::config::{GenericJob, QueryJob};
-use crate::store::{Batch, ColumnData, ColumnSpec, ColumnType, TableSpec, TypeMismatch};
+use crate::store::{
+    Batch, ColumnData, ColumnSpec, ColumnType, TableSpec, TextColumn, TypeMismatch,
+};
 
 /// Why an answer could not be turned into rows. Fails the window; nothing of it is written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,14 +99,33 @@ pub fn query_rows(
         return Err(RowsError::Shape("there is no `data` array".into()));
     }
     let n = builder.dates.len();
+    let mut dates = builder.dates;
+    dates.shrink_to_fit();
+    let shrunk = |mut c: TextColumn| {
+        c.shrink_to_fit();
+        c
+    };
     let mut columns = Vec::with_capacity(5 + builder.dims.len() + builder.metrics.len());
-    columns.push(ColumnData::Text(vec![Some(account_id.to_owned()); n]));
-    columns.push(ColumnData::Date(builder.dates));
-    columns.extend(builder.dims.into_iter().map(ColumnData::Text));
-    columns.extend(builder.metrics.into_iter().map(ColumnData::Numeric));
-    columns.push(ColumnData::Text(vec![Some(currency.to_owned()); n]));
-    columns.push(ColumnData::Text(vec![Some(timezone.name().to_owned()); n]));
-    columns.push(ColumnData::Json(builder.extra));
+    columns.push(ColumnData::Text(TextColumn::repeat(Some(account_id), n)));
+    columns.push(ColumnData::Date(dates));
+    columns.extend(
+        builder
+            .dims
+            .into_iter()
+            .map(|c| ColumnData::Text(shrunk(c))),
+    );
+    columns.extend(
+        builder
+            .metrics
+            .into_iter()
+            .map(|c| ColumnData::Numeric(shrunk(c))),
+    );
+    columns.push(ColumnData::Text(TextColumn::repeat(Some(currency), n)));
+    columns.push(ColumnData::Text(TextColumn::repeat(
+        Some(timezone.name()),
+        n,
+    )));
+    columns.push(ColumnData::Json(shrunk(builder.extra)));
     Ok((Batch { columns }, builder.diversions))
 }
 
@@ -114,9 +135,11 @@ struct QueryBuilder<'j> {
     timezone: Tz,
     saw_data: bool,
     dates: Vec<Option<NaiveDate>>,
-    dims: Vec<Vec<Option<String>>>,
-    metrics: Vec<Vec<Option<String>>>,
-    extra: Vec<Option<String>>,
+    dims: Vec<TextColumn>,
+    metrics: Vec<TextColumn>,
+    extra: TextColumn,
+    /// Scratch space for one row's `_extra` object, reused.
+    extra_text: String,
     diversions: Diversions,
     /// The first row problem; parsing stops there.
     error: Option<RowsError>,
@@ -129,9 +152,10 @@ impl<'j> QueryBuilder<'j> {
             timezone,
             saw_data: false,
             dates: Vec::new(),
-            dims: vec![Vec::new(); job.dimensions.len()],
-            metrics: vec![Vec::new(); job.metrics.len()],
-            extra: Vec::new(),
+            dims: vec![TextColumn::new(); job.dimensions.len()],
+            metrics: vec![TextColumn::new(); job.metrics.len()],
+            extra: TextColumn::new(),
+            extra_text: String::new(),
             diversions: Diversions::default(),
             error: None,
         }
@@ -162,14 +186,14 @@ impl<'j> QueryBuilder<'j> {
             return Err(());
         }
         for (d, column) in job.dimensions.iter().zip(self.dims.iter_mut()) {
-            column.push(find(d).and_then(text_of));
+            column.push(find(d).and_then(text_of).as_deref());
         }
         let mut extra_fields: Vec<(&str, &RawValue)> = Vec::new();
         for (m, column) in job.metrics.iter().zip(self.metrics.iter_mut()) {
             match find(m) {
                 None => column.push(None),
                 Some(raw) => match number_of(raw) {
-                    Ok(v) => column.push(v),
+                    Ok(v) => column.push(v.as_deref()),
                     Err(()) => {
                         column.push(None);
                         extra_fields.push((m.as_str(), raw));
@@ -187,7 +211,12 @@ impl<'j> QueryBuilder<'j> {
                 extra_fields.push((k, v));
             }
         }
-        self.extra.push(json_object(&mut extra_fields));
+        if extra_fields.is_empty() {
+            self.extra.push(None);
+        } else {
+            json_object(&mut extra_fields, &mut self.extra_text);
+            self.extra.push(Some(&self.extra_text));
+        }
         Ok(())
     }
 }
@@ -390,13 +419,13 @@ pub fn generic_rows(
     let mut data: Vec<ColumnData> = columns_of
         .iter()
         .map(|(_, _, ty)| match ty {
-            ColumnType::Numeric => ColumnData::Numeric(Vec::with_capacity(n)),
+            ColumnType::Numeric => ColumnData::Numeric(TextColumn::new()),
             ColumnType::Boolean => ColumnData::Boolean(Vec::with_capacity(n)),
-            ColumnType::Json => ColumnData::Json(Vec::with_capacity(n)),
-            ColumnType::Date | ColumnType::Text => ColumnData::Text(Vec::with_capacity(n)),
+            ColumnType::Json => ColumnData::Json(TextColumn::new()),
+            ColumnType::Date | ColumnType::Text => ColumnData::Text(TextColumn::new()),
         })
         .collect();
-    let mut extra = Vec::with_capacity(n);
+    let mut extra = TextColumn::new();
     let mut diversions = Diversions::default();
     for (i, obj) in objects.iter().enumerate() {
         let mut extra_map = serde_json::Map::new();
@@ -421,7 +450,9 @@ pub fn generic_rows(
             }
         }
         extra.push(
-            (!extra_map.is_empty()).then(|| serde_json::Value::Object(extra_map).to_string()),
+            (!extra_map.is_empty())
+                .then(|| serde_json::Value::Object(extra_map).to_string())
+                .as_deref(),
         );
     }
 
@@ -447,7 +478,7 @@ pub fn generic_rows(
     key.extend(job.key.iter().map(|k| column_name(k)));
 
     let mut columns = Vec::with_capacity(data.len() + 3);
-    columns.push(ColumnData::Text(vec![Some(account_id.to_owned()); n]));
+    columns.push(ColumnData::Text(TextColumn::repeat(Some(account_id), n)));
     columns.push(ColumnData::Date(vec![Some(window_start); n]));
     columns.extend(data);
     columns.push(ColumnData::Json(extra));
@@ -485,7 +516,7 @@ pub fn conform(rows: &mut GenericRows, mismatches: &[TypeMismatch]) {
             continue; // a key column keeps its type; a value it cannot hold fails the window
         }
         let n = rows.batch.columns[i].len();
-        let old = std::mem::replace(&mut rows.batch.columns[i], ColumnData::Text(Vec::new()));
+        let old = std::mem::replace(&mut rows.batch.columns[i], ColumnData::Boolean(Vec::new()));
         let mut moved: Vec<(usize, serde_json::Value)> = Vec::new();
         let new = match m.existing_type {
             Some(ColumnType::Text) => ColumnData::Text(
@@ -538,7 +569,7 @@ pub fn conform(rows: &mut GenericRows, mismatches: &[TypeMismatch]) {
                 }
                 match m.existing_type {
                     Some(ColumnType::Date) => ColumnData::Date(vec![None; n]),
-                    _ => ColumnData::Text(vec![None; n]),
+                    _ => ColumnData::Text(TextColumn::repeat(None, n)),
                 }
             }
         };
@@ -553,17 +584,26 @@ pub fn conform(rows: &mut GenericRows, mismatches: &[TypeMismatch]) {
                 .entry(m.column.clone())
                 .or_default() += moved.len();
             if let ColumnData::Json(extra) = &mut rows.batch.columns[extra_at] {
-                for (r, value) in moved {
-                    let mut map = extra[r]
-                        .as_deref()
-                        .and_then(|t| {
-                            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t)
-                                .ok()
-                        })
-                        .unwrap_or_default();
-                    map.insert(m.column.clone(), value);
-                    extra[r] = Some(serde_json::Value::Object(map).to_string());
+                let mut moved = moved.into_iter().peekable();
+                let mut merged = TextColumn::new();
+                for (r, old) in extra.iter().enumerate() {
+                    match moved.next_if(|(m, _)| *m == r) {
+                        None => merged.push(old),
+                        Some((_, value)) => {
+                            let mut map = old
+                                .and_then(|t| {
+                                    serde_json::from_str::<
+                                        serde_json::Map<String, serde_json::Value>,
+                                    >(t)
+                                    .ok()
+                                })
+                                .unwrap_or_default();
+                            map.insert(m.column.clone(), value);
+                            merged.push(Some(&serde_json::Value::Object(map).to_string()));
+                        }
+                    }
                 }
+                *extra = merged;
             }
         }
     }
@@ -573,12 +613,9 @@ pub fn conform(rows: &mut GenericRows, mismatches: &[TypeMismatch]) {
 fn cell_as_json(column: &ColumnData, row: usize) -> Option<serde_json::Value> {
     use serde_json::Value;
     match column {
-        ColumnData::Text(v) => v[row].clone().map(Value::String),
-        ColumnData::Numeric(v) => v[row]
-            .as_deref()
-            .map(|s| serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))),
-        ColumnData::Json(v) => v[row]
-            .as_deref()
+        ColumnData::Text(v) => v.get(row).map(|s| Value::String(s.to_owned())),
+        ColumnData::Numeric(v) | ColumnData::Json(v) => v
+            .get(row)
             .map(|s| serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))),
         ColumnData::Boolean(v) => v[row].map(Value::Bool),
         ColumnData::Date(v) => v[row].map(|d| Value::String(d.to_string())),
@@ -650,13 +687,13 @@ fn push_value(out: &mut ColumnData, value: &serde_json::Value) -> bool {
         | (ColumnData::Json(v), Value::Null) => v.push(None),
         (ColumnData::Boolean(v), Value::Null) => v.push(None),
         (ColumnData::Date(v), Value::Null) => v.push(None),
-        (ColumnData::Text(v), Value::String(s)) => v.push(Some(s.clone())),
-        (ColumnData::Text(v), Value::Number(n)) => v.push(Some(n.to_string())),
-        (ColumnData::Text(v), Value::Bool(b)) => v.push(Some(b.to_string())),
-        (ColumnData::Numeric(v), Value::Number(n)) => v.push(Some(n.to_string())),
+        (ColumnData::Text(v), Value::String(s)) => v.push(Some(s)),
+        (ColumnData::Text(v), Value::Number(n)) => v.push(Some(&n.to_string())),
+        (ColumnData::Text(v), Value::Bool(b)) => v.push(Some(if *b { "true" } else { "false" })),
+        (ColumnData::Numeric(v), Value::Number(n)) => v.push(Some(&n.to_string())),
         (ColumnData::Boolean(v), Value::Bool(b)) => v.push(Some(*b)),
         (ColumnData::Json(v), Value::Array(_) | Value::Object(_)) => {
-            v.push(Some(value.to_string()))
+            v.push(Some(&value.to_string()))
         }
         (ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v), _) => {
             v.push(None);
@@ -699,27 +736,37 @@ fn day_of(raw: &str, timezone: Tz) -> Result<NaiveDate, String> {
 }
 
 /// A dimension value as text: strings unescaped, numbers and booleans as written, null as None.
-fn text_of(raw: &RawValue) -> Option<String> {
+/// Borrowed from the body unless the string has escapes.
+fn text_of(raw: &RawValue) -> Option<Cow<'_, str>> {
     let s = raw.get();
     match s.as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<String>(s).ok(),
+        Some(b'"') => string_of(s),
         Some(b'n') if s == "null" => None,
-        _ => Some(s.to_owned()),
+        _ => Some(Cow::Borrowed(s)),
+    }
+}
+
+/// The content of a JSON string literal `s` (already validated by the parser): borrowed when it
+/// has no escapes.
+fn string_of(s: &str) -> Option<Cow<'_, str>> {
+    match s.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Some(Cow::Borrowed(inner)),
+        _ => serde_json::from_str::<String>(s).ok().map(Cow::Owned),
     }
 }
 
 /// A metric value as exact decimal text. Strings holding a number are accepted (some APIs quote
 /// decimals); anything else does not fit.
-fn number_of(raw: &RawValue) -> Result<Option<String>, ()> {
+fn number_of(raw: &RawValue) -> Result<Option<Cow<'_, str>>, ()> {
     let s = raw.get();
     match s.as_bytes().first() {
-        Some(b'-' | b'0'..=b'9') => Ok(Some(s.to_owned())),
+        Some(b'-' | b'0'..=b'9') => Ok(Some(Cow::Borrowed(s))),
         Some(b'n') if s == "null" => Ok(None),
         Some(b'"') => {
-            let inner: String = serde_json::from_str(s).map_err(|_| ())?;
+            let inner = string_of(s).ok_or(())?;
             let trimmed = inner.trim();
             if is_decimal(trimmed) {
-                Ok(Some(trimmed.to_owned()))
+                Ok(Some(Cow::Owned(trimmed.to_owned())))
             } else {
                 Err(())
             }
@@ -732,22 +779,21 @@ fn is_decimal(s: &str) -> bool {
     serde_json::from_str::<serde_json::Number>(s).is_ok()
 }
 
-fn json_object(fields: &mut [(&str, &RawValue)]) -> Option<String> {
-    if fields.is_empty() {
-        return None;
-    }
+/// Writes `fields` as one JSON object, sorted by key, into `out` (cleared first).
+fn json_object(fields: &mut [(&str, &RawValue)], out: &mut String) {
     fields.sort_by(|a, b| a.0.cmp(b.0));
-    let mut out = String::from("{");
+    out.clear();
+    out.push('{');
     for (i, (k, v)) in fields.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&serde_json::Value::String((*k).to_owned()).to_string());
+        // Serialising a string cannot fail.
+        out.push_str(&serde_json::to_string(k).unwrap_or_default());
         out.push(':');
         out.push_str(v.get());
     }
     out.push('}');
-    Some(out)
 }
 
 fn kind_of(v: &serde_json::Value) -> &'static str {
@@ -777,7 +823,9 @@ mod tests {
 
     fn texts(c: &ColumnData) -> Vec<Option<String>> {
         match c {
-            ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v) => v.clone(),
+            ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v) => {
+                v.iter().map(|s| s.map(str::to_owned)).collect()
+            }
             other => panic!("not a text column: {other:?}"),
         }
     }

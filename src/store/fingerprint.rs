@@ -56,18 +56,18 @@ fn push_cell(buf: &mut Vec<u8>, name: &str, data: &ColumnData, row: usize, is_ke
         }
     };
     match data {
-        ColumnData::Text(v) => match (v[row].as_deref(), is_key) {
+        ColumnData::Text(v) => match (v.get(row), is_key) {
             (Some(s), _) => field(b't', &[s.as_bytes()]),
             (None, true) => field(b't', &[b""]),
             (None, false) => {}
         },
         ColumnData::Json(v) => {
-            if let Some(s) = v[row].as_deref() {
+            if let Some(s) = v.get(row) {
                 field(b'j', &[s.as_bytes()]);
             }
         }
         ColumnData::Numeric(v) => {
-            if let Some(s) = v[row].as_deref() {
+            if let Some(s) = v.get(row) {
                 let (negative, int, frac) = normalize_decimal(s);
                 let sign: &[u8] = if negative { b"-" } else { b"+" };
                 field(b'n', &[sign, int.as_bytes(), frac.as_bytes()]);
@@ -121,8 +121,8 @@ pub(crate) fn scope<'a>(prepared: &Prepared<'a>, batch: &'a Batch) -> Vec<Bound<
         let name = prepared.spec.columns[k].name.as_str();
         match &batch.columns[k] {
             ColumnData::Text(v) => {
-                let first = v[0].as_deref().unwrap_or("");
-                if v.iter().all(|x| x.as_deref().unwrap_or("") == first) {
+                let first = v.get(0).unwrap_or("");
+                if v.iter().all(|x| x.unwrap_or("") == first) {
                     bounds.push(Bound::Text(name, first));
                 } else {
                     break;

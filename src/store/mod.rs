@@ -16,6 +16,7 @@
 //! and always double-quoted; nothing is ever dropped (a column whose type no longer matches is kept
 //! and reported, see [`TableChanges`]).
 
+mod column;
 mod error;
 mod fingerprint;
 mod postgres;
@@ -28,6 +29,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use crate::config::{Backend, DatabaseConfig};
+pub use column::TextColumn;
 pub use error::StoreError;
 
 /// A connection pool to the export database. Cheap to clone (the pool is shared).
@@ -205,14 +207,14 @@ impl Batch {
 /// A null in a key column of any other type fails the load with [`StoreError::InvalidBatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColumnData {
-    Text(Vec<Option<String>>),
+    Text(TextColumn),
     /// Exact decimal text as the API sent it, e.g. `"12.340000"`; Postgres parses it, so text that
     /// is not a number fails the window.
-    Numeric(Vec<Option<String>>),
+    Numeric(TextColumn),
     Date(Vec<Option<NaiveDate>>),
     Boolean(Vec<Option<bool>>),
     /// JSON text; invalid JSON fails the window.
-    Json(Vec<Option<String>>),
+    Json(TextColumn),
 }
 
 impl ColumnData {
@@ -241,11 +243,27 @@ impl ColumnData {
         }
     }
 
+    /// The text of `row` in a text, numeric or JSON column (`None`: null, or another type).
+    pub fn text(&self, row: usize) -> Option<&str> {
+        match self {
+            ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v) => v.get(row),
+            ColumnData::Date(_) | ColumnData::Boolean(_) => None,
+        }
+    }
+
     fn is_null(&self, row: usize) -> bool {
         match self {
-            ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v) => v[row].is_none(),
+            ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v) => v.is_null(row),
             ColumnData::Date(v) => v[row].is_none(),
             ColumnData::Boolean(v) => v[row].is_none(),
+        }
+    }
+
+    /// True when a text value did not fit the column's limit (see [`TextColumn::overflowed`]).
+    fn overflowed(&self) -> bool {
+        match self {
+            ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v) => v.overflowed(),
+            ColumnData::Date(_) | ColumnData::Boolean(_) => false,
         }
     }
 }

@@ -272,7 +272,8 @@ impl PgStore {
         let upsert_err = |e| StoreError::query(format!("loading rows into {table:?}"), e);
         let run_err = |e| StoreError::query(format!("recording run {}", load.run_id), e);
         let sql = upsert_sql(p);
-        let mut tx = self.pool.begin().await.map_err(run_err)?;
+        let mut conn = self.pool.acquire().await.map_err(run_err)?;
+        let mut tx = conn.begin().await.map_err(run_err)?;
         let mut written = 0u64;
         for chunk in load.selection.chunks(CHUNK_ROWS) {
             let mut query = sqlx::query_scalar(&sql).bind(load.run_id).bind(load.now);
@@ -315,6 +316,9 @@ impl PgStore {
             .map_err(|e| StoreError::query("updating the high-water mark", e))?;
         }
         tx.commit().await.map_err(run_err)?;
+        // The connection's write buffer grew to the largest statement (several MB of arrays);
+        // every pooled connection would keep one.
+        conn.shrink_buffers();
         Ok(written)
     }
 
@@ -598,14 +602,11 @@ fn upsert_sql(p: &Prepared<'_>) -> String {
 type PgQuery<'q> = QueryScalar<'q, Postgres, i64, PgArguments>;
 
 /// Binds one column's values for `chunk` as an array: a borrowed slice when the chunk is a
-/// contiguous range (no copy), else the selected values gathered by reference.
+/// contiguous range of a date or boolean column (no copy), else the values gathered by reference.
 fn bind_column<'q>(query: PgQuery<'q>, column: &'q ColumnData, chunk: &Chunk<'_>) -> PgQuery<'q> {
     match (column, chunk) {
-        (ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v), Chunk::Range(r)) => {
-            query.bind(&v[r.clone()])
-        }
-        (ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v), Chunk::Rows(_)) => {
-            query.bind(chunk.rows().map(|i| v[i].as_deref()).collect::<Vec<_>>())
+        (ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v), _) => {
+            query.bind(chunk.rows().map(|i| v.get(i)).collect::<Vec<_>>())
         }
         (ColumnData::Date(v), Chunk::Range(r)) => query.bind(&v[r.clone()]),
         (ColumnData::Date(v), Chunk::Rows(_)) => {

@@ -151,6 +151,13 @@ pub(crate) fn check_batch(prepared: &Prepared<'_>, batch: &Batch) -> Result<usiz
                 data.len()
             )));
         }
+        if data.overflowed() {
+            return Err(invalid(format!(
+                "column {:?} holds more than 4 GiB of text in one window; \
+                 lower the job's window_days",
+                column.name
+            )));
+        }
     }
     for &k in &prepared.key_idx {
         let data = &batch.columns[k];
@@ -303,9 +310,9 @@ enum KeyPart<'a> {
 
 fn key_part(column: &ColumnData, row: usize) -> KeyPart<'_> {
     match column {
-        ColumnData::Text(v) => KeyPart::Text(v[row].as_deref().unwrap_or("")),
-        ColumnData::Json(v) => v[row].as_deref().map_or(KeyPart::Null, KeyPart::Text),
-        ColumnData::Numeric(v) => v[row].as_deref().map_or(KeyPart::Null, |s| {
+        ColumnData::Text(v) => KeyPart::Text(v.get(row).unwrap_or("")),
+        ColumnData::Json(v) => v.get(row).map_or(KeyPart::Null, KeyPart::Text),
+        ColumnData::Numeric(v) => v.get(row).map_or(KeyPart::Null, |s| {
             let (negative, int, frac) = normalize_decimal(s);
             KeyPart::Number(negative, int, frac)
         }),
@@ -340,7 +347,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::store::{ColumnSpec, ColumnType};
+    use crate::store::{ColumnSpec, ColumnType, TextColumn};
 
     fn spec(key: &[&str]) -> TableSpec {
         TableSpec {
@@ -354,8 +361,8 @@ mod tests {
         }
     }
 
-    fn text(v: &[Option<&str>]) -> Vec<Option<String>> {
-        v.iter().map(|s| s.map(str::to_owned)).collect()
+    fn text(v: &[Option<&str>]) -> TextColumn {
+        v.iter().copied().collect()
     }
 
     #[test]

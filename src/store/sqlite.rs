@@ -586,9 +586,9 @@ fn bind_value<'q>(
     is_key: bool,
 ) -> SqliteQuery<'q> {
     match column {
-        ColumnData::Text(v) if is_key => query.bind(v[row].as_deref().unwrap_or("")),
+        ColumnData::Text(v) if is_key => query.bind(v.get(row).unwrap_or("")),
         ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v) => {
-            query.bind(v[row].as_deref())
+            query.bind(v.get(row))
         }
         ColumnData::Date(v) => query.bind(v[row]),
         ColumnData::Boolean(v) => query.bind(v[row]),

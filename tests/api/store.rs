@@ -273,10 +273,10 @@ async fn ensure_table_creates_adds_and_never_drops(env: &mut Env) {
     let mut batch = campaign_batch(&[c(1, "spring", "11")]);
     batch
         .columns
-        .push(ColumnData::Numeric(vec![Some("2.5".into())]));
+        .push(ColumnData::Numeric(vec![Some("2.5")].into()));
     batch
         .columns
-        .push(ColumnData::Text(vec![Some("c1".into())]));
+        .push(ColumnData::Text(vec![Some("c1")].into()));
     assert_eq!(load(env, &wider, &batch).await, 1);
     assert_eq!(
         env.store.table_row_count("campaign_daily").await.unwrap(),
@@ -461,9 +461,9 @@ async fn odd_names_and_values_round_trip(env: &mut Env) {
     let value = "o'brien; \"q\" \t 広告 🚀";
     let batch = Batch {
         columns: vec![
-            ColumnData::Text(vec![Some(value.into())]),
-            ColumnData::Text(vec![Some("'); DROP TABLE export_runs; --".into())]),
-            ColumnData::Numeric(vec![Some("1.5".into())]),
+            ColumnData::Text(vec![Some(value)].into()),
+            ColumnData::Text(vec![Some("'); DROP TABLE export_runs; --")].into()),
+            ColumnData::Numeric(vec![Some("1.5")].into()),
         ],
     };
     assert_eq!(load(env, &spec, &batch).await, 1);
