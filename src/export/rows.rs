@@ -88,7 +88,14 @@ pub fn query_rows(
     currency: &str,
 ) -> Result<(Batch, Diversions), RowsError> {
     let mut builder = QueryBuilder::new(job, timezone);
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // Checked as UTF-8 once (JSON is UTF-8), so the parser does not check every string again.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        RowsError::Shape(format!(
+            "it is not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let parsed = serde::de::DeserializeSeed::deserialize(AnswerSeed(&mut builder), &mut de)
         .and_then(|()| de.end());
     if let Some(e) = builder.error.take() {
@@ -987,6 +994,11 @@ mod tests {
             query_rows(br#"{"data":[{"#, &j, "1", Tz::UTC, "USD"),
             Err(RowsError::Shape(_))
         ));
+        let err = query_rows(b"{\"data\":[\"\xff\"]}", &j, "1", Tz::UTC, "USD").unwrap_err();
+        assert_eq!(
+            err,
+            RowsError::Shape("it is not UTF-8 (invalid byte at offset 10)".into())
+        );
         let (empty, _) = query_rows(br#"{"data":[]}"#, &j, "1", Tz::UTC, "USD").unwrap();
         assert_eq!(empty.columns[0].len(), 0);
     }
