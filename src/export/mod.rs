@@ -602,13 +602,16 @@ async fn fetch_rows(
                 )
                 .await?;
             *api_requests = response.attempts;
-            let (batch, diversions) =
-                rows::query_rows(&response.body, q, account, job.timezone, &job.currency).map_err(
-                    |e| Failure {
-                        message: format!("{}: {e}", response.endpoint),
-                        code: crate::exit::RUN_FAILED,
-                    },
-                )?;
+            let (body, query, owner) = (response.body, q.clone(), account.to_owned());
+            let (timezone, currency) = (job.timezone, job.currency.clone());
+            let (batch, diversions) = parse_off_runtime(move || {
+                rows::query_rows(&body, &query, &owner, timezone, &currency)
+            })
+            .await
+            .map_err(|e| Failure {
+                message: format!("{}: {e}", response.endpoint),
+                code: crate::exit::RUN_FAILED,
+            })?;
             (
                 rows::query_table(&job.table, q),
                 batch,
@@ -626,13 +629,16 @@ async fn fetch_rows(
             };
             let response = ctx.api.generic(g, &values).await?;
             *api_requests = response.attempts;
-            let mut parsed =
-                rows::generic_rows(&response.body, g, &job.table, account, window.start).map_err(
-                    |e| Failure {
-                        message: format!("{}: {e}", response.endpoint),
-                        code: crate::exit::RUN_FAILED,
-                    },
-                )?;
+            let (body, generic, owner) = (response.body, g.clone(), account.to_owned());
+            let (table, start) = (job.table.clone(), window.start);
+            let mut parsed = parse_off_runtime(move || {
+                rows::generic_rows(&body, &generic, &table, &owner, start)
+            })
+            .await
+            .map_err(|e| Failure {
+                message: format!("{}: {e}", response.endpoint),
+                code: crate::exit::RUN_FAILED,
+            })?;
             let changes = ctx.store.ensure_table(&parsed.spec).await?;
             if !changes.added.is_empty() {
                 info!(table = %job.table, columns = ?changes.added, "added columns for new fields");
@@ -653,6 +659,17 @@ async fn fetch_rows(
         );
     }
     Ok(Parsed { spec, batch })
+}
+
+/// Runs a parse on tokio's blocking pool. A window's answer takes tens of milliseconds of CPU to
+/// parse; on the run's own task that kept every account's parsing (and the daemon's other work on
+/// that thread) one after the other on one core, so re-reads were bound by a single core.
+async fn parse_off_runtime<T: Send + 'static>(
+    parse: impl FnOnce() -> Result<T, rows::RowsError> + Send + 'static,
+) -> Result<T, rows::RowsError> {
+    tokio::task::spawn_blocking(parse)
+        .await
+        .unwrap_or_else(|e| Err(rows::RowsError::Shape(format!("the parser stopped: {e}"))))
 }
 
 /// Writes a window's rows, its run record and the high-water mark in one transaction.
