@@ -8,7 +8,7 @@
 //!   fresh look at the token before every attempt;
 //! - a 401 invalidates the token that was used, renews it and retries once;
 //! - other 4xx fail at once with the API's own message;
-//! - the body is returned as bytes, or handed piece by piece to a [`BodySink`] as it arrives (a
+//! - the body is returned as bytes, or sent piece by piece through a channel as it arrives (a
 //!   report's rows are parsed on the way in and its body is never held whole): parsing (and so a
 //!   malformed-JSON error naming the endpoint and position) is the caller's job, and is never
 //!   retried;
@@ -67,15 +67,17 @@ pub struct ApiResponse {
     pub attempts: u32,
 }
 
-/// Where the body of a successful answer goes, piece by piece as it arrives, instead of being
-/// collected into one buffer (see [`ApiClient::query_report_into`]).
-pub trait BodySink: Send {
-    /// An answer starts: forget any earlier one (a retry after an attempt that failed midway).
-    fn reset(&mut self);
-    /// The next piece of the body. `false` stops reading: the sink found the answer unusable and
-    /// keeps the reason itself (the call still returns `Ok`).
-    fn write(&mut self, piece: &[u8]) -> bool;
+/// What [`ApiClient::query_report_into`] sends of a successful answer, as it arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// An answer starts: whatever came before belonged to an attempt that failed midway.
+    Start,
+    /// The next bytes of the body.
+    Data(Bytes),
 }
+
+/// A channel's sending half for [`Piece`]s.
+pub type PieceSender = tokio::sync::mpsc::Sender<Piece>;
 
 /// Why an API call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -241,9 +243,10 @@ impl ApiClient {
             .await
     }
 
-    /// Like [`ApiClient::query_report`], but the answer's body goes to `sink` as it arrives; the
-    /// returned response's `body` is empty. A retried request's answer is preceded by
-    /// [`BodySink::reset`].
+    /// Like [`ApiClient::query_report`], but the answer's body is sent through `pieces` as it
+    /// arrives (each answer, a retry's too, after a [`Piece::Start`]); the returned response's
+    /// `body` is empty. A closed receiver stops the reading (the receiver found the answer
+    /// unusable and knows why); the call still returns `Ok`.
     #[allow(clippy::too_many_arguments)]
     pub async fn query_report_into(
         &self,
@@ -253,7 +256,7 @@ impl ApiClient {
         last: NaiveDate,
         timezone: &str,
         currency: &str,
-        sink: &mut dyn BodySink,
+        pieces: &PieceSender,
     ) -> Result<ApiResponse, ApiError> {
         let path = format!(
             "/v1/query/accounts/{}{}",
@@ -261,7 +264,7 @@ impl ApiClient {
             job.report.path_suffix()
         );
         let body = report_body(job, start, last, timezone, currency);
-        self.send(reqwest::Method::POST, path, &[], Some(&body), Some(sink))
+        self.send(reqwest::Method::POST, path, &[], Some(&body), Some(pieces))
             .await
     }
 
@@ -293,13 +296,13 @@ impl ApiClient {
 
     /// Sends one logical request, with the retries described in the module docs.
     #[instrument(skip_all, fields(method = %method, path = %path))]
-    async fn send<'s>(
+    async fn send(
         &self,
         method: reqwest::Method,
         path: String,
         query: &[(String, String)],
         body: Option<&serde_json::Value>,
-        mut sink: Option<&mut (dyn BodySink + 's)>,
+        pieces: Option<&PieceSender>,
     ) -> Result<ApiResponse, ApiError> {
         let endpoint = format!("{method} {path}");
         let url = format!("{}{}", self.inner.base_url, path);
@@ -325,9 +328,7 @@ impl ApiClient {
         loop {
             let token = self.inner.tokens.token().await?;
             attempts += 1;
-            let outcome = self
-                .attempt(&request, &token, attempts, sink.as_deref_mut())
-                .await;
+            let outcome = self.attempt(&request, &token, attempts, pieces).await;
             let failure = match outcome {
                 Ok(answer) if (200..300).contains(&answer.status) => {
                     return Ok(ApiResponse {
@@ -392,19 +393,19 @@ impl ApiClient {
     }
 
     /// One HTTP request, holding a concurrency permit from sending until the body is read (and,
-    /// with a sink, handed over).
-    async fn attempt<'s>(
+    /// with a channel, handed over).
+    async fn attempt(
         &self,
         request: &Prepared<'_>,
         token: &AccessToken,
         attempt: u32,
-        sink: Option<&mut (dyn BodySink + 's)>,
+        pieces: Option<&PieceSender>,
     ) -> Result<Answer, reqwest::Error> {
         // The semaphore is never closed, so acquiring cannot fail; if it somehow did, sending
         // without a permit is better than failing the run.
         let _permit = self.inner.permits.acquire().await.ok();
         let started = Instant::now();
-        let result = self.exchange(request, token, sink).await;
+        let result = self.exchange(request, token, pieces).await;
         let latency = started.elapsed();
         match &result {
             Ok(answer) => {
@@ -430,11 +431,11 @@ impl ApiClient {
         result
     }
 
-    async fn exchange<'s>(
+    async fn exchange(
         &self,
         request: &Prepared<'_>,
         token: &AccessToken,
-        sink: Option<&mut (dyn BodySink + 's)>,
+        pieces: Option<&PieceSender>,
     ) -> Result<Answer, reqwest::Error> {
         let mut builder = self
             .inner
@@ -458,14 +459,17 @@ impl ApiClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
         let mut bytes = 0;
-        if let Some(sink) = sink
+        if let Some(pieces) = pieces
             && (200..300).contains(&status)
         {
-            sink.reset();
-            while let Some(chunk) = response.chunk().await? {
-                bytes += chunk.len();
-                if !sink.write(&chunk) {
-                    break; // the rest is not read: the connection is closed, not reused
+            // A closed receiver stops the reading: the rest is not read and the connection is
+            // closed, not reused.
+            if pieces.send(Piece::Start).await.is_ok() {
+                while let Some(chunk) = response.chunk().await? {
+                    bytes += chunk.len();
+                    if pieces.send(Piece::Data(chunk)).await.is_err() {
+                        break;
+                    }
                 }
             }
             return Ok(Answer {

@@ -17,7 +17,7 @@ use chrono::{NaiveDate, Utc};
 use futures_util::StreamExt as _;
 use tracing::{Instrument as _, info, info_span, warn};
 
-use crate::api::{ApiClient, ApiError};
+use crate::api::{ApiClient, ApiError, Piece};
 use crate::config::template::Values;
 use crate::config::{Accounts, Config, Job, JobKind};
 use crate::store::{NewRun, StateUpdate, Store, StoreError, TableSpec, Trigger};
@@ -591,8 +591,26 @@ async fn fetch_rows(
 ) -> Result<Parsed, Failure> {
     let (spec, batch, diversions, endpoint) = match &job.kind {
         JobKind::Query(q) => {
-            // Rows are parsed as the answer arrives: the body is never held whole.
-            let mut stream = rows::QueryStream::new(q, job.timezone);
+            // The answer is parsed on tokio's blocking pool while it arrives, so accounts parse in
+            // parallel (not one after the other on the run's one task) and the body is never held
+            // whole: its pieces go through a small channel.
+            let (pieces, mut received) = tokio::sync::mpsc::channel::<Piece>(PIECES_IN_FLIGHT);
+            let (query, owner) = (q.clone(), account.to_owned());
+            let (timezone, currency) = (job.timezone, job.currency.clone());
+            let parser = tokio::task::spawn_blocking(move || {
+                let mut stream = rows::QueryStream::new(&query, timezone);
+                while let Some(piece) = received.blocking_recv() {
+                    match piece {
+                        Piece::Start => stream.reset(),
+                        Piece::Data(bytes) => {
+                            if !stream.write(&bytes) {
+                                break; // closing the channel stops the reading
+                            }
+                        }
+                    }
+                }
+                stream.finish(&owner, &currency)
+            });
             let response = ctx
                 .api
                 .query_report_into(
@@ -602,12 +620,16 @@ async fn fetch_rows(
                     window.last,
                     job.timezone.name(),
                     &job.currency,
-                    &mut stream,
+                    &pieces,
                 )
-                .await?;
+                .await;
+            drop(pieces); // the end of the answer for the parser
+            let response = response?;
             *api_requests = response.attempts;
-            let (batch, diversions) =
-                stream.finish(account, &job.currency).map_err(|e| Failure {
+            let (batch, diversions) = parser
+                .await
+                .unwrap_or_else(|e| Err(rows::RowsError::Shape(format!("the parser stopped: {e}"))))
+                .map_err(|e| Failure {
                     message: format!("{}: {e}", response.endpoint),
                     code: crate::exit::RUN_FAILED,
                 })?;
@@ -628,13 +650,16 @@ async fn fetch_rows(
             };
             let response = ctx.api.generic(g, &values).await?;
             *api_requests = response.attempts;
-            let mut parsed =
-                rows::generic_rows(&response.body, g, &job.table, account, window.start).map_err(
-                    |e| Failure {
-                        message: format!("{}: {e}", response.endpoint),
-                        code: crate::exit::RUN_FAILED,
-                    },
-                )?;
+            let (body, generic, owner) = (response.body, g.clone(), account.to_owned());
+            let (table, start) = (job.table.clone(), window.start);
+            let mut parsed = parse_off_runtime(move || {
+                rows::generic_rows(&body, &generic, &table, &owner, start)
+            })
+            .await
+            .map_err(|e| Failure {
+                message: format!("{}: {e}", response.endpoint),
+                code: crate::exit::RUN_FAILED,
+            })?;
             let changes = ctx.store.ensure_table(&parsed.spec).await?;
             if !changes.added.is_empty() {
                 info!(table = %job.table, columns = ?changes.added, "added columns for new fields");
@@ -655,6 +680,21 @@ async fn fetch_rows(
         );
     }
     Ok(Parsed { spec, batch })
+}
+
+/// Pieces of an answer on their way to its parser at most: a few hundred KB, whatever the size
+/// of the answer.
+const PIECES_IN_FLIGHT: usize = 8;
+
+/// Runs a parse on tokio's blocking pool. A window's answer takes tens of milliseconds of CPU to
+/// parse; on the run's own task that kept every account's parsing (and the daemon's other work on
+/// that thread) one after the other on one core, so re-reads were bound by a single core.
+async fn parse_off_runtime<T: Send + 'static>(
+    parse: impl FnOnce() -> Result<T, rows::RowsError> + Send + 'static,
+) -> Result<T, rows::RowsError> {
+    tokio::task::spawn_blocking(parse)
+        .await
+        .unwrap_or_else(|e| Err(rows::RowsError::Shape(format!("the parser stopped: {e}"))))
 }
 
 /// Writes a window's rows, its run record and the high-water mark in one transaction.

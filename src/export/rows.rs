@@ -129,14 +129,19 @@ impl<'j> QueryStream<'j> {
         for (i, range) in rows.ranges.iter().enumerate() {
             fields.clear();
             // Checked as UTF-8 once here, not field by field by the parser.
-            let parsed = std::str::from_utf8(&rows.source[range.clone()])
-                .map_err(|e| e.to_string())
-                .and_then(|text| {
-                    let mut de = serde_json::Deserializer::from_str(text);
-                    serde::de::DeserializeSeed::deserialize(RowSeed(&mut fields), &mut de)
-                        .and_then(|()| de.end())
-                        .map_err(|e| e.to_string())
-                });
+            let text = match std::str::from_utf8(&rows.source[range.clone()]) {
+                Ok(text) => text,
+                Err(e) => {
+                    self.builder.error = Some(RowsError::Shape(format!(
+                        "it is not UTF-8 (invalid byte at offset {})",
+                        rows.source_at + range.start + e.valid_up_to()
+                    )));
+                    return false;
+                }
+            };
+            let mut de = serde_json::Deserializer::from_str(text);
+            let parsed = serde::de::DeserializeSeed::deserialize(RowSeed(&mut fields), &mut de)
+                .and_then(|()| de.end());
             if let Err(e) = parsed {
                 self.builder.error = Some(RowsError::Row {
                     row: rows.first_index + i,
@@ -205,16 +210,6 @@ impl<'j> QueryStream<'j> {
         )));
         columns.push(ColumnData::Json(shrunk(builder.extra)));
         Ok((Batch { columns }, builder.diversions))
-    }
-}
-
-impl crate::api::BodySink for QueryStream<'_> {
-    fn reset(&mut self) {
-        QueryStream::reset(self);
-    }
-
-    fn write(&mut self, piece: &[u8]) -> bool {
-        QueryStream::write(self, piece)
     }
 }
 
@@ -820,8 +815,11 @@ fn push_value(out: &mut ColumnData, value: &serde_json::Value) -> bool {
 /// midnight, the date part is that day whatever offset is attached; otherwise the instant is moved
 /// into the report's time zone first.
 fn day_of(raw: &str, timezone: Tz) -> Result<NaiveDate, String> {
-    let text: String =
-        serde_json::from_str(raw).map_err(|_| format!("`datetime` is {raw}, not a string"))?;
+    let text = match raw.as_bytes().first() {
+        Some(b'"') => string_of(raw),
+        _ => None,
+    }
+    .ok_or_else(|| format!("`datetime` is {raw}, not a string"))?;
     let bad =
         || format!("`datetime` \"{text}\" is not a date-time such as \"2026-03-04T00:00:00Z\"");
     if text.len() == 10 {
@@ -1034,8 +1032,43 @@ mod tests {
             query_rows(br#"{"data":[{"#, &j, "1", Tz::UTC, "USD"),
             Err(RowsError::Shape(_))
         ));
+        let err = query_rows(b"{\"data\":[\"\xff\"]}", &j, "1", Tz::UTC, "USD").unwrap_err();
+        assert_eq!(
+            err,
+            RowsError::Shape("it is not UTF-8 (invalid byte at offset 10)".into())
+        );
         let (empty, _) = query_rows(br#"{"data":[]}"#, &j, "1", Tz::UTC, "USD").unwrap();
         assert_eq!(empty.columns[0].len(), 0);
+    }
+
+    #[test]
+    fn fields_are_found_in_any_order_and_the_first_of_a_name_wins() {
+        // Field order changes between rows; a name twice in a row; a repeated `datetime`.
+        let body = br#"{"data":[
+            {"campaign_id":"1","impressions":10,"datetime":"2026-03-04T00:00:00Z"},
+            {"datetime":"2026-03-04T00:00:00Z","x":true,"impressions":20,"campaign_id":"2"},
+            {"impressions":30,"campaign_id":"3","campaign_id":"dup","datetime":"2026-03-05T00:00:00Z"},
+            {"campaign_id":"4","impressions":40,"datetime":"2026-03-04T00:00:00Z"}
+        ]}"#;
+        let j = job(&["campaign_id"], &["impressions"]);
+        let (batch, _) = query_rows(body, &j, "1", Tz::UTC, "USD").unwrap();
+        let texts_of = |i: usize| texts(&batch.columns[i]);
+        let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+        assert_eq!(texts_of(2), some(&["1", "2", "3", "4"]));
+        assert_eq!(texts_of(3), some(&["10", "20", "30", "40"]));
+        let ColumnData::Date(dates) = &batch.columns[1] else {
+            panic!()
+        };
+        let days: Vec<String> = dates.iter().map(|d| d.unwrap().to_string()).collect();
+        assert_eq!(
+            days,
+            ["2026-03-04", "2026-03-04", "2026-03-05", "2026-03-04"]
+        );
+        assert_eq!(
+            texts_of(6),
+            [None, Some(r#"{"x":true}"#.into()), None, None],
+            "a repeated name is not an unknown field"
+        );
     }
 
     #[test]

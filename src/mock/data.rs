@@ -42,6 +42,8 @@ const T_IMPRESSIONS: usize = 1;
 const T_ENGAGEMENTS: usize = 2;
 const T_REFERRALS: usize = 3;
 const T_REVENUE: usize = 4;
+const T_PLACEMENT_IMPRESSIONS: usize = 5;
+const T_PURCHASES: usize = 6;
 
 /// How many days of conversions stay open to restatement (the attribution window).
 pub(crate) const RESTATEMENT_DAYS: i64 = 7;
@@ -141,8 +143,18 @@ pub(crate) enum Dim {
     PartnerSubVertical,
     PageType,
     DisplayType,
-    /// Only the legacy campaign breakdown (`groupby=partner-source`) uses it.
+    /// Only the legacy campaign breakdowns (`groupby=partner-source`) use it.
     PartnerSource,
+    /// Only the legacy transactions breakdown (`groupby=brand`) uses it: the advertiser brand of
+    /// the offers shown.
+    Brand,
+    /// Only the legacy transactions breakdown (`groupby=page`) uses it.
+    Page,
+    /// Only the legacy transactions breakdown (`groupby=placement`) uses it.
+    Placement,
+    /// Only the legacy transactions breakdown (`groupby=position`) uses it: the offer's position
+    /// in the placement.
+    Position,
 }
 
 const DEVICES: &[(&str, u64)] = &[("mobile", 60), ("desktop", 30), ("tablet", 10)];
@@ -169,6 +181,25 @@ const PARTNER_SOURCES: &[(&str, u64)] = &[
     ("E-commerce partner 'Shop'", 30),
     ("Food delivery 🍕", 15),
 ];
+const BRANDS: &[(&str, u64)] = &[
+    ("Acme \"Rockets\" Inc.", 30),
+    ("Señor Café", 25),
+    ("Stream; Watch & Co", 20),
+    ("ブランド 🎁", 15),
+    ("Back\\slash Brands", 10),
+];
+const PAGES: &[(&str, u64)] = &[
+    ("/checkout/confirmation", 55),
+    ("/order/thank-you?ref=email&lang=en", 25),
+    ("/account/orders", 12),
+    ("/checkout/payment", 8),
+];
+const PLACEMENTS: &[(&str, u64)] = &[
+    ("Confirmation overlay", 55),
+    ("Thank-you page embedded", 30),
+    ("Account \"lightbox\"", 15),
+];
+const POSITIONS: &[(&str, u64)] = &[("1", 50), ("2", 30), ("3", 20)];
 const OBJECTIVES: &[&str] = &["conversions", "awareness", "traffic"];
 const COUNTRIES: &[&str] = &["US", "AU", "GB", "CA", "JP", "DE"];
 const VERTICALS: &[&str] = &["Travel", "Retail", "Ticketing", "Finance & Insurance"];
@@ -201,6 +232,10 @@ impl Dim {
             Dim::PageType => "page_type",
             Dim::DisplayType => "display_type",
             Dim::PartnerSource => "partner_source",
+            Dim::Brand => "brand",
+            Dim::Page => "page",
+            Dim::Placement => "placement",
+            Dim::Position => "position",
         }
     }
 
@@ -221,6 +256,10 @@ impl Dim {
             Dim::PageType => "Type of the page the placement was shown on",
             Dim::DisplayType => "How the placement was displayed",
             Dim::PartnerSource => "Partner source",
+            Dim::Brand => "Advertiser brand of the offer",
+            Dim::Page => "Page the placement was shown on",
+            Dim::Placement => "Placement",
+            Dim::Position => "Position of the offer in the placement",
         }
     }
 
@@ -242,6 +281,10 @@ impl Dim {
             Dim::PageType => Some(PAGE_TYPES),
             Dim::DisplayType => Some(DISPLAY_TYPES),
             Dim::PartnerSource => Some(PARTNER_SOURCES),
+            Dim::Brand => Some(BRANDS),
+            Dim::Page => Some(PAGES),
+            Dim::Placement => Some(PLACEMENTS),
+            Dim::Position => Some(POSITIONS),
             _ => None,
         }
     }
@@ -403,7 +446,7 @@ const TRANSACTION_METRICS: &[MetricDef] = &[
     },
     MetricDef {
         slug: "impressions",
-        description: "Placements shown",
+        description: "Offers shown in placements",
         value: |s| Num::Int(s[T_IMPRESSIONS]),
     },
     MetricDef {
@@ -436,6 +479,21 @@ const TRANSACTION_METRICS: &[MetricDef] = &[
         description: "Partner revenue per transaction",
         value: |s| Num::Ratio(ratio(s[T_REVENUE], s[T_TRANSACTIONS]) / 100.0),
     },
+    MetricDef {
+        slug: "revenue_per_mille",
+        description: "Partner revenue per 1,000 impressions",
+        value: |s| Num::Ratio(ratio(s[T_REVENUE] * 1_000, s[T_IMPRESSIONS]) / 100.0),
+    },
+    MetricDef {
+        slug: "placement_impressions",
+        description: "Placements shown (each shows one or more offers)",
+        value: |s| Num::Int(s[T_PLACEMENT_IMPRESSIONS]),
+    },
+    MetricDef {
+        slug: "purchases",
+        description: "Transactions on the partner's pages that were purchases",
+        value: |s| Num::Int(s[T_PURCHASES]),
+    },
 ];
 
 /// The currencies the API accepts, with a fixed rate per US dollar (in hundredths).
@@ -464,9 +522,24 @@ pub(crate) struct Account {
     pub(crate) country: &'static str,
     pub(crate) currency: &'static str,
     pub(crate) timezone: &'static str,
+    /// Campaigns-report slugs this account does not have.
+    lacks: &'static [&'static str],
     hash: u64,
     campaigns: Vec<Campaign>,
     creatives: Vec<Creative>,
+}
+
+impl Account {
+    /// Whether the account has this dimension or metric of a report: `help` lists it and a
+    /// report may ask for it.
+    pub(crate) fn offers(&self, report: Report, slug: &str) -> bool {
+        report != Report::Campaigns || !self.lacks.contains(&slug)
+    }
+
+    /// Whether the account has a campaign with this id (the legacy campaign-level endpoints).
+    pub(crate) fn has_campaign(&self, campaign_id: &str) -> bool {
+        self.campaigns.iter().any(|c| c.id == campaign_id)
+    }
 }
 
 struct Campaign {
@@ -487,10 +560,23 @@ const ACCOUNT_NAMES: &[&str] = &[
     "E's Travel\tCo 🌏",
     "Tau Ticketing <b>&amp;</b>",
 ];
-const ACCOUNT_PROFILES: &[(&str, &str, &str)] = &[
-    ("US", "USD", "America/New_York"),
-    ("AU", "AUD", "Australia/Sydney"),
-    ("GB", "GBP", "Europe/London"),
+/// Country, currency and time zone of an account, and the campaigns-report slugs it does not have
+/// (what is available varies by account; its `help` lists the rest). Accounts take the profiles in
+/// turn, so the default accounts are a US and an AU one.
+const ACCOUNT_PROFILES: &[(&str, &str, &str, &[&str])] = &[
+    ("US", "USD", "America/New_York", &[]),
+    (
+        "AU",
+        "AUD",
+        "Australia/Sydney",
+        &["cost_per_impression", "conversion_roas"],
+    ),
+    (
+        "GB",
+        "GBP",
+        "Europe/London",
+        &["campaign_objective", "cost_per_impression"],
+    ),
 ];
 /// Campaign names that stress a loader: quotes of both kinds, a semicolon, a tab, a backslash,
 /// non-ASCII letters and emoji. A number keeps each name unique.
@@ -523,7 +609,8 @@ impl Catalog {
             .enumerate()
             .map(|(i, id)| {
                 let hash = hash_str(id);
-                let (country, currency, timezone) = ACCOUNT_PROFILES[i % ACCOUNT_PROFILES.len()];
+                let (country, currency, timezone, lacks) =
+                    ACCOUNT_PROFILES[i % ACCOUNT_PROFILES.len()];
                 let name = match ACCOUNT_NAMES.get(i) {
                     Some(n) => (*n).to_owned(),
                     None => format!("Account {id} 'extra'"),
@@ -557,6 +644,7 @@ impl Catalog {
                     country,
                     currency,
                     timezone,
+                    lacks,
                     hash,
                     campaigns,
                     creatives,
@@ -839,6 +927,9 @@ impl Catalog {
                 s[T_ENGAGEMENTS] = engagements;
                 s[T_REFERRALS] = referrals;
                 s[T_REVENUE] = convert(referrals * (50 + (r(5) % 150) as i64));
+                // Drawn after the others, so adding them left every older number as it was.
+                s[T_PLACEMENT_IMPRESSIONS] = impressions * (40 + (r(6) % 40) as i64) / 100;
+                s[T_PURCHASES] = transactions * (55 + (r(7) % 35) as i64) / 100;
             }
         }
         s

@@ -2,8 +2,8 @@
 //!
 //! It follows `rokt-api.md`, awkward parts included: a Cognito-style token endpoint (400/403 for bad
 //! credentials, never 401), 401 for unknown, expired or revoked bearer tokens, the Query API with an
-//! exclusive `endDate` and a trailing slash on the campaigns path, the legacy `/reporting` breakdown,
-//! and restated conversions. Its data are deterministic (the `data` module describes the model:
+//! exclusive `endDate` and a trailing slash on the campaigns path, the legacy `/reporting` endpoints
+//! (the `legacy` module lists them with its own choices), and restated conversions. Its data are deterministic (the `data` module describes the model:
 //! every grouping adds up exactly, names stress a loader) and its faults are injectable while it
 //! runs (the `faults` module: they hit API paths only, never the token endpoint or the admin API).
 //!
@@ -17,6 +17,10 @@
 //!   dimensions; none after `today`.
 //! - Only `/v1/query/accounts/{id}/campaigns/` (with the slash) and `.../transactions` (without)
 //!   exist; the other spelling is 404.
+//! - What is available varies by account: accounts take the profiles US, AU, GB in turn, and an AU
+//!   account has no `cost_per_impression` or `conversion_roas`, a GB one no `campaign_objective`
+//!   or `cost_per_impression`. Its `campaigns/help` leaves them out and a campaigns report that
+//!   names one is 400 (its message points at `help`).
 //!
 //! Start one per test with [`MockServer::start`]; it binds before it serves, so the address it
 //! returns answers at once. The admin API lives under `/__mock/`, a path no Rokt client calls:
@@ -264,7 +268,8 @@ impl MockServer {
         if interval_day {
             body["interval"] = "day".into();
         }
-        let query = query::parse_query_within(report, body.to_string().as_bytes(), None)?;
+        let query = query::parse_query_within(report, body.to_string().as_bytes(), None)
+            .and_then(|q| query::offered(account, q))?;
         let (text, _) = query::answer(catalog, account, &query, self.shared.today());
         let mut answer: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("unreadable answer: {e}"))?;
@@ -471,14 +476,7 @@ fn router(shared: SharedRef) -> Router {
             "/v1/query/accounts/{account_id}/transactions",
             post(query::transactions),
         )
-        .route(
-            "/reporting/accounts/{account_id}/campaigns/breakdown",
-            get(legacy::campaigns_breakdown),
-        )
-        .route(
-            "/reporting/accounts/{account_id}/summary",
-            get(legacy::summary),
-        )
+        .merge(legacy::routes())
         .route("/__mock/state", get(admin_state))
         .route("/__mock/faults", get(admin_faults).put(admin_set_faults))
         .route("/__mock/counters", get(admin_counters))

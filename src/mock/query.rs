@@ -85,17 +85,19 @@ fn help(
     if let Some(r) = auth::reject_bearer(&shared, &headers) {
         return r;
     }
-    if shared.catalog.account(&account_id).is_none() {
+    let Some(account) = shared.catalog.account(&account_id) else {
         return forbidden(&account_id);
-    }
+    };
     let dimensions: Vec<Value> = report
         .dimensions()
         .iter()
+        .filter(|d| account.offers(report, d.slug()))
         .map(|d| serde_json::json!({"slug": d.slug(), "description": d.description()}))
         .collect();
     let metrics: Vec<Value> = report
         .metrics()
         .iter()
+        .filter(|m| account.offers(report, m.slug))
         .map(|m| serde_json::json!({"slug": m.slug, "description": m.description}))
         .collect();
     json_response(
@@ -144,13 +146,35 @@ fn report(
     let Some(account) = shared.catalog.account(&account_id) else {
         return forbidden(&account_id);
     };
-    let query = match parse_query(report, &body) {
+    let query = match parse_query(report, &body).and_then(|q| offered(account, q)) {
         Ok(q) => q,
         Err(m) => return message(StatusCode::BAD_REQUEST, &m),
     };
     let (text, rows) = answer(&shared.catalog, account, &query, shared.today());
     shared.counters.rows(rows as u64);
     json_response(StatusCode::OK, text)
+}
+
+/// The query, if the account has every dimension and metric it names (its `help` lists them).
+pub(crate) fn offered(account: &Account, query: Query) -> Result<Query, String> {
+    let report = query.report;
+    let named = query
+        .dims
+        .iter()
+        .chain(query.filters.iter().map(|(d, _)| d));
+    let slugs = named
+        .map(|d| d.slug())
+        .chain(query.metrics.iter().map(|m| m.slug));
+    for slug in slugs {
+        if !account.offers(report, slug) {
+            return Err(format!(
+                "\"{slug}\" is not available in account {id}; GET /v1/query/accounts/{id}/{}/help lists what it has",
+                report.slug(),
+                id = account.id,
+            ));
+        }
+    }
+    Ok(query)
 }
 
 /// Runs a validated query and writes the whole answer body; also returns the number of rows.

@@ -16,7 +16,7 @@
 use chrono::{Datelike as _, NaiveDate};
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::spec::{Prepared, normalize_decimal};
+use super::spec::{Prepared, ROW_HASH_COLUMN, normalize_decimal, quote};
 use super::{Batch, ColumnData};
 
 /// A set of fingerprints. They are uniformly distributed already, so a fast hasher is enough.
@@ -102,6 +102,33 @@ pub(crate) enum Bound<'a> {
     Bool(&'a str, bool),
     /// `column BETWEEN first AND last` (equal when every row has the same day).
     Dates(&'a str, NaiveDate, NaiveDate),
+}
+
+/// `SELECT "_row_hash" FROM <table> WHERE "_row_hash" IS NOT NULL AND <scope>`, where `param(n)` is
+/// the n-th placeholder (from 1); bind the scope's values in order (a date range binds two).
+pub(crate) fn stored_hashes_sql(
+    table: &str,
+    scope: &[Bound<'_>],
+    param: impl Fn(usize) -> String,
+) -> String {
+    let hash = quote(ROW_HASH_COLUMN);
+    let mut conditions = vec![format!("{hash} IS NOT NULL")];
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        param(n)
+    };
+    for bound in scope {
+        conditions.push(match bound {
+            Bound::Text(c, _) | Bound::Bool(c, _) => format!("{} = {}", quote(c), next()),
+            Bound::Dates(c, _, _) => format!("{} BETWEEN {} AND {}", quote(c), next(), next()),
+        });
+    }
+    format!(
+        "SELECT {hash} FROM {} WHERE {}",
+        quote(table),
+        conditions.join(" AND ")
+    )
 }
 
 /// Where the stored rows a batch can touch are: conditions on a leading run of its key columns

@@ -11,7 +11,7 @@ use sqlx::query::QueryScalar;
 use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
 
 use super::error::scrub;
-use super::fingerprint::{Bound, Fingerprints};
+use super::fingerprint::{Bound, Fingerprints, stored_hashes_sql};
 use super::spec::{
     Chunk, LOADED_AT_COLUMN, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote, validate_identifier,
 };
@@ -329,26 +329,7 @@ impl PgStore {
         p: &Prepared<'_>,
         scope: &[Bound<'_>],
     ) -> Result<Fingerprints, StoreError> {
-        let mut conditions = vec![format!("{} IS NOT NULL", quote(ROW_HASH_COLUMN))];
-        let mut n = 0;
-        let mut param = || {
-            n += 1;
-            format!("${n}")
-        };
-        for bound in scope {
-            conditions.push(match bound {
-                Bound::Text(c, _) | Bound::Bool(c, _) => format!("{} = {}", quote(c), param()),
-                Bound::Dates(c, _, _) => {
-                    format!("{} BETWEEN {} AND {}", quote(c), param(), param())
-                }
-            });
-        }
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {}",
-            quote(ROW_HASH_COLUMN),
-            quote(&p.spec.table),
-            conditions.join(" AND ")
-        );
+        let sql = stored_hashes_sql(&p.spec.table, scope, |n| format!("${n}"));
         let mut query = sqlx::query_scalar::<_, Uuid>(&sql);
         for bound in scope {
             query = match *bound {

@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 use sqlx::{Executor, Row, Sqlite};
 
 use super::error::scrub;
-use super::fingerprint::{Bound, Fingerprints};
+use super::fingerprint::{Bound, Fingerprints, stored_hashes_sql};
 use super::spec::{LOADED_AT_COLUMN, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote};
 use super::{
     ColumnData, ColumnType, JobStatus, Load, NewRun, RunStatus, STALE_RUN_ERROR, StoreError,
@@ -311,19 +311,7 @@ impl SqliteStore {
         p: &Prepared<'_>,
         scope: &[Bound<'_>],
     ) -> Result<Fingerprints, StoreError> {
-        let mut conditions = vec![format!("{} IS NOT NULL", quote(ROW_HASH_COLUMN))];
-        for bound in scope {
-            conditions.push(match bound {
-                Bound::Text(c, _) | Bound::Bool(c, _) => format!("{} = ?", quote(c)),
-                Bound::Dates(c, _, _) => format!("{} BETWEEN ? AND ?", quote(c)),
-            });
-        }
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {}",
-            quote(ROW_HASH_COLUMN),
-            quote(&p.spec.table),
-            conditions.join(" AND ")
-        );
+        let sql = stored_hashes_sql(&p.spec.table, scope, |_| "?".to_owned());
         let mut query = sqlx::query_scalar::<_, Uuid>(&sql);
         for bound in scope {
             query = match *bound {

@@ -29,17 +29,27 @@ metrics = ["impressions", "referrals", "gross_cost", "acquisitions"]
 
 /// A generic job on the legacy campaign breakdown, one day per window, keyed by `key`.
 fn breakdown_job(key: &str) -> String {
+    legacy_job("breakdown", "campaigns/breakdown", "campaign", key, 1)
+}
+
+/// A generic job named `name` on the legacy endpoint `/reporting/accounts/{account_id}/{path}` of
+/// account 3141592, keyed by `key` (`groupby` empty: none sent).
+fn legacy_job(name: &str, path: &str, groupby: &str, key: &str, window_days: u32) -> String {
+    let groupby = match groupby {
+        "" => String::new(),
+        g => format!(", groupby = \"{g}\""),
+    };
     format!(
         r#"
 [[jobs]]
-name = "breakdown"
+name = "{name}"
 schedule = "0 6 * * *"
 accounts = ["3141592"]
-endpoint = "/reporting/accounts/{{account_id}}/campaigns/breakdown"
-query = {{ dateStart = "{{start_date}}T00:00:00.000", dateEnd = "{{last_date}}T23:59:59.999", currency = "{{currency}}", timeZoneVariation = "{{timezone}}", groupby = "campaign" }}
+endpoint = "/reporting/accounts/{{account_id}}/{path}"
+query = {{ dateStart = "{{start_date}}T00:00:00.000", dateEnd = "{{last_date}}T23:59:59.999", currency = "{{currency}}", timeZoneVariation = "{{timezone}}"{groupby} }}
 records = "/data/items"
 key = ["{key}"]
-window_days = 1
+window_days = {window_days}
 "#
     )
 }
@@ -477,6 +487,83 @@ async fn a_generic_job_lands_typed_snake_case_columns() {
     .await
     .unwrap();
     assert_eq!(again.rows_written(), 0);
+    p.mock.stop().await;
+}
+
+#[tokio::test]
+async fn generic_jobs_land_the_legacy_transactions_and_campaign_endpoints() {
+    let db = TestDb::new().await;
+    // The simulated account 3141592's third campaign (ids are deterministic).
+    let campaign = "7000001002";
+    let jobs = [
+        legacy_job(
+            "placements",
+            "transactions/breakdown",
+            "placement",
+            "groupByValue",
+            1,
+        ),
+        legacy_job(
+            "sources",
+            &format!("campaigns/{campaign}/breakdown"),
+            "partner-source",
+            "groupByValue",
+            1,
+        ),
+        legacy_job(
+            "histogram",
+            &format!("campaigns/{campaign}/histogram"),
+            "",
+            "intervalTimestamp",
+            7,
+        ),
+    ]
+    .concat();
+    let p = pipeline(&jobs, &db.url, mock_config()).await;
+    let (from, to) = (days_ago(3), days_ago(1));
+    let total = |report: &str, dims: &[&str], metric: &str| -> i128 {
+        let dims: Vec<String> = dims.iter().map(|d| (*d).to_owned()).collect();
+        let rows = p.mock.query_rows(
+            "3141592",
+            report,
+            &dims,
+            &[metric.to_owned()],
+            from,
+            to.succ_opt().unwrap(),
+            false,
+        );
+        rows.iter()
+            .filter(|r| dims.is_empty() || r["campaign_id"] == campaign)
+            .map(|r| micros(&r[metric].to_string()))
+            .sum()
+    };
+    let campaign_impressions = total("campaigns", &["campaign_id"], "impressions");
+    assert!(campaign_impressions > 0);
+    // (job, rows: items a window times windows, a column, what it sums to in the Query API)
+    let cases = [
+        (
+            "placements",
+            3 * 3,
+            "referrals",
+            total("transactions", &[], "referrals"),
+        ),
+        ("sources", 4 * 3, "impressions", campaign_impressions),
+        ("histogram", 3, "impressions", campaign_impressions),
+    ];
+    for (job, rows, column, expected) in cases {
+        let run = export::run_job(&p.ctx, &explicit(job, from, to), &NoProgress)
+            .await
+            .unwrap();
+        assert!(run.succeeded(), "{job}: {run:?}");
+        let count = pg_count(&db, &format!("SELECT count(*) FROM rokt.{job}")).await;
+        assert_eq!(count, rows, "{job}");
+        let sum = pg_sum(&db, &format!("SELECT sum({column})::text FROM rokt.{job}")).await;
+        assert_eq!(sum, expected, "{job}: sum of {column}");
+    }
+    // By placement, Rokt has no page-level metrics: the columns are there, every value NULL.
+    let page_level =
+        "SELECT count(transactions) + count(purchases) + count(rpt) FROM rokt.placements";
+    assert_eq!(pg_count(&db, page_level).await, 0);
     p.mock.stop().await;
 }
 

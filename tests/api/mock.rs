@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead as _;
 use std::process::{Command, Stdio};
+use std::slice;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -102,14 +103,44 @@ impl Api {
 
     /// A campaigns report that must succeed; its `data` rows.
     async fn campaigns(&self, account: &str, body: &Value) -> Vec<Value> {
-        let (status, text) = self
-            .post(&format!("/v1/query/accounts/{account}/campaigns/"), body)
-            .await;
+        self.report(&format!("/v1/query/accounts/{account}/campaigns/"), body)
+            .await
+    }
+
+    /// A Query API report at `path` that must succeed; its `data` rows.
+    async fn report(&self, path: &str, body: &Value) -> Vec<Value> {
+        let (status, text) = self.post(path, body).await;
         assert_eq!(status, StatusCode::OK, "{text}");
         let answer: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(answer["accountId"], account);
+        assert!(path.contains(answer["accountId"].as_str().unwrap()));
         assert!(answer["queryTimeMs"].is_u64());
         answer["data"].as_array().unwrap().clone()
+    }
+
+    /// A legacy Reporting API answer that must succeed; its `data.items`.
+    async fn items(&self, path: &str) -> Vec<Value> {
+        let (status, text) = self.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        answer["data"]["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: no data.items in {text}"))
+            .clone()
+    }
+
+    /// The campaign ids of an account, from the Query API.
+    async fn campaign_ids(&self, account: &str) -> Vec<String> {
+        let b = body(
+            "2026-03-01",
+            "2026-03-02",
+            &["campaign_id"],
+            &["impressions"],
+            false,
+        );
+        let rows = self.campaigns(account, &b).await;
+        rows.iter()
+            .map(|r| r["campaign_id"].as_str().unwrap().to_owned())
+            .collect()
     }
 }
 
@@ -134,6 +165,11 @@ fn num(row: &Value, key: &str) -> f64 {
     row[key]
         .as_f64()
         .unwrap_or_else(|| panic!("{key} in {row}"))
+}
+
+/// `row[key]` in hundredths: exact for counts and for money (two decimals).
+fn hundredths(row: &Value, key: &str) -> i64 {
+    (num(row, key) * 100.0).round() as i64
 }
 
 fn days_of(rows: &[Value]) -> BTreeSet<String> {
@@ -469,6 +505,54 @@ async fn mock_help_lists_dimensions_and_metrics() {
         .await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("partner_sub_vertical"));
+}
+
+#[tokio::test]
+async fn mock_help_varies_by_account_and_reports_agree_with_it() {
+    let api = Api::new(start().await).await;
+    // (account, slugs its help leaves out)
+    let cases: [(&str, &[&str]); 2] = [
+        ("3141592", &[]),
+        ("2718281", &["conversion_roas", "cost_per_impression"]),
+    ];
+    let (_, all) = api.get("/v1/query/accounts/3141592/campaigns/help").await;
+    let all: Value = serde_json::from_str(&all).unwrap();
+    let slugs = |help: &Value, key: &str| -> BTreeSet<String> {
+        help[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["slug"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (account, lacks) in cases {
+        let (status, text) = api
+            .get(&format!("/v1/query/accounts/{account}/campaigns/help"))
+            .await;
+        assert_eq!(status, 200, "{text}");
+        let help: Value = serde_json::from_str(&text).unwrap();
+        let metrics = slugs(&help, "metrics");
+        let every = slugs(&all, "metrics");
+        let missing: Vec<&String> = every.difference(&metrics).collect();
+        assert_eq!(missing, lacks, "{account}");
+        // Every metric and dimension help lists can be asked for at once...
+        let metrics: Vec<&str> = metrics.iter().map(String::as_str).collect();
+        let dims = slugs(&help, "dimensions");
+        let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
+        let b = body("2026-03-01", "2026-03-02", &dims, &metrics, false);
+        assert!(!api.campaigns(account, &b).await.is_empty());
+        // ...and what it leaves out is a 400 that points at it.
+        for slug in lacks {
+            let b = body("2026-03-01", "2026-03-02", &[], &[slug], false);
+            let (status, text) = api
+                .post(&format!("/v1/query/accounts/{account}/campaigns/"), &b)
+                .await;
+            assert_eq!(status, 400, "{text}");
+            let message = serde_json::from_str::<Value>(&text).unwrap()["message"].clone();
+            let help_path = format!("/v1/query/accounts/{account}/campaigns/help");
+            assert!(message.as_str().unwrap().contains(&help_path), "{message}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -1146,6 +1230,406 @@ async fn mock_legacy_breakdown_totals_by_campaign() {
         .get("/reporting/accounts/3141592/campaigns/breakdown?dateEnd=2026-03-10T23:59:59.999")
         .await;
     assert_eq!(status, 400);
+}
+
+/// The ten days 2026-03-01 to 2026-03-10 in the legacy API's terms (the Query API's
+/// `startDate` 2026-03-01, `endDate` 2026-03-11).
+const LEGACY_RANGE: &str = "dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-10T23:59:59.999";
+
+/// Additive fields of legacy campaign items, with the Query API metric each equals.
+const LEGACY_CAMPAIGN_SUMS: &[(&str, &str)] = &[
+    ("impressions", "impressions"),
+    ("referrals", "referrals"),
+    ("grossCost", "gross_cost"),
+    ("netCost", "net_cost"),
+    ("acquisitionsByReferralDate", "acquisitions"),
+    (
+        "acquisitionsByConversionDate",
+        "acquisitions_by_conversion_time",
+    ),
+    ("conversionValue", "conversion_value"),
+];
+
+/// Additive fields of legacy transactions items, with the Query API metric each equals.
+const LEGACY_TRANSACTION_SUMS: &[(&str, &str)] = &[
+    ("revenue", "revenue"),
+    ("transactions", "transactions"),
+    ("placementImpressions", "placement_impressions"),
+    ("impressions", "impressions"),
+    ("referrals", "referrals"),
+    ("purchases", "purchases"),
+    ("positivePlacementEngagements", "engagements"),
+];
+
+/// The Query API metric slugs of a field table.
+fn slugs(fields: &[(&str, &'static str)]) -> Vec<&'static str> {
+    fields.iter().map(|(_, slug)| *slug).collect()
+}
+
+/// Asserts that the items' fields sum to `total`'s metrics; returns the fields that are `null` in
+/// every item (not compared).
+fn assert_sums(what: &str, items: &[Value], total: &Value, fields: &[(&str, &str)]) -> Vec<String> {
+    let mut null = Vec::new();
+    for (field, slug) in fields {
+        if items.iter().all(|i| i[*field].is_null()) {
+            null.push((*field).to_owned());
+            continue;
+        }
+        let sum: i64 = items.iter().map(|i| hundredths(i, field)).sum();
+        assert_eq!(sum, hundredths(total, slug), "{what}: {field}");
+    }
+    null
+}
+
+#[tokio::test]
+async fn mock_legacy_endpoints_answer_items_with_the_documented_shape() {
+    let api = Api::new(start().await).await;
+    let campaign = &api.campaign_ids("3141592").await[2];
+    let campaign_fields = [
+        "impressions",
+        "referrals",
+        "referralRate",
+        "grossCost",
+        "netCost",
+        "costPerReferral",
+        "acquisitionsByReferralDate",
+        "acquisitionsByConversionDate",
+        "conversionValue",
+    ];
+    let by_campaign = [&["campaignName"], campaign_fields.as_slice()].concat();
+    let transaction_fields = [
+        "revenue",
+        "transactions",
+        "placementImpressions",
+        "impressions",
+        "referrals",
+        "purchases",
+        "positivePlacementEngagements",
+        "rpt",
+        "rpm",
+    ];
+    let a = "/reporting/accounts/3141592";
+    // (path, the item's label, its other fields, how many items)
+    let cases: Vec<(String, &str, &[&str], usize)> = vec![
+        (
+            format!(
+                "{a}/transactions/breakdown?{LEGACY_RANGE}&currency=USD&timeZoneVariation=America/Chicago&groupby=pagetype"
+            ),
+            "groupByValue",
+            &transaction_fields,
+            3,
+        ),
+        (
+            format!("{a}/transactions/breakdown?{LEGACY_RANGE}&groupby=brand"),
+            "groupByValue",
+            &transaction_fields,
+            5,
+        ),
+        (
+            format!("{a}/campaigns/{campaign}/breakdown?{LEGACY_RANGE}&currency=USD"),
+            "groupByValue",
+            &by_campaign,
+            1,
+        ),
+        (
+            format!("{a}/campaigns/{campaign}/breakdown?{LEGACY_RANGE}&groupby=partner-source"),
+            "groupByValue",
+            &campaign_fields,
+            4,
+        ),
+        (
+            format!(
+                "{a}/campaigns/{campaign}/histogram?{LEGACY_RANGE}&currency=USD&timeZoneVariation=Australia/Sydney"
+            ),
+            "intervalTimestamp",
+            &campaign_fields,
+            10,
+        ),
+    ];
+    api.server.reset_counters();
+    let mut served = 0;
+    for (path, label, fields, count) in &cases {
+        let items = api.items(path).await;
+        assert_eq!(items.len(), *count, "{path}");
+        served += items.len() as u64;
+        let labels: BTreeSet<&str> = items.iter().map(|i| i[label].as_str().unwrap()).collect();
+        assert_eq!(labels.len(), items.len(), "one item per {label}: {path}");
+        for item in &items {
+            let keys = item.as_object().unwrap();
+            assert_eq!(keys.len(), 1 + fields.len(), "{item}");
+            for field in fields.iter() {
+                let ok = if *field == "campaignName" {
+                    item[field].is_string()
+                } else {
+                    item[field].is_number()
+                };
+                assert!(ok, "{field} in {item}");
+            }
+        }
+    }
+    let histogram = api.items(&cases[4].0).await;
+    let days: Vec<&str> = histogram
+        .iter()
+        .map(|i| i["intervalTimestamp"].as_str().unwrap())
+        .collect();
+    assert_eq!(days[0], "2026-03-01T00:00:00.000");
+    assert_eq!(days[9], "2026-03-10T00:00:00.000");
+    // Nothing after today, as in the Query API.
+    let march = "dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-31T23:59:59.999";
+    let late = api
+        .items(&format!("{a}/campaigns/{campaign}/histogram?{march}"))
+        .await;
+    assert_eq!(late.len(), 20, "2026-03-01 to today (2026-03-20)");
+    assert_eq!(api.server.counters().rows_served, served + 10 + 20);
+}
+
+#[tokio::test]
+async fn mock_legacy_transactions_breakdown_splits_the_transactions_totals() {
+    let api = Api::new(start().await).await;
+    let report = "/v1/query/accounts/2718281/transactions";
+    let metrics = slugs(LEGACY_TRANSACTION_SUMS);
+    let totals = api
+        .report(
+            report,
+            &body("2026-03-01", "2026-03-11", &[], &metrics, false),
+        )
+        .await;
+    let by_page_type = api
+        .report(
+            report,
+            &body("2026-03-01", "2026-03-11", &["page_type"], &metrics, false),
+        )
+        .await;
+    let groupings = [
+        ("age", 6),
+        ("brand", 5),
+        ("gender", 3),
+        ("page", 4),
+        ("pagetype", 3),
+        ("placement", 3),
+        ("position", 3),
+    ];
+    for (groupby, count) in groupings {
+        let items = api
+            .items(&format!(
+                "/reporting/accounts/2718281/transactions/breakdown?{LEGACY_RANGE}&groupby={groupby}"
+            ))
+            .await;
+        assert_eq!(items.len(), count, "{groupby}");
+        let null = assert_sums(groupby, &items, &totals[0], LEGACY_TRANSACTION_SUMS);
+        // Rokt: the placement breakdown has no page-level metrics.
+        let page_level: &[&str] = if groupby == "placement" {
+            &["transactions", "purchases"]
+        } else {
+            &[]
+        };
+        assert_eq!(null, page_level, "{groupby}");
+        for item in &items {
+            assert_eq!(item["rpt"].is_null(), groupby == "placement", "{item}");
+            let rpm = num(item, "revenue") * 1000.0 / num(item, "impressions");
+            assert!((num(item, "rpm") - rpm).abs() < 1e-4, "{item}");
+        }
+        if groupby == "pagetype" {
+            for (item, row) in items.iter().zip(&by_page_type) {
+                assert_eq!(item["groupByValue"], row["page_type"]);
+                assert!(
+                    assert_sums(
+                        "pagetype",
+                        slice::from_ref(item),
+                        row,
+                        LEGACY_TRANSACTION_SUMS
+                    )
+                    .is_empty()
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn mock_legacy_campaign_breakdown_and_histogram_are_that_campaigns_rows() {
+    let api = Api::new(start().await).await;
+    let metrics = slugs(LEGACY_CAMPAIGN_SUMS);
+    let by = |interval| {
+        body(
+            "2026-03-01",
+            "2026-03-11",
+            &["campaign_id"],
+            &metrics,
+            interval,
+        )
+    };
+    let by_campaign = api.campaigns("2718281", &by(false)).await;
+    let daily = api.campaigns("2718281", &by(true)).await;
+    assert_eq!(by_campaign.len(), 5);
+    let mut account_impressions = 0;
+    for total in &by_campaign {
+        let id = total["campaign_id"].as_str().unwrap();
+        let base = format!("/reporting/accounts/2718281/campaigns/{id}");
+        for groupby in ["campaign", "country", "partner-source"] {
+            let items = api
+                .items(&format!(
+                    "{base}/breakdown?{LEGACY_RANGE}&groupby={groupby}"
+                ))
+                .await;
+            let what = format!("{id} by {groupby}");
+            assert!(assert_sums(&what, &items, total, LEGACY_CAMPAIGN_SUMS).is_empty());
+            if groupby == "campaign" {
+                assert_eq!(items[0]["groupByValue"], id);
+                account_impressions += int(&items[0], "impressions");
+            }
+        }
+        let histogram = api.items(&format!("{base}/histogram?{LEGACY_RANGE}")).await;
+        let days: Vec<&Value> = daily.iter().filter(|r| r["campaign_id"] == id).collect();
+        assert_eq!(histogram.len(), days.len());
+        for (item, row) in histogram.iter().zip(days) {
+            let day = &row["datetime"].as_str().unwrap()[..10];
+            assert!(item["intervalTimestamp"].as_str().unwrap().starts_with(day));
+            assert!(assert_sums(day, slice::from_ref(item), row, LEGACY_CAMPAIGN_SUMS).is_empty());
+        }
+        assert!(assert_sums(id, &histogram, total, LEGACY_CAMPAIGN_SUMS).is_empty());
+    }
+    // The campaigns together make up the account's summary.
+    let summary = api
+        .items(&format!(
+            "/reporting/accounts/2718281/summary?{LEGACY_RANGE}"
+        ))
+        .await;
+    assert_eq!(int(&summary[0], "impressions"), account_impressions);
+}
+
+#[tokio::test]
+async fn mock_legacy_bad_parameters_are_400_with_a_message() {
+    let api = Api::new(start().await).await;
+    let campaign = &api.campaign_ids("3141592").await[0];
+    let t = "/reporting/accounts/3141592/transactions/breakdown";
+    let b = format!("/reporting/accounts/3141592/campaigns/{campaign}/breakdown");
+    let h = format!("/reporting/accounts/3141592/campaigns/{campaign}/histogram");
+    let r = LEGACY_RANGE;
+    let cases = [
+        (
+            format!("{t}?{r}"),
+            "groupby is required: one of age, brand, gender, page, pagetype, placement, position",
+        ),
+        (
+            format!("{t}?{r}&groupby=campaign"),
+            "groupby \"campaign\" is not one of age",
+        ),
+        (
+            format!("{b}?{r}&groupby=pagetype"),
+            "groupby \"pagetype\" is not one of campaign, country, partner-source",
+        ),
+        (
+            format!("{h}?dateEnd=2026-03-10T23:59:59.999"),
+            "dateStart is required",
+        ),
+        (
+            format!("{h}?dateStart=2026-03-01T00:00:00.000"),
+            "dateEnd is required",
+        ),
+        (
+            format!("{b}?dateStart=03/01/2026&dateEnd=2026-03-10"),
+            "dateStart \"03/01/2026\" is not a date-time",
+        ),
+        (
+            format!("{h}?dateStart=2026-03-10&dateEnd=2026-03-01T00:00:00.000"),
+            "must be after dateStart",
+        ),
+        (
+            format!("{t}?dateStart=2025-01-01&dateEnd=2026-03-10&groupby=age"),
+            "longer than 366 days",
+        ),
+        (
+            format!("{h}?{r}&currency=XXX"),
+            "currency \"XXX\" is not one of",
+        ),
+        (
+            format!("{b}?{r}&timeZoneVariation=Mars/Base"),
+            "timeZoneVariation \"Mars/Base\"",
+        ),
+    ];
+    for (path, expected) in &cases {
+        let (status, text) = api.get(path).await;
+        assert_eq!(status, 400, "{path}: {text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{path}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn mock_legacy_paths_check_token_then_account_then_campaign() {
+    let api = Api::new(start().await).await;
+    let ids = api.campaign_ids("3141592").await;
+    let other = &api.campaign_ids("2718281").await[0];
+    let paths = |account: &str, campaign: &str| {
+        [
+            format!("/reporting/accounts/{account}/summary?{LEGACY_RANGE}"),
+            format!("/reporting/accounts/{account}/campaigns/breakdown?{LEGACY_RANGE}"),
+            format!(
+                "/reporting/accounts/{account}/transactions/breakdown?{LEGACY_RANGE}&groupby=age"
+            ),
+            format!("/reporting/accounts/{account}/campaigns/{campaign}/breakdown?{LEGACY_RANGE}"),
+            format!("/reporting/accounts/{account}/campaigns/{campaign}/histogram?{LEGACY_RANGE}"),
+        ]
+    };
+    for path in paths("3141592", &ids[0]) {
+        for token in [None, Some("mock.not-issued")] {
+            let mut request = api.client.get(api.url(&path));
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{path} with {token:?}");
+            assert!(r.json::<Value>().await.unwrap()["message"].is_string());
+        }
+        assert_eq!(api.get(&path).await.0, 200, "{path}");
+        assert_eq!(
+            api.get(&path.replace("3141592", "999")).await.0,
+            403,
+            "{path}"
+        );
+    }
+    // A campaign the account does not have is 404, also one of another account, and before the
+    // parameters are looked at.
+    for campaign in ["999", "not a campaign", other.as_str()] {
+        for path in &paths("3141592", &campaign.replace(' ', "%20"))[3..] {
+            let bad_parameters = path.replace("dateStart", "dateBegin");
+            for path in [path, &bad_parameters] {
+                let (status, text) = api.get(path).await;
+                assert_eq!(status, 404, "{path}: {text}");
+                let answer: Value = serde_json::from_str(&text).unwrap();
+                let expected = format!("campaign {campaign} was not found in account 3141592");
+                assert_eq!(answer["message"], expected);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn mock_faults_apply_to_the_legacy_paths() {
+    let api = Api::new(start().await).await;
+    let campaign = &api.campaign_ids("3141592").await[0];
+    let path = format!("/reporting/accounts/3141592/campaigns/{campaign}/histogram?{LEGACY_RANGE}");
+    api.server.set_faults(Faults {
+        every_nth_503: Some(2),
+        every_nth_malformed: Some(3),
+        ..Faults::default()
+    });
+    api.server.reset_counters();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (status, text) = api.get(&path).await;
+        answers.push((
+            status.as_u16(),
+            serde_json::from_str::<Value>(&text).is_ok(),
+        ));
+    }
+    // 200, then 503, then 200 with a body that is not JSON.
+    assert_eq!(answers, [(200, true), (503, true), (200, false)]);
+    let c = api.server.counters();
+    assert_eq!(c.api_requests, 3);
+    assert_eq!(c.rows_served, 10);
 }
 
 // ---------------------------------------------------------------------------------------------
