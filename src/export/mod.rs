@@ -719,22 +719,16 @@ async fn commit(
             high_water: m,
         });
     let received = parsed.batch.rows() as u64;
-    // Checking, de-duplicating and fingerprinting tens of thousands of rows is CPU work: on the
-    // blocking pool it runs beside the other accounts' parsing instead of after it on this task.
-    let Parsed { spec, batch } = parsed;
-    let (spec, batch, checked) = tokio::task::spawn_blocking(move || {
-        let checked = Store::check_window(&spec, &batch);
-        (spec, batch, checked)
-    })
-    .await
-    .map_err(|e| Failure {
-        message: format!("checking the rows stopped: {e}"),
-        code: crate::exit::RUN_FAILED,
-    })?;
     let written = scope
         .ctx
         .store
-        .commit_checked(run_id, &spec, &batch, checked?, api_requests, state.as_ref())
+        .commit_window(
+            run_id,
+            &parsed.spec,
+            &parsed.batch,
+            api_requests,
+            state.as_ref(),
+        )
         .await?;
     Ok((received, written, new_mark))
 }

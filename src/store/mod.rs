@@ -457,51 +457,9 @@ impl Store {
         api_requests: u32,
         state: Option<&StateUpdate>,
     ) -> Result<u64, StoreError> {
-        let checked = Store::check_window(spec, batch)?;
-        self.commit_checked(run_id, spec, batch, checked, api_requests, state)
-            .await
-    }
-
-    /// The CPU-bound part of [`Store::commit_window`]: checks `batch` against `spec`, finds the
-    /// rows whose key repeats and fingerprints every row. Needs no database, so a caller can run it
-    /// off its async task (the exporter runs it on tokio's blocking pool) and then hand the result
-    /// to [`Store::commit_checked`] with the same `spec` and `batch`.
-    pub fn check_window(spec: &TableSpec, batch: &Batch) -> Result<CheckedWindow, StoreError> {
         let prepared = spec::prepare(spec)?;
         let rows = spec::check_batch(&prepared, batch)?;
         let (selection, dropped) = spec::dedup(&prepared, batch, rows);
-        let hashes = fingerprint::row_hashes(&prepared, batch);
-        Ok(CheckedWindow {
-            rows,
-            selection,
-            dropped,
-            hashes,
-        })
-    }
-
-    /// [`Store::commit_window`] for a window already checked by [`Store::check_window`]. A
-    /// `checked` that does not match `batch` (another row count) is redone here.
-    pub async fn commit_checked(
-        &self,
-        run_id: i64,
-        spec: &TableSpec,
-        batch: &Batch,
-        checked: CheckedWindow,
-        api_requests: u32,
-        state: Option<&StateUpdate>,
-    ) -> Result<u64, StoreError> {
-        let prepared = spec::prepare(spec)?;
-        let checked = if checked.hashes.len() == batch.rows() && checked.rows == batch.rows() {
-            checked
-        } else {
-            Store::check_window(spec, batch)?
-        };
-        let CheckedWindow {
-            rows,
-            selection,
-            dropped,
-            hashes,
-        } = checked;
         if dropped > 0 {
             tracing::warn!(
                 table = %spec.table,
@@ -512,6 +470,7 @@ impl Store {
             );
         }
         // Compare before sending: rows whose fingerprint is already stored are left out.
+        let hashes = fingerprint::row_hashes(&prepared, batch);
         let scope = fingerprint::scope(&prepared, batch);
         let stored = if scope.is_empty() {
             fingerprint::Fingerprints::default()
@@ -663,16 +622,6 @@ impl Store {
             Inner::Sqlite(s) => s.close().await,
         }
     }
-}
-
-/// A window's rows checked against their table, de-duplicated and fingerprinted, by
-/// [`Store::check_window`].
-#[derive(Debug)]
-pub struct CheckedWindow {
-    rows: usize,
-    selection: spec::Selection,
-    dropped: usize,
-    hashes: Vec<u128>,
 }
 
 /// Everything a backend needs to commit one window.

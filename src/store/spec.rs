@@ -176,7 +176,6 @@ pub(crate) fn check_batch(prepared: &Prepared<'_>, batch: &Batch) -> Result<usiz
 }
 
 /// Which rows of a batch to write.
-#[derive(Debug)]
 pub(crate) enum Selection {
     /// All rows `0..n`: no key occurred twice.
     All(usize),
