@@ -233,13 +233,8 @@ impl ApiClient {
         timezone: &str,
         currency: &str,
     ) -> Result<ApiResponse, ApiError> {
-        let path = format!(
-            "/v1/query/accounts/{}{}",
-            utf8_percent_encode(account_id, PATH_SEGMENT),
-            job.report.path_suffix()
-        );
-        let body = report_body(job, start, last, timezone, currency);
-        self.send(reqwest::Method::POST, path, &[], Some(&body), None)
+        let pieces = None;
+        self.report(account_id, job, (start, last), timezone, currency, pieces)
             .await
     }
 
@@ -258,13 +253,28 @@ impl ApiClient {
         currency: &str,
         pieces: &PieceSender,
     ) -> Result<ApiResponse, ApiError> {
+        let pieces = Some(pieces);
+        self.report(account_id, job, (start, last), timezone, currency, pieces)
+            .await
+    }
+
+    /// The request behind [`ApiClient::query_report`] and [`ApiClient::query_report_into`].
+    async fn report(
+        &self,
+        account_id: &str,
+        job: &QueryJob,
+        (start, last): (NaiveDate, NaiveDate),
+        timezone: &str,
+        currency: &str,
+        pieces: Option<&PieceSender>,
+    ) -> Result<ApiResponse, ApiError> {
         let path = format!(
             "/v1/query/accounts/{}{}",
             utf8_percent_encode(account_id, PATH_SEGMENT),
             job.report.path_suffix()
         );
         let body = report_body(job, start, last, timezone, currency);
-        self.send(reqwest::Method::POST, path, &[], Some(&body), Some(pieces))
+        self.send(reqwest::Method::POST, path, &[], Some(&body), pieces)
             .await
     }
 
