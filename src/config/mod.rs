@@ -472,6 +472,25 @@ mod tests {
     }
 
     #[test]
+    fn the_store_metadata_columns_cannot_be_dimensions() {
+        for name in ["_run_id", "_loaded_at", "_row_hash", "_extra"] {
+            let text = format!(
+                "[[jobs]]\nname = \"j\"\nschedule = \"0 5 * * *\"\naccounts = [\"1\"]\n\
+                 report = \"campaigns\"\ndimensions = [\"{name}\"]\nmetrics = [\"impressions\"]\n"
+            );
+            let Err(e) = Config::from_toml(Path::new("jobs.toml"), &text, &Env::default()) else {
+                panic!("a dimension named {name} was accepted");
+            };
+            let p = &e.problems()[0];
+            assert_eq!(p.line, Some(6), "{p:?}");
+            assert!(
+                p.message.contains("column every job table already has"),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
     fn suggestions_catch_typos_only() {
         let keys = ["schedule", "accounts", "metrics"];
         assert_eq!(suggest("schedul", keys.iter().copied()), Some("schedule"));
