@@ -145,6 +145,15 @@ impl TextColumn {
         }
     }
 
+    /// `Some(value)` when every row is known to hold `value` (a column kept as one value; a
+    /// packed column is not searched for it).
+    pub fn same(&self) -> Option<Option<&str>> {
+        match &self.repr {
+            Repr::Same { value, .. } => Some(value.as_deref()),
+            Repr::Packed { .. } => None,
+        }
+    }
+
     /// The values in row order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
         (0..self.len()).map(|row| self.get(row))
@@ -159,6 +168,47 @@ impl TextColumn {
                 ..
             }
         )
+    }
+
+    /// Empties the column but keeps its buffers, so that the next window of the same size fills
+    /// it without allocating. (A packed column stays packed.)
+    pub fn clear(&mut self) {
+        match &mut self.repr {
+            Repr::Same { value, len } => {
+                *value = None;
+                *len = 0;
+            }
+            Repr::Packed {
+                text,
+                ends,
+                nulls,
+                overflowed,
+            } => {
+                text.clear();
+                ends.clear();
+                nulls.clear();
+                *overflowed = false;
+            }
+        }
+    }
+
+    /// Releases spare capacity when it is more than a quarter of what is used (a buffer that grew
+    /// by doubling), and keeps it otherwise (a buffer reused at the size it needs).
+    pub fn shrink_loose(&mut self) {
+        if let Repr::Packed {
+            text, ends, nulls, ..
+        } = &mut self.repr
+        {
+            if loose(text.capacity(), text.len()) {
+                text.shrink_to_fit();
+            }
+            if loose(ends.capacity(), ends.len()) {
+                ends.shrink_to_fit();
+            }
+            if loose(nulls.capacity(), nulls.len()) {
+                nulls.shrink_to_fit();
+            }
+        }
     }
 
     /// Releases spare capacity (after the last push).
@@ -202,6 +252,11 @@ impl TextColumn {
         }
         *self = packed;
     }
+}
+
+/// More than a quarter of `capacity` unused.
+pub(crate) fn loose(capacity: usize, len: usize) -> bool {
+    capacity - len.min(capacity) > capacity / 4
 }
 
 fn is_set(bits: &[u64], i: usize) -> bool {

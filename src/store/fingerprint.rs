@@ -14,7 +14,7 @@
 //! by its specification, so fingerprints written by one release are valid for the next.
 
 use chrono::{Datelike as _, NaiveDate};
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use super::spec::{Prepared, ROW_HASH_COLUMN, normalize_decimal, quote};
 use super::{Batch, ColumnData};
@@ -22,66 +22,153 @@ use super::{Batch, ColumnData};
 /// A set of fingerprints. They are uniformly distributed already, so a fast hasher is enough.
 pub(crate) type Fingerprints = std::collections::HashSet<u128, foldhash::fast::RandomState>;
 
-/// The fingerprints of every row of a batch, by row number.
-pub(crate) fn row_hashes(prepared: &Prepared<'_>, batch: &Batch) -> Vec<u128> {
+/// The fingerprints of every row of a batch, by row number, and a hash of each row's key.
+pub(crate) struct RowHashes {
+    /// `_row_hash`: XXH3-128 of the row's values (see the module docs), as stored.
+    pub values: Vec<uuid::Uuid>,
+    /// XXH3-64 of the row's key cells in the same canonical form: rows with equal keys (as
+    /// [`super::spec::dedup`] compares them) have equal key hashes.
+    pub keys: Vec<u64>,
+}
+
+/// Computes [`RowHashes`] in one pass over the batch.
+pub(crate) fn row_hashes(prepared: &Prepared<'_>, batch: &Batch) -> RowHashes {
     let rows = batch.rows();
-    let mut columns: Vec<(&str, &ColumnData, bool)> = prepared
+    let mut columns: Vec<Cells<'_>> = prepared
         .spec
         .columns
         .iter()
         .zip(&batch.columns)
         .enumerate()
-        .map(|(i, (spec, data))| (spec.name.as_str(), data, prepared.is_key(i)))
+        .map(|(i, (spec, data))| Cells::new(&spec.name, data, prepared.is_key(i)))
         .collect();
-    columns.sort_by(|a, b| a.0.cmp(b.0));
-    let mut buf: Vec<u8> = Vec::with_capacity(256);
-    (0..rows)
-        .map(|row| {
-            buf.clear();
-            for &(name, data, is_key) in &columns {
-                push_cell(&mut buf, name, data, row, is_key);
+    columns.sort_by(|a, b| a.name.cmp(b.name));
+    let mut buf: Vec<u8> = Vec::with_capacity(512);
+    let mut key: Vec<u8> = Vec::with_capacity(256);
+    let mut out = RowHashes {
+        values: Vec::with_capacity(rows),
+        keys: Vec::with_capacity(rows),
+    };
+    for row in 0..rows {
+        buf.clear();
+        key.clear();
+        for column in &columns {
+            let at = buf.len();
+            column.push(&mut buf, row);
+            if column.is_key {
+                key.extend_from_slice(&buf[at..]);
             }
-            xxh3_128(&buf)
-        })
-        .collect()
+        }
+        out.values.push(uuid::Uuid::from_u128(xxh3_128(&buf)));
+        out.keys.push(xxh3_64(&key));
+    }
+    out
 }
 
-/// Appends one cell's canonical bytes; a null cell appends nothing (see the module docs).
-fn push_cell(buf: &mut Vec<u8>, name: &str, data: &ColumnData, row: usize, is_key: bool) {
-    let mut field = |tag: u8, parts: &[&[u8]]| {
-        push_bytes(buf, name.as_bytes());
-        buf.push(tag);
-        for part in parts {
-            push_bytes(buf, part);
+/// One column of a batch, read row by row into canonical cells.
+struct Cells<'a> {
+    name: &'a str,
+    is_key: bool,
+    /// What comes before a cell's value: the column's name and its type tag.
+    head: Vec<u8>,
+    values: Values<'a>,
+}
+
+enum Values<'a> {
+    /// The same cell in every row, already written (empty: null in every row).
+    Same(Vec<u8>),
+    Text(&'a super::TextColumn),
+    Json(&'a super::TextColumn),
+    Numeric(&'a super::TextColumn),
+    Date(&'a [Option<NaiveDate>]),
+    Boolean(&'a [Option<bool>]),
+}
+
+impl<'a> Cells<'a> {
+    fn new(name: &'a str, data: &'a ColumnData, is_key: bool) -> Cells<'a> {
+        let tag = match data {
+            ColumnData::Text(_) => b't',
+            ColumnData::Json(_) => b'j',
+            ColumnData::Numeric(_) => b'n',
+            ColumnData::Date(_) => b'd',
+            ColumnData::Boolean(_) => b'b',
+        };
+        let mut head = Vec::with_capacity(name.len() + 5);
+        push_bytes(&mut head, name.as_bytes());
+        head.push(tag);
+        let values = match data {
+            ColumnData::Text(v) => Values::Text(v),
+            ColumnData::Json(v) => Values::Json(v),
+            ColumnData::Numeric(v) => Values::Numeric(v),
+            ColumnData::Date(v) => Values::Date(v),
+            ColumnData::Boolean(v) => Values::Boolean(v),
+        };
+        let mut cells = Cells {
+            name,
+            is_key,
+            head,
+            values,
+        };
+        // A column with one value in every row (`account_id`, `currency`, `_extra` when nothing
+        // was extra) is written once.
+        let same = match data {
+            ColumnData::Text(v) | ColumnData::Json(v) | ColumnData::Numeric(v) if !v.is_empty() => {
+                v.same()
+            }
+            _ => None,
+        };
+        if let Some(value) = same {
+            let mut written = Vec::new();
+            cells.push_value(&mut written, value);
+            cells.values = Values::Same(written);
         }
-    };
-    match data {
-        ColumnData::Text(v) => match (v.get(row), is_key) {
-            (Some(s), _) => field(b't', &[s.as_bytes()]),
-            (None, true) => field(b't', &[b""]),
-            (None, false) => {}
-        },
-        ColumnData::Json(v) => {
-            if let Some(s) = v.get(row) {
-                field(b'j', &[s.as_bytes()]);
+        cells
+    }
+
+    /// Appends row `row`'s canonical cell; a null cell appends nothing (see the module docs).
+    fn push(&self, buf: &mut Vec<u8>, row: usize) {
+        match &self.values {
+            Values::Same(written) => buf.extend_from_slice(written),
+            Values::Text(v) | Values::Json(v) | Values::Numeric(v) => {
+                self.push_value(buf, v.get(row));
+            }
+            Values::Date(v) => {
+                if let Some(d) = v[row] {
+                    buf.extend_from_slice(&self.head);
+                    push_bytes(buf, &d.num_days_from_ce().to_le_bytes());
+                }
+            }
+            Values::Boolean(v) => {
+                if let Some(b) = v[row] {
+                    buf.extend_from_slice(&self.head);
+                    push_bytes(buf, &[u8::from(b)]);
+                }
             }
         }
-        ColumnData::Numeric(v) => {
-            if let Some(s) = v.get(row) {
+    }
+
+    /// Appends a text-like cell (text, JSON or numeric text).
+    fn push_value(&self, buf: &mut Vec<u8>, value: Option<&str>) {
+        let numeric = self.head.last() == Some(&b'n');
+        let text = self.head.last() == Some(&b't');
+        match value {
+            Some(s) if numeric => {
                 let (negative, int, frac) = normalize_decimal(s);
-                let sign: &[u8] = if negative { b"-" } else { b"+" };
-                field(b'n', &[sign, int.as_bytes(), frac.as_bytes()]);
+                buf.extend_from_slice(&self.head);
+                push_bytes(buf, if negative { b"-" } else { b"+" });
+                push_bytes(buf, int.as_bytes());
+                push_bytes(buf, frac.as_bytes());
             }
-        }
-        ColumnData::Date(v) => {
-            if let Some(d) = v[row] {
-                field(b'd', &[&d.num_days_from_ce().to_le_bytes()]);
+            Some(s) => {
+                buf.extend_from_slice(&self.head);
+                push_bytes(buf, s.as_bytes());
             }
-        }
-        ColumnData::Boolean(v) => {
-            if let Some(b) = v[row] {
-                field(b'b', &[&[u8::from(b)]]);
+            // A null text key is stored as '', so it is fingerprinted as ''.
+            None if text && self.is_key => {
+                buf.extend_from_slice(&self.head);
+                push_bytes(buf, b"");
             }
+            None => {}
         }
     }
 }
@@ -149,7 +236,8 @@ pub(crate) fn scope<'a>(prepared: &Prepared<'a>, batch: &'a Batch) -> Vec<Bound<
         match &batch.columns[k] {
             ColumnData::Text(v) => {
                 let first = v.get(0).unwrap_or("");
-                if v.iter().all(|x| x.unwrap_or("") == first) {
+                let same = v.same().is_some() || v.iter().all(|x| x.unwrap_or("") == first);
+                if same {
                     bounds.push(Bound::Text(name, first));
                 } else {
                     break;
@@ -229,6 +317,10 @@ mod tests {
 
     fn hashes(spec: &TableSpec, batch: &Batch) -> Vec<u128> {
         row_hashes(&prepare(spec).unwrap(), batch)
+            .values
+            .iter()
+            .map(uuid::Uuid::as_u128)
+            .collect()
     }
 
     #[test]

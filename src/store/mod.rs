@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use crate::config::{Backend, DatabaseConfig};
 pub use column::TextColumn;
+pub(crate) use column::loose;
 pub use error::StoreError;
 
 /// A connection pool to the export database. Cheap to clone (the pool is shared).
@@ -459,7 +460,9 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let prepared = spec::prepare(spec)?;
         let rows = spec::check_batch(&prepared, batch)?;
-        let (selection, dropped) = spec::dedup(&prepared, batch, rows);
+        // One pass gives each row's fingerprint and its key's hash (for the de-duplication).
+        let hashes = fingerprint::row_hashes(&prepared, batch);
+        let (selection, dropped) = spec::dedup(&prepared, batch, &hashes.keys);
         if dropped > 0 {
             tracing::warn!(
                 table = %spec.table,
@@ -470,7 +473,7 @@ impl Store {
             );
         }
         // Compare before sending: rows whose fingerprint is already stored are left out.
-        let hashes = fingerprint::row_hashes(&prepared, batch);
+        let hashes = hashes.values;
         let scope = fingerprint::scope(&prepared, batch);
         let stored = if scope.is_empty() {
             fingerprint::Fingerprints::default()
@@ -489,9 +492,8 @@ impl Store {
         let (selection, unchanged) = if stored.is_empty() {
             (selection, 0)
         } else {
-            selection.retain(|row| !stored.contains(&hashes[row]))
+            selection.retain(|row| !stored.contains(&hashes[row].as_u128()))
         };
-        let hashes: Vec<Uuid> = hashes.into_iter().map(Uuid::from_u128).collect();
         let load = Load {
             run_id,
             prepared: &prepared,

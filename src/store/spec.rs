@@ -238,20 +238,53 @@ impl Chunk<'_> {
 /// Keys compare the way the database will: a null text value equals '' (that is how it is stored),
 /// and numeric text compares by value ("12.30" equals "12.3"), so that Postgres never sees one key
 /// twice in a statement ("ON CONFLICT DO UPDATE command cannot affect row a second time").
-pub(crate) fn dedup(prepared: &Prepared<'_>, batch: &Batch, rows: usize) -> (Selection, usize) {
+///
+/// `key_hashes` are the rows' key hashes ([`super::fingerprint::RowHashes::keys`]): rows are
+/// grouped by them and compared key part by key part only when two hashes are equal.
+pub(crate) fn dedup(
+    prepared: &Prepared<'_>,
+    batch: &Batch,
+    key_hashes: &[u64],
+) -> (Selection, usize) {
+    let rows = key_hashes.len();
     let key_columns: Vec<&ColumnData> = prepared
         .key_idx
         .iter()
         .map(|&i| &batch.columns[i])
         .collect();
-    // foldhash, not SipHash: the keys come from our own batch, and SipHash was a visible share of a
-    // window's CPU time in the profile.
+    let key = |row| RowKey {
+        columns: &key_columns,
+        row,
+    };
+    // The key hashes are uniformly distributed already: foldhash only spreads them.
+    let mut last: HashMap<u64, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(rows, foldhash::fast::RandomState::default());
+    let mut dropped: Vec<usize> = Vec::new();
+    for (row, &hash) in key_hashes.iter().enumerate() {
+        match last.entry(hash) {
+            Entry::Occupied(mut e) => {
+                if key(*e.get()) != key(row) {
+                    // Two different keys with one 64-bit hash: compare the keys themselves.
+                    return dedup_by_key(&key_columns, rows);
+                }
+                dropped.push(e.insert(row));
+            }
+            Entry::Vacant(e) => {
+                e.insert(row);
+            }
+        }
+    }
+    selection_without(rows, &dropped)
+}
+
+/// [`dedup`] by the keys' values alone, for a batch in which two keys share a hash.
+fn dedup_by_key(key_columns: &[&ColumnData], rows: usize) -> (Selection, usize) {
     let mut last: HashMap<RowKey<'_>, usize, foldhash::fast::RandomState> =
         HashMap::with_capacity_and_hasher(rows, foldhash::fast::RandomState::default());
     let mut dropped: Vec<usize> = Vec::new();
     for row in 0..rows {
         let key = RowKey {
-            columns: &key_columns,
+            columns: key_columns,
             row,
         };
         match last.entry(key) {
@@ -263,11 +296,16 @@ pub(crate) fn dedup(prepared: &Prepared<'_>, batch: &Batch, rows: usize) -> (Sel
             }
         }
     }
+    selection_without(rows, &dropped)
+}
+
+/// Every row but `dropped`, and how many were dropped.
+fn selection_without(rows: usize, dropped: &[usize]) -> (Selection, usize) {
     if dropped.is_empty() {
         return (Selection::All(rows), 0);
     }
     let mut keep = vec![true; rows];
-    for &d in &dropped {
+    for &d in dropped {
         keep[d] = false;
     }
     let selected = (0..rows).filter(|&r| keep[r]).collect();
@@ -325,15 +363,32 @@ fn key_part(column: &ColumnData, row: usize) -> KeyPart<'_> {
 /// trailing zeros). Text that is not a plain decimal comes back whole as the integer part, so it
 /// compares as itself.
 pub(crate) fn normalize_decimal(s: &str) -> (bool, &str, &str) {
-    let t = s.trim();
+    // `trim` only when an end could be whitespace: it is a visible cost on millions of cells.
+    let untrimmed = |b: Option<&u8>| b.is_some_and(u8::is_ascii_graphic);
+    let t = if untrimmed(s.as_bytes().first()) && untrimmed(s.as_bytes().last()) {
+        s
+    } else {
+        s.trim()
+    };
     let (negative, digits) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
         Some(b'+') => (false, &t[1..]),
         _ => (false, t),
     };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let plain = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
-    if !plain(int) || !plain(frac) || (int.is_empty() && frac.is_empty()) {
+    // One pass: where the point is, and whether everything else is a digit.
+    let mut dot = None;
+    for (i, b) in digits.bytes().enumerate() {
+        match b {
+            b'0'..=b'9' => {}
+            b'.' if dot.is_none() => dot = Some(i),
+            _ => return (false, s, ""),
+        }
+    }
+    let (int, frac) = match dot {
+        Some(i) => (&digits[..i], &digits[i + 1..]),
+        None => (digits, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
         return (false, s, "");
     }
     let int = int.trim_start_matches('0');
@@ -445,11 +500,15 @@ mod tests {
                 ColumnData::Numeric(text(&[None, None, None, None, None])),
             ],
         };
-        let (sel, dropped) = dedup(&p, &batch, 5);
-        assert_eq!(dropped, 2);
-        match sel {
-            Selection::Rows(rows) => assert_eq!(rows, vec![1, 3, 4]),
-            Selection::All(_) => panic!("expected a selection"),
+        let keys = crate::store::fingerprint::row_hashes(&p, &batch).keys;
+        // By the key hashes, and with every hash equal (as if all keys collided): the same rows.
+        for hashes in [keys, vec![7; 5]] {
+            let (sel, dropped) = dedup(&p, &batch, &hashes);
+            assert_eq!(dropped, 2);
+            match sel {
+                Selection::Rows(rows) => assert_eq!(rows, vec![1, 3, 4]),
+                Selection::All(_) => panic!("expected a selection"),
+            }
         }
         let unique = Batch {
             columns: vec![
@@ -458,7 +517,12 @@ mod tests {
                 ColumnData::Numeric(text(&[None, None])),
             ],
         };
-        assert!(matches!(dedup(&p, &unique, 2), (Selection::All(2), 0)));
+        let keys = crate::store::fingerprint::row_hashes(&p, &unique).keys;
+        assert!(matches!(dedup(&p, &unique, &keys), (Selection::All(2), 0)));
+        assert!(matches!(
+            dedup(&p, &unique, &[1, 1]),
+            (Selection::All(2), 0)
+        ));
     }
 
     #[test]
@@ -467,6 +531,11 @@ mod tests {
         assert_eq!(normalize_decimal("-0.000"), (false, "", ""));
         assert_eq!(normalize_decimal("-1"), (true, "1", ""));
         assert_eq!(normalize_decimal("1e5"), (false, "1e5", ""));
+        assert_eq!(normalize_decimal(" 12.50 "), (false, "12", "5"));
+        assert_eq!(normalize_decimal("\u{b}7\u{b}"), (false, "7", ""));
+        assert_eq!(normalize_decimal("1.2.3"), (false, "1.2.3", ""));
+        assert_eq!(normalize_decimal("."), (false, ".", ""));
+        assert_eq!(normalize_decimal("-.50"), (true, "", "5"));
     }
 
     #[test]
