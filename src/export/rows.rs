@@ -103,11 +103,19 @@ pub struct QueryStream<'j> {
 
 impl<'j> QueryStream<'j> {
     pub fn new(job: &'j QueryJob, timezone: Tz) -> QueryStream<'j> {
+        QueryStream::reusing(job, timezone, None)
+    }
+
+    /// Like [`QueryStream::new`], filling the columns of `spare` (a batch of the same job that
+    /// was loaded already) instead of new ones: a window the size of the last one then needs no
+    /// allocation for its columns, and the heap does not churn window after window. A batch of
+    /// another shape is dropped.
+    pub fn reusing(job: &'j QueryJob, timezone: Tz, spare: Option<Batch>) -> QueryStream<'j> {
         QueryStream {
             job,
             timezone,
             splitter: RowSplitter::default(),
-            builder: QueryBuilder::new(job, timezone),
+            builder: QueryBuilder::new(job, timezone, spare),
         }
     }
 
@@ -183,9 +191,11 @@ impl<'j> QueryStream<'j> {
         splitter.finish().map_err(RowsError::Shape)?;
         let n = builder.dates.len();
         let mut dates = builder.dates;
-        dates.shrink_to_fit();
+        if crate::store::loose(dates.capacity(), dates.len()) {
+            dates.shrink_to_fit();
+        }
         let shrunk = |mut c: TextColumn| {
-            c.shrink_to_fit();
+            c.shrink_loose();
             c
         };
         let mut columns = Vec::with_capacity(5 + builder.dims.len() + builder.metrics.len());
@@ -236,14 +246,23 @@ struct QueryBuilder<'j> {
 }
 
 impl<'j> QueryBuilder<'j> {
-    fn new(job: &'j QueryJob, timezone: Tz) -> Self {
+    fn new(job: &'j QueryJob, timezone: Tz, spare: Option<Batch>) -> Self {
+        let (dates, dims, metrics, extra) =
+            spare.and_then(|b| reuse(job, b)).unwrap_or_else(|| {
+                (
+                    Vec::new(),
+                    vec![TextColumn::new(); job.dimensions.len()],
+                    vec![TextColumn::new(); job.metrics.len()],
+                    TextColumn::new(),
+                )
+            });
         QueryBuilder {
             job,
             timezone,
-            dates: Vec::new(),
-            dims: vec![TextColumn::new(); job.dimensions.len()],
-            metrics: vec![TextColumn::new(); job.metrics.len()],
-            extra: TextColumn::new(),
+            dates,
+            dims,
+            metrics,
+            extra,
             extra_text: String::new(),
             slots: Vec::new(),
             dim_at: vec![None; job.dimensions.len()],
@@ -363,6 +382,53 @@ impl<'j> QueryBuilder<'j> {
         self.last_day = Some((raw.get().to_owned(), day));
         Ok(day)
     }
+}
+
+/// The emptied columns of a batch made by [`QueryStream::finish`] for `job`: dates, dimensions,
+/// metrics and `_extra`; `None` when it has another shape.
+#[allow(clippy::type_complexity)]
+fn reuse(
+    job: &QueryJob,
+    batch: Batch,
+) -> Option<(
+    Vec<Option<NaiveDate>>,
+    Vec<TextColumn>,
+    Vec<TextColumn>,
+    TextColumn,
+)> {
+    let (d, m) = (job.dimensions.len(), job.metrics.len());
+    let mut columns = batch.columns;
+    if columns.len() != 5 + d + m {
+        return None;
+    }
+    // [account_id, date, dimensions.., metrics.., currency, timezone, _extra]
+    let Some(ColumnData::Json(mut extra)) = columns.pop() else {
+        return None;
+    };
+    let mut columns = columns.into_iter().skip(1);
+    let Some(ColumnData::Date(mut dates)) = columns.next() else {
+        return None;
+    };
+    let mut text = |n: usize, numeric: bool| -> Option<Vec<TextColumn>> {
+        (0..n)
+            .map(|_| match columns.next() {
+                Some(ColumnData::Text(mut c)) if !numeric => {
+                    c.clear();
+                    Some(c)
+                }
+                Some(ColumnData::Numeric(mut c)) if numeric => {
+                    c.clear();
+                    Some(c)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let dims = text(d, false)?;
+    let metrics = text(m, true)?;
+    dates.clear();
+    extra.clear();
+    Some((dates, dims, metrics, extra))
 }
 
 /// What a field of a Query API row is for.
@@ -1106,6 +1172,33 @@ mod tests {
             matches!(&err, RowsError::Row { row: 1, message } if message.contains("byte 54")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_reused_batch_gives_the_same_rows_as_new_columns() {
+        let first = br#"{"data":[
+            {"campaign_id":"7","impressions":12,"datetime":"2026-03-04T00:00:00Z","x":1},
+            {"campaign_id":"8","impressions":null,"datetime":"2026-03-04T00:00:00Z"},
+            {"campaign_id":"9","impressions":3,"datetime":"2026-03-05T00:00:00Z"}
+        ]}"#;
+        let second = br#"{"data":[
+            {"campaign_id":"1","impressions":5,"datetime":"2026-04-01T00:00:00Z"},
+            {"campaign_id":"1","impressions":6,"datetime":"2026-04-02T00:00:00Z"}
+        ]}"#;
+        let j = job(&["campaign_id"], &["impressions"]);
+        let (used, _) = query_rows(first, &j, "1", Tz::UTC, "USD").unwrap();
+        let fresh = query_rows(second, &j, "2", Tz::UTC, "EUR").unwrap();
+        let mut stream = QueryStream::reusing(&j, Tz::UTC, Some(used.clone()));
+        assert!(stream.write(second));
+        let reused = stream.finish("2", "EUR").unwrap();
+        assert_eq!(reused, fresh, "nothing of the first window may remain");
+        // A batch of another job's shape is not reused, and does no harm.
+        let other = job(&["campaign_id", "creative_id"], &["impressions"]);
+        let mut stream = QueryStream::reusing(&other, Tz::UTC, Some(used));
+        assert!(stream.write(br#"{"data":[{"campaign_id":"1","creative_id":"c","datetime":"2026-04-01T00:00:00Z"}]}"#));
+        let (batch, _) = stream.finish("2", "EUR").unwrap();
+        assert_eq!(batch.rows(), 1);
+        assert_eq!(batch.columns.len(), 5 + 2 + 1);
     }
 
     #[test]
