@@ -187,6 +187,24 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU time (user + system) a process has used so far, in seconds, from `/proc/PID/stat`
+/// (Linux counts it in ticks of 1/100 s).
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces: count from the `)` that ends it.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // After the name come field 3 (state) onwards: utime (field 14) and stime (15) are the 12th
+    // and 13th of those.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Resets the peak RSS counter (Linux: writing 5 to clear_refs).
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -199,6 +217,9 @@ struct Load {
     requests: u64,
     tokens: u64,
     peak_mib: f64,
+    /// CPU seconds the exporter (this process) and the simulated API used during the load.
+    cpu: f64,
+    mock_cpu: f64,
 }
 
 async fn load(
@@ -228,6 +249,8 @@ async fn load(
         .admin(reqwest::Method::GET, "/__mock/counters", None)
         .await;
     reset_peak_rss();
+    let mock_pid = mock.child.id().to_string();
+    let (cpu_before, mock_before) = (cpu_secs("self"), cpu_secs(&mock_pid));
     let request = RunRequest {
         job: "bench".into(),
         range: Range::Explicit {
@@ -241,6 +264,10 @@ async fn load(
     let report = export::run_job(&ctx, &request, &NoProgress).await.unwrap();
     let secs = started.elapsed().as_secs_f64();
     let peak_mib = peak_rss_mib();
+    let (cpu, mock_cpu) = (
+        cpu_secs("self") - cpu_before,
+        cpu_secs(&mock_pid) - mock_before,
+    );
     assert!(report.succeeded(), "the benchmark run failed: {report:?}");
     let after = mock
         .admin(reqwest::Method::GET, "/__mock/counters", None)
@@ -254,6 +281,8 @@ async fn load(
         requests: count(&after, "api_requests") - count(&before, "api_requests"),
         tokens: count(&after, "token_requests") - count(&before, "token_requests"),
         peak_mib,
+        cpu,
+        mock_cpu,
     }
 }
 
@@ -331,13 +360,17 @@ async fn main() {
         let b = load(&mock, &toml, &url, from, today).await;
         let (copy_rows, copy_secs) = copy_ceiling(&url).await;
         println!(
-            "  run {}: load {:.1}s ({:.0} rows/s, peak {:.0} MiB), rerun {:.1}s ({} rows rewritten), COPY {:.1}s ({:.0} rows/s)",
+            "  run {}: load {:.1}s ({:.0} rows/s, peak {:.0} MiB, CPU: exporter {:.1}s, API {:.1}s), rerun {:.2}s ({} rows rewritten, CPU: exporter {:.2}s, API {:.2}s), COPY {:.1}s ({:.0} rows/s)",
             run + 1,
             a.secs,
             a.rows as f64 / a.secs,
             a.peak_mib,
+            a.cpu,
+            a.mock_cpu,
             b.secs,
             b.written,
+            b.cpu,
+            b.mock_cpu,
             copy_secs,
             copy_rows as f64 / copy_secs
         );
