@@ -338,6 +338,37 @@ mod tests {
     }
 
     #[test]
+    fn a_cleared_column_keeps_its_buffers_and_only_loose_ones_shrink() {
+        let mut column: TextColumn = (0..1000).map(|i| Some(format!("name {i}"))).collect();
+        assert_eq!(column.same(), None, "a packed column is not searched");
+        column.shrink_loose(); // grown by doubling: loose, so exact now
+        let full = column.heap_bytes();
+        column.clear();
+        assert!(column.is_empty());
+        assert_eq!(column.heap_bytes(), full, "clear keeps the buffers");
+        // Refilled to the same size: no spare capacity worth giving back.
+        for i in 0..1000 {
+            column.push(Some(&format!("name {i}")));
+        }
+        column.shrink_loose();
+        assert_eq!(column.heap_bytes(), full);
+        assert_eq!(column.get(999), Some("name 999"));
+        // A tenth of it: most of the buffers are spare, and go.
+        column.clear();
+        for i in 0..100 {
+            column.push(Some(&format!("name {i}")));
+        }
+        column.shrink_loose();
+        assert!(
+            column.heap_bytes() < full / 4,
+            "{} of {full}",
+            column.heap_bytes()
+        );
+        assert_eq!(TextColumn::repeat(Some("x"), 3).same(), Some(Some("x")));
+        assert_eq!(TextColumn::repeat(None, 3).same(), Some(None));
+    }
+
+    #[test]
     fn a_column_of_one_value_stays_small_until_another_value_comes() {
         let mut column = TextColumn::repeat(Some("3141592"), 100_000);
         assert_eq!(column.len(), 100_000);

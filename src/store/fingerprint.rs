@@ -69,6 +69,8 @@ pub(crate) fn row_hashes(prepared: &Prepared<'_>, batch: &Batch) -> RowHashes {
 struct Cells<'a> {
     name: &'a str,
     is_key: bool,
+    /// The type tag (`t`ext, `j`son, `n`umeric, `d`ate, `b`oolean).
+    tag: u8,
     /// What comes before a cell's value: the column's name and its type tag.
     head: Vec<u8>,
     values: Values<'a>,
@@ -106,6 +108,7 @@ impl<'a> Cells<'a> {
         let mut cells = Cells {
             name,
             is_key,
+            tag,
             head,
             values,
         };
@@ -149,10 +152,8 @@ impl<'a> Cells<'a> {
 
     /// Appends a text-like cell (text, JSON or numeric text).
     fn push_value(&self, buf: &mut Vec<u8>, value: Option<&str>) {
-        let numeric = self.head.last() == Some(&b'n');
-        let text = self.head.last() == Some(&b't');
         match value {
-            Some(s) if numeric => {
+            Some(s) if self.tag == b'n' => {
                 let (negative, int, frac) = normalize_decimal(s);
                 buf.extend_from_slice(&self.head);
                 push_bytes(buf, if negative { b"-" } else { b"+" });
@@ -164,7 +165,7 @@ impl<'a> Cells<'a> {
                 push_bytes(buf, s.as_bytes());
             }
             // A null text key is stored as '', so it is fingerprinted as ''.
-            None if text && self.is_key => {
+            None if self.tag == b't' && self.is_key => {
                 buf.extend_from_slice(&self.head);
                 push_bytes(buf, b"");
             }
