@@ -5,6 +5,7 @@
 //! it. A window commits its rows, its `export_runs` row and the job's high-water mark together, so
 //! a crash leaves either the whole window or none of it.
 
+mod json_row;
 pub mod plan;
 pub mod rows;
 mod split;

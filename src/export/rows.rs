@@ -7,15 +7,14 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate};
-use chrono_tz::Tz;
-use serde_json::value::RawValue;
-
-use super::split::RowSplitter;
+use super::json_row::{self, Field, Kind};
+use super::split::{RowSink, RowSplitter};
 use crate::config::{GenericJob, QueryJob};
 use crate::store::{
     Batch, ColumnData, ColumnSpec, ColumnType, TableSpec, TextColumn, TypeMismatch,
 };
+use chrono::{DateTime, NaiveDate};
+use chrono_tz::Tz;
 
 /// Why an answer could not be turned into rows. Fails the window; nothing of it is written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,46 +124,13 @@ impl<'j> QueryStream<'j> {
         if self.builder.error.is_some() {
             return false;
         }
-        let rows = match self.splitter.feed(piece) {
-            Ok(rows) => rows,
-            Err(message) => {
-                self.builder.error = Some(RowsError::Shape(message));
-                return false;
-            }
-        };
-        // One buffer of fields, reused for every row of the piece.
-        let mut fields: Vec<(Cow<'_, str>, &RawValue)> = Vec::new();
-        for (i, range) in rows.ranges.iter().enumerate() {
-            fields.clear();
-            // Checked as UTF-8 once here, not field by field by the parser.
-            let text = match std::str::from_utf8(&rows.source[range.clone()]) {
-                Ok(text) => text,
-                Err(e) => {
-                    self.builder.error = Some(RowsError::Shape(format!(
-                        "it is not UTF-8 (invalid byte at offset {})",
-                        rows.source_at + range.start + e.valid_up_to()
-                    )));
-                    return false;
-                }
-            };
-            let mut de = serde_json::Deserializer::from_str(text);
-            let parsed = serde::de::DeserializeSeed::deserialize(RowSeed(&mut fields), &mut de)
-                .and_then(|()| de.end());
-            if let Err(e) = parsed {
-                self.builder.error = Some(RowsError::Row {
-                    row: rows.first_index + i,
-                    message: format!(
-                        "is not what was expected (at byte {} of the answer): {e}",
-                        rows.source_at + range.start
-                    ),
-                });
-                return false;
-            }
-            if self.builder.push_row(&fields).is_err() {
-                return false;
+        match self.splitter.feed(piece, &mut self.builder) {
+            Ok(()) => true,
+            Err(e) => {
+                self.builder.error = Some(e);
+                false
             }
         }
-        true
     }
 
     /// Forgets everything read so far (a retried request's answer starts again).
@@ -188,7 +154,7 @@ impl<'j> QueryStream<'j> {
         if let Some(e) = builder.error.take() {
             return Err(e);
         }
-        splitter.finish().map_err(RowsError::Shape)?;
+        splitter.finish()?;
         let n = builder.dates.len();
         let mut dates = builder.dates;
         if crate::store::loose(dates.capacity(), dates.len()) {
@@ -233,6 +199,10 @@ struct QueryBuilder<'j> {
     extra: TextColumn,
     /// Scratch space for one row's `_extra` object, reused.
     extra_text: String,
+    /// The fields of the row being read, reused.
+    fields: Vec<Field>,
+    /// Scratch space for a string value with escapes, reused.
+    unescaped: String,
     /// The previous row's field names, by position, and what each was.
     slots: Vec<(String, Slot)>,
     /// For the row being read: the position of each dimension and metric among its fields.
@@ -264,6 +234,8 @@ impl<'j> QueryBuilder<'j> {
             metrics,
             extra,
             extra_text: String::new(),
+            fields: Vec::new(),
+            unescaped: String::new(),
             slots: Vec::new(),
             dim_at: vec![None; job.dimensions.len()],
             metric_at: vec![None; job.metrics.len()],
@@ -273,19 +245,21 @@ impl<'j> QueryBuilder<'j> {
         }
     }
 
-    /// Adds one row given its fields; on `Err` the reason is in `self.error` and parsing stops.
-    fn push_row(&mut self, fields: &[(Cow<'_, str>, &RawValue)]) -> Result<(), ()> {
+    /// Adds one row, the object `text` whose fields are `self.fields`.
+    fn push_row(&mut self, text: &str) -> Result<(), RowsError> {
         let row = self.dates.len();
         let job = self.job;
+        let fields = std::mem::take(&mut self.fields);
         // Where each of the job's fields is in this row (the first occurrence wins).
         self.dim_at.fill(None);
         self.metric_at.fill(None);
         let mut datetime = None;
-        let mut extra_fields: Vec<(&str, &RawValue)> = Vec::new();
-        for (i, (key, value)) in fields.iter().enumerate() {
-            match self.slot_at(i, key) {
+        let mut extra_fields: Vec<(Cow<'_, str>, &str)> = Vec::new();
+        for (i, field) in fields.iter().enumerate() {
+            let key = json_row::key_of(text, field);
+            match self.slot_at(i, &key) {
                 Slot::Datetime => {
-                    datetime.get_or_insert(*value);
+                    datetime.get_or_insert(&text[field.value.clone()]);
                 }
                 Slot::Dim(d) => {
                     self.dim_at[d].get_or_insert(i);
@@ -293,7 +267,7 @@ impl<'j> QueryBuilder<'j> {
                 Slot::Metric(m) => {
                     self.metric_at[m].get_or_insert(i);
                 }
-                Slot::Extra => extra_fields.push((key, value)),
+                Slot::Extra => extra_fields.push((key, &text[field.value.clone()])),
             }
         }
         let problem = match datetime {
@@ -313,11 +287,11 @@ impl<'j> QueryBuilder<'j> {
             },
         };
         if let Some(message) = problem {
-            self.error = Some(RowsError::Row { row, message });
-            return Err(());
+            self.fields = fields;
+            return Err(RowsError::Row { row, message });
         }
         for (at, column) in self.dim_at.iter().zip(self.dims.iter_mut()) {
-            column.push(at.and_then(|i| text_of(fields[i].1)).as_deref());
+            column.push(at.and_then(|i| text_of(text, &fields[i], &mut self.unescaped)));
         }
         for ((at, column), m) in self
             .metric_at
@@ -325,13 +299,13 @@ impl<'j> QueryBuilder<'j> {
             .zip(self.metrics.iter_mut())
             .zip(&job.metrics)
         {
-            match at.map(|i| fields[i].1) {
+            match at.map(|i| &fields[i]) {
                 None => column.push(None),
-                Some(raw) => match number_of(raw) {
-                    Ok(v) => column.push(v.as_deref()),
+                Some(field) => match number_of(text, field, &mut self.unescaped) {
+                    Ok(v) => column.push(v),
                     Err(()) => {
                         column.push(None);
-                        extra_fields.push((m.as_str(), raw));
+                        extra_fields.push((Cow::Borrowed(m.as_str()), &text[field.value.clone()]));
                         *self.diversions.by_column.entry(m.clone()).or_default() += 1;
                     }
                 },
@@ -343,6 +317,8 @@ impl<'j> QueryBuilder<'j> {
             json_object(&mut extra_fields, &mut self.extra_text);
             self.extra.push(Some(&self.extra_text));
         }
+        drop(extra_fields);
+        self.fields = fields;
         Ok(())
     }
 
@@ -371,16 +347,42 @@ impl<'j> QueryBuilder<'j> {
         slot
     }
 
-    /// The day of a `datetime`; the rows of a day share it, so the last one is remembered.
-    fn day(&mut self, raw: &RawValue) -> Result<NaiveDate, String> {
+    /// The day of a `datetime` (its JSON text); the rows of a day share it, so the last one is
+    /// remembered.
+    fn day(&mut self, raw: &str) -> Result<NaiveDate, String> {
         if let Some((text, day)) = &self.last_day
-            && text == raw.get()
+            && text == raw
         {
             return Ok(*day);
         }
-        let day = day_of(raw.get(), self.timezone)?;
-        self.last_day = Some((raw.get().to_owned(), day));
+        let day = day_of(raw, self.timezone)?;
+        match &mut self.last_day {
+            Some((text, last)) => {
+                text.clear();
+                text.push_str(raw);
+                *last = day;
+            }
+            None => self.last_day = Some((raw.to_owned(), day)),
+        }
         Ok(day)
+    }
+}
+
+impl RowSink for QueryBuilder<'_> {
+    fn row(&mut self, text: &str, index: usize, at: usize) -> Result<Option<usize>, RowsError> {
+        let len = json_row::parse_row(text, &mut self.fields).map_err(|e| RowsError::Row {
+            row: index,
+            message: format!(
+                "is not what was expected (at byte {} of the answer): {}",
+                at + e.at,
+                e.message
+            ),
+        })?;
+        let Some(len) = len else {
+            return Ok(None);
+        };
+        self.push_row(&text[..len])?;
+        Ok(Some(len))
     }
 }
 
@@ -439,53 +441,6 @@ enum Slot {
     Metric(usize),
     /// Not named by the job: kept in `_extra`.
     Extra,
-}
-
-/// One row: its fields as raw values borrowed from the body.
-struct RowSeed<'b, 'de>(&'b mut Vec<(Cow<'de, str>, &'de RawValue)>);
-
-impl<'de> serde::de::DeserializeSeed<'de> for RowSeed<'_, 'de> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for RowSeed<'_, 'de> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a row object")
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            let value: &'de RawValue = map.next_value()?;
-            self.0.push((key, value));
-        }
-        Ok(())
-    }
-}
-
-/// A key, borrowed from the body when it has no escapes.
-struct KeySeed;
-
-impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a field name")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
 }
 
 /// A generic job's rows, with the table they need.
@@ -903,13 +858,15 @@ fn day_of(raw: &str, timezone: Tz) -> Result<NaiveDate, String> {
 }
 
 /// A dimension value as text: strings unescaped, numbers and booleans as written, null as None.
-/// Borrowed from the body unless the string has escapes.
-fn text_of(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let s = raw.get();
-    match s.as_bytes().first() {
-        Some(b'"') => string_of(s),
-        Some(b'n') if s == "null" => None,
-        _ => Some(Cow::Borrowed(s)),
+/// Borrowed from the row unless the string has escapes (then it is unescaped into `scratch`).
+fn text_of<'a>(text: &'a str, field: &Field, scratch: &'a mut String) -> Option<&'a str> {
+    let raw = &text[field.value.clone()];
+    match field.kind {
+        Kind::String { escaped } => {
+            Some(json_row::unescape(&raw[1..raw.len() - 1], escaped, scratch))
+        }
+        Kind::Null => None,
+        Kind::Number | Kind::Bool | Kind::Nested => Some(raw),
     }
 }
 
@@ -924,21 +881,23 @@ fn string_of(s: &str) -> Option<Cow<'_, str>> {
 
 /// A metric value as exact decimal text. Strings holding a number are accepted (some APIs quote
 /// decimals); anything else does not fit.
-fn number_of(raw: &RawValue) -> Result<Option<Cow<'_, str>>, ()> {
-    let s = raw.get();
-    match s.as_bytes().first() {
-        Some(b'-' | b'0'..=b'9') => Ok(Some(Cow::Borrowed(s))),
-        Some(b'n') if s == "null" => Ok(None),
-        Some(b'"') => {
-            let inner = string_of(s).ok_or(())?;
-            let trimmed = inner.trim();
+fn number_of<'a>(
+    text: &'a str,
+    field: &Field,
+    scratch: &'a mut String,
+) -> Result<Option<&'a str>, ()> {
+    match field.kind {
+        Kind::Number => Ok(Some(&text[field.value.clone()])),
+        Kind::Null => Ok(None),
+        Kind::String { .. } => {
+            let trimmed = text_of(text, field, scratch).ok_or(())?.trim();
             if is_decimal(trimmed) {
-                Ok(Some(Cow::Owned(trimmed.to_owned())))
+                Ok(Some(trimmed))
             } else {
                 Err(())
             }
         }
-        _ => Err(()),
+        Kind::Bool | Kind::Nested => Err(()),
     }
 }
 
@@ -946,9 +905,10 @@ fn is_decimal(s: &str) -> bool {
     serde_json::from_str::<serde_json::Number>(s).is_ok()
 }
 
-/// Writes `fields` as one JSON object, sorted by key, into `out` (cleared first).
-fn json_object(fields: &mut [(&str, &RawValue)], out: &mut String) {
-    fields.sort_by(|a, b| a.0.cmp(b.0));
+/// Writes `fields` (key, value's JSON text) as one JSON object, sorted by key, into `out` (cleared
+/// first).
+fn json_object(fields: &mut [(Cow<'_, str>, &str)], out: &mut String) {
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
     out.clear();
     out.push('{');
     for (i, (k, v)) in fields.iter().enumerate() {
@@ -958,7 +918,7 @@ fn json_object(fields: &mut [(&str, &RawValue)], out: &mut String) {
         // Serialising a string cannot fail.
         out.push_str(&serde_json::to_string(k).unwrap_or_default());
         out.push(':');
-        out.push_str(v.get());
+        out.push_str(v);
     }
     out.push('}');
 }
@@ -1098,10 +1058,21 @@ mod tests {
             query_rows(br#"{"data":[{"#, &j, "1", Tz::UTC, "USD"),
             Err(RowsError::Shape(_))
         ));
-        let err = query_rows(b"{\"data\":[\"\xff\"]}", &j, "1", Tz::UTC, "USD").unwrap_err();
+        let err =
+            query_rows(b"{\"data\":[{\"a\":\"\xff\"}]}", &j, "1", Tz::UTC, "USD").unwrap_err();
         assert_eq!(
             err,
-            RowsError::Shape("it is not UTF-8 (invalid byte at offset 10)".into())
+            RowsError::Shape("it is not UTF-8 (invalid byte at offset 15)".into())
+        );
+        let body = br#"{"data":[{"campaign_id":"1","datetime":"2026-03-04"},"x"]}"#;
+        let err = query_rows(body, &j, "1", Tz::UTC, "USD").unwrap_err();
+        let at = body.iter().position(|b| *b == b'x').unwrap() - 1;
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "row 1 (counting from 0): is not what was expected (at byte {at} of the answer): \
+                 the row is a string, not an object"
+            )
         );
         let (empty, _) = query_rows(br#"{"data":[]}"#, &j, "1", Tz::UTC, "USD").unwrap();
         assert_eq!(empty.columns[0].len(), 0);

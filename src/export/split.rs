@@ -2,19 +2,28 @@
 //! arrive, so that a window never holds its whole body: only the piece at hand (and a row cut in
 //! two by a piece's end) is in memory before its rows go into the columns.
 //!
-//! This only finds where each row begins and ends: strings, escapes and nesting are followed, so a
-//! `]` or `,` inside a name cannot fool it. The bytes of a row are checked by `serde_json` when the
-//! row is parsed; keys and values outside `data` are checked by `serde_json` as they are skipped.
+//! The splitter follows the answer's outer object and hands each row to a [`RowSink`], which reads
+//! the row where it lies in the piece and says where it ends (one pass over its bytes). Only a row
+//! cut in two by a piece's end is delimited here instead (strings, escapes and nesting are
+//! followed, so a `]` or `,` inside a name cannot fool it), carried over, and handed to the sink
+//! whole. Keys and values outside `data` are checked by `serde_json` as they are skipped.
 
-use std::ops::Range;
+use super::rows::RowsError;
+
+/// Takes the rows of an answer.
+pub(crate) trait RowSink {
+    /// Reads the row at the start of `text` (valid UTF-8; the row's first byte is not white
+    /// space). Returns the row's length once it is complete and taken, or `None` when `text` ends
+    /// before the row does; nothing of it may be kept then, the same row comes again whole.
+    /// `index` counts rows from 0 over the answer; `at` is the position of `text` in the answer.
+    fn row(&mut self, text: &str, index: usize, at: usize) -> Result<Option<usize>, RowsError>;
+}
 
 /// Finds the rows of a Query API answer fed in pieces.
 #[derive(Debug, Default)]
 pub(crate) struct RowSplitter {
     /// The start of a key, value or row that the previous piece ended in the middle of.
     carry: Vec<u8>,
-    /// How many bytes at the front of `carry` the previous call used up (dropped at the next).
-    carry_used: usize,
     /// Position in the answer of `carry[0]`.
     carry_at: usize,
     /// Bytes fed so far.
@@ -22,84 +31,58 @@ pub(crate) struct RowSplitter {
     scanner: Scanner,
 }
 
-/// One piece's complete rows, as byte ranges of `source`.
-pub(crate) struct Rows<'a> {
-    pub source: &'a [u8],
-    pub ranges: &'a [Range<usize>],
-    /// The index (counting from 0 over the whole answer) of the first of these rows.
-    pub first_index: usize,
-    /// Position in the answer of `source[0]`.
-    pub source_at: usize,
-}
-
 impl RowSplitter {
-    /// Reads the next piece of the answer and returns the rows that are complete now. A row that
-    /// continues in the next piece is kept and returned by the next call.
+    /// Reads the next piece of the answer and gives `sink` the rows that are complete now. A row
+    /// that continues in the next piece is kept and given by the next call.
     ///
     /// Fails with a message (and a position in the answer) when the answer is not an object
-    /// whose `data` is an array. After a failure, the splitter must not be fed again.
-    pub fn feed<'a>(&'a mut self, piece: &'a [u8]) -> Result<Rows<'a>, String> {
+    /// whose `data` is an array, or with the sink's error. After a failure, the splitter must not
+    /// be fed again.
+    pub fn feed(&mut self, piece: &[u8], sink: &mut impl RowSink) -> Result<(), RowsError> {
         let Self {
             carry,
-            carry_used,
             carry_at,
             fed,
             scanner,
         } = self;
-        if *carry_used > 0 {
-            carry.drain(..*carry_used);
-            *carry_at += *carry_used;
-            scanner.unit_start -= (*carry_used).min(scanner.unit_start);
-            *carry_used = 0;
-        }
-        scanner.rows.clear();
-        let first_index = scanner.row_count;
-        // A piece is scanned where it lies unless a unit was carried over into it.
-        let in_carry = !carry.is_empty();
-        let (source, source_at, start) = if in_carry {
-            carry.extend_from_slice(piece);
-            (carry.as_slice(), *carry_at, carry.len() - piece.len())
-        } else {
-            scanner.unit_start = 0;
-            (piece, *fed, 0)
-        };
+        let piece_at = *fed;
         *fed += piece.len();
-        scanner.scan(source, start, source_at)?;
-        let keep_from = if scanner.in_unit() {
-            scanner.unit_start
-        } else {
-            source.len()
-        };
-        let source = if in_carry {
-            *carry_used = keep_from;
-            carry.as_slice()
-        } else {
-            carry.extend_from_slice(&piece[keep_from..]);
-            *carry_at = source_at + keep_from;
-            // The unit now starts at `carry[0]`: make `unit_start` count from there.
-            scanner.unit_start -= keep_from.min(scanner.unit_start);
-            // ...but the rows returned still refer to `piece`.
-            piece
-        };
-        Ok(Rows {
-            source,
-            ranges: &scanner.rows,
-            first_index,
-            source_at,
-        })
+        let mut start = 0;
+        if scanner.in_unit() {
+            // The unit cut in two by the previous piece's end: complete it from this piece's
+            // head, then read the rest of the piece where it lies.
+            match scanner.value.end(piece) {
+                None => {
+                    carry.extend_from_slice(piece);
+                    return Ok(());
+                }
+                Some(len) => {
+                    carry.extend_from_slice(&piece[..len]);
+                    scanner.complete_unit(carry, *carry_at, sink)?;
+                    carry.clear();
+                    start = len;
+                }
+            }
+        }
+        scanner.scan(piece, start, piece_at, sink)?;
+        if scanner.in_unit() {
+            carry.extend_from_slice(&piece[scanner.unit_start..]);
+            *carry_at = piece_at + scanner.unit_start;
+        }
+        Ok(())
     }
 
     /// Checks, once the last piece was fed, that the answer ended where it should, with `data`.
-    pub fn finish(&self) -> Result<(), String> {
+    pub fn finish(&self) -> Result<(), RowsError> {
         match self.scanner.state {
             State::Done if self.scanner.saw_data => Ok(()),
-            State::Done => Err("there is no `data` array".into()),
-            State::Start if self.fed == 0 => Err("the answer is empty".into()),
-            _ => Err(format!(
+            State::Done => Err(RowsError::Shape("there is no `data` array".into())),
+            State::Start if self.fed == 0 => Err(RowsError::Shape("the answer is empty".into())),
+            _ => Err(RowsError::Shape(format!(
                 "the answer ends early, at byte {}, {}",
                 self.fed,
                 self.scanner.state.expecting()
-            )),
+            ))),
         }
     }
 }
@@ -108,15 +91,13 @@ impl RowSplitter {
 #[derive(Debug, Default)]
 struct Scanner {
     state: State,
-    /// Where the key, value or row being read started, in the source being scanned.
+    /// Where the key, value or row being read started, in the piece being scanned.
     unit_start: usize,
     /// Follows the unit being read to its end.
     value: ValueEnd,
     /// The key just read is the first `data`.
     key_is_data: bool,
     saw_data: bool,
-    /// The complete rows of the source being scanned.
-    rows: Vec<Range<usize>>,
     /// Rows found so far.
     row_count: usize,
 }
@@ -178,19 +159,29 @@ impl Scanner {
         matches!(self.state, State::Key | State::Skip | State::Row)
     }
 
-    /// Scans `source[pos..]` (`source[unit_start..pos]` is the part of the current unit seen
-    /// already); `at` is the position of `source[0]` in the answer, for messages.
-    fn scan(&mut self, source: &[u8], mut pos: usize, at: usize) -> Result<(), String> {
+    /// Scans `source[pos..]`, between units or in one that started there; `at` is the position of
+    /// `source[0]` in the answer, for messages.
+    fn scan(
+        &mut self,
+        source: &[u8],
+        mut pos: usize,
+        at: usize,
+        sink: &mut impl RowSink,
+    ) -> Result<(), RowsError> {
         let unexpected = |state: State, pos: usize| {
             let found = source
                 .get(pos)
                 .map_or_else(|| "the end".to_owned(), |b| format!("{:?}", char::from(*b)));
-            Err(format!(
+            Err(RowsError::Shape(format!(
                 "unexpected {found} at byte {}, {}",
                 at + pos,
                 state.expecting()
-            ))
+            )))
         };
+        // The piece as text, checked as UTF-8 once, up to a character its end cut in two or an
+        // invalid byte (a row there takes the slow path, which says where the invalid byte is).
+        let text_at = pos;
+        let text = valid_prefix(&source[text_at..]);
         while pos < source.len() {
             if !self.in_unit() {
                 // Between units: white space, punctuation, or the first byte of a unit.
@@ -215,11 +206,11 @@ impl Scanner {
                         State::FirstRow
                     }
                     (State::Value, _) if self.key_is_data => {
-                        return Err(format!(
+                        return Err(RowsError::Shape(format!(
                             "`data` is not an array (it starts with {:?} at byte {})",
                             char::from(b),
                             at + pos
-                        ));
+                        )));
                     }
                     (State::Value, _) => {
                         self.begin_unit(State::Skip, pos);
@@ -227,6 +218,17 @@ impl Scanner {
                     }
                     (State::FirstRow, b']') | (State::AfterRow, b']') => State::AfterValue,
                     (State::FirstRow | State::NextRow, _) => {
+                        // The fast path: the sink reads the row where it lies.
+                        let rest = pos.checked_sub(text_at).and_then(|i| text.get(i..));
+                        if let Some(rest) = rest.filter(|r| !r.is_empty())
+                            && let Some(len) = sink.row(rest, self.row_count, at + pos)?
+                        {
+                            pos += len;
+                            self.row_count += 1;
+                            self.state = State::AfterRow;
+                            continue;
+                        }
+                        // The row goes on in the next piece: delimit it, carry it over.
                         self.begin_unit(State::Row, pos);
                         continue;
                     }
@@ -243,30 +245,54 @@ impl Scanner {
                 None => pos = source.len(),
                 Some(len) => {
                     pos += len;
-                    let unit = self.unit_start..pos;
-                    match self.state {
-                        State::Key => {
-                            let key: String =
-                                serde_json::from_slice(&source[unit]).map_err(|e| {
-                                    format!("a key at byte {}: {e}", at + self.unit_start)
-                                })?;
-                            self.key_is_data = key == "data" && !self.saw_data;
-                            self.state = State::Colon;
-                        }
-                        State::Skip => {
-                            serde_json::from_slice::<serde::de::IgnoredAny>(&source[unit])
-                                .map_err(|e| {
-                                    format!("a value at byte {}: {e}", at + self.unit_start)
-                                })?;
-                            self.state = State::AfterValue;
-                        }
-                        _ => {
-                            self.rows.push(unit);
-                            self.row_count += 1;
-                            self.state = State::AfterRow;
-                        }
+                    let unit = &source[self.unit_start..pos];
+                    self.complete_unit(unit, at + self.unit_start, sink)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the key, skipped value or row `unit` (complete, at `unit_at` in the answer).
+    fn complete_unit(
+        &mut self,
+        unit: &[u8],
+        unit_at: usize,
+        sink: &mut impl RowSink,
+    ) -> Result<(), RowsError> {
+        match self.state {
+            State::Key => {
+                let key: String = serde_json::from_slice(unit)
+                    .map_err(|e| RowsError::Shape(format!("a key at byte {unit_at}: {e}")))?;
+                self.key_is_data = key == "data" && !self.saw_data;
+                self.state = State::Colon;
+            }
+            State::Skip => {
+                serde_json::from_slice::<serde::de::IgnoredAny>(unit)
+                    .map_err(|e| RowsError::Shape(format!("a value at byte {unit_at}: {e}")))?;
+                self.state = State::AfterValue;
+            }
+            _ => {
+                let row = std::str::from_utf8(unit).map_err(|e| {
+                    RowsError::Shape(format!(
+                        "it is not UTF-8 (invalid byte at offset {})",
+                        unit_at + e.valid_up_to()
+                    ))
+                })?;
+                match sink.row(row, self.row_count, unit_at)? {
+                    Some(len) if len == row.len() => {}
+                    _ => {
+                        return Err(RowsError::Row {
+                            row: self.row_count,
+                            message: format!(
+                                "is not what was expected (at byte {unit_at} of the answer): it \
+                                 is not one JSON value"
+                            ),
+                        });
                     }
                 }
+                self.row_count += 1;
+                self.state = State::AfterRow;
             }
         }
         Ok(())
@@ -276,6 +302,14 @@ impl Scanner {
         self.state = state;
         self.unit_start = pos;
         self.value = ValueEnd::default();
+    }
+}
+
+/// The longest start of `bytes` that is valid UTF-8.
+fn valid_prefix(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
     }
 }
 
@@ -371,19 +405,59 @@ mod tests {
 
     use super::*;
 
-    /// The rows of `answer` fed in pieces of `size` bytes, as text.
-    fn rows_in_pieces(answer: &str, size: usize) -> Result<Vec<String>, String> {
-        let mut splitter = RowSplitter::default();
-        let mut out = Vec::new();
-        for piece in answer.as_bytes().chunks(size.max(1)) {
-            let rows = splitter.feed(piece)?;
-            for (i, r) in rows.ranges.iter().enumerate() {
-                assert_eq!(rows.first_index + i, out.len());
-                out.push(String::from_utf8(rows.source[r.clone()].to_vec()).unwrap());
+    /// Takes each row whole as its text, delimited by `serde_json` (not by the row parser the
+    /// exporter uses, so that this tests the splitter alone).
+    #[derive(Default)]
+    struct Collect {
+        rows: Vec<String>,
+        /// How many rows came through the fast path (found where they lay in a piece).
+        in_place: usize,
+    }
+
+    impl RowSink for Collect {
+        fn row(
+            &mut self,
+            text: &str,
+            index: usize,
+            _at: usize,
+        ) -> Result<Option<usize>, RowsError> {
+            assert_eq!(index, self.rows.len(), "rows are counted in order");
+            let mut values =
+                serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
+            match values.next() {
+                Some(Ok(_)) => {
+                    let len = values.byte_offset();
+                    self.rows.push(text[..len].to_owned());
+                    if len < text.len() {
+                        self.in_place += 1;
+                    }
+                    Ok(Some(len))
+                }
+                Some(Err(e)) if e.is_eof() => Ok(None),
+                // A number at the end of the text may go on in the next piece.
+                _ if text.ends_with(|c: char| c.is_ascii_digit()) => Ok(None),
+                Some(Err(e)) => Err(RowsError::Row {
+                    row: index,
+                    message: e.to_string(),
+                }),
+                None => Ok(None),
             }
         }
+    }
+
+    /// The rows of `answer` fed in pieces of `size` bytes, as text.
+    fn rows_in_pieces(answer: &str, size: usize) -> Result<Vec<String>, RowsError> {
+        Ok(collect_in_pieces(answer.as_bytes(), size)?.rows)
+    }
+
+    fn collect_in_pieces(answer: &[u8], size: usize) -> Result<Collect, RowsError> {
+        let mut splitter = RowSplitter::default();
+        let mut sink = Collect::default();
+        for piece in answer.chunks(size.max(1)) {
+            splitter.feed(piece, &mut sink)?;
+        }
         splitter.finish()?;
-        Ok(out)
+        Ok(sink)
     }
 
     #[test]
@@ -419,7 +493,10 @@ mod tests {
         let err = |answer: &str| {
             [1, 4, answer.len().max(1)]
                 .into_iter()
-                .map(|size| rows_in_pieces(answer, size).unwrap_err())
+                .map(|size| match rows_in_pieces(answer, size).unwrap_err() {
+                    RowsError::Shape(m) => m,
+                    other => other.to_string(),
+                })
                 .reduce(|a, b| {
                     assert_eq!(a, b, "the same message whatever the pieces");
                     a
@@ -438,5 +515,32 @@ mod tests {
         assert!(err(r#"{"data":[],"x":tru}"#).contains("a value at byte 15"));
         assert!(err(r#"{"data":[]} x"#).contains("after the answer"));
         assert!(err(r#"{data:[]}"#).contains("unexpected 'd' at byte 1"));
+    }
+
+    #[test]
+    fn rows_are_read_in_place_and_text_cut_inside_a_character_is_carried() {
+        let answer = r#"{"data":[{"n":"日本語 é 🚀"},{"n":"x"},{"n":"🚀🚀"}]}"#;
+        let want = [r#"{"n":"日本語 é 🚀"}"#, r#"{"n":"x"}"#, r#"{"n":"🚀🚀"}"#];
+        // Every cut, including those inside a multi-byte character.
+        for size in 1..=answer.len() {
+            let got = collect_in_pieces(answer.as_bytes(), size).unwrap();
+            assert_eq!(got.rows, want, "pieces of {size}");
+        }
+        let whole = collect_in_pieces(answer.as_bytes(), answer.len()).unwrap();
+        assert_eq!(
+            whole.in_place, 3,
+            "a whole answer's rows are all read where they lie"
+        );
+
+        let bad = b"{\"data\":[{\"n\":\"x\"},{\"n\":\"\xff\"}]}";
+        for size in [1, 5, bad.len()] {
+            assert_eq!(
+                collect_in_pieces(bad, size).err(),
+                Some(RowsError::Shape(
+                    "it is not UTF-8 (invalid byte at offset 25)".into()
+                )),
+                "pieces of {size}"
+            );
+        }
     }
 }
