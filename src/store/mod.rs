@@ -460,24 +460,13 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let prepared = spec::prepare(spec)?;
         let rows = spec::check_batch(&prepared, batch)?;
-        // One pass gives each row's fingerprint and its key's hash (for the de-duplication).
-        let hashes = fingerprint::row_hashes(&prepared, batch);
-        let (selection, dropped) = spec::dedup(&prepared, batch, &hashes.keys);
-        if dropped > 0 {
-            tracing::warn!(
-                table = %spec.table,
-                run_id,
-                dropped,
-                rows,
-                "rows with a key seen again later in the same window were dropped (the last one wins)"
-            );
-        }
-        // Compare before sending: rows whose fingerprint is already stored are left out.
-        let hashes = hashes.values;
+        // The stored fingerprints are read while this window's own are computed: the query goes
+        // out first, and the hashing runs while the server answers.
         let scope = fingerprint::scope(&prepared, batch);
-        let stored = if scope.is_empty() {
-            fingerprint::Fingerprints::default()
-        } else {
+        let read_stored = async {
+            if scope.is_empty() {
+                return fingerprint::Fingerprints::default();
+            }
             let found = match &self.inner {
                 Inner::Postgres(s) => s.stored_hashes(&prepared, &scope).await,
                 Inner::Sqlite(s) => s.stored_hashes(&prepared, &scope).await,
@@ -489,6 +478,25 @@ impl Store {
                 fingerprint::Fingerprints::default()
             })
         };
+        let compute = async {
+            // Lets the query be written to the connection before the CPU work starts.
+            tokio::task::yield_now().await;
+            // One pass gives each row's fingerprint and its key's hash (for the de-duplication).
+            let hashes = fingerprint::row_hashes(&prepared, batch);
+            let (selection, dropped) = spec::dedup(&prepared, batch, &hashes.keys);
+            (hashes.values, selection, dropped)
+        };
+        let (stored, (hashes, selection, dropped)) = tokio::join!(read_stored, compute);
+        if dropped > 0 {
+            tracing::warn!(
+                table = %spec.table,
+                run_id,
+                dropped,
+                rows,
+                "rows with a key seen again later in the same window were dropped (the last one wins)"
+            );
+        }
+        // Compare before sending: rows whose fingerprint is already stored are left out.
         let (selection, unchanged) = if stored.is_empty() {
             (selection, 0)
         } else {
