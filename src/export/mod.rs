@@ -21,7 +21,7 @@ use tracing::{Instrument as _, info, info_span, warn};
 use crate::api::{ApiClient, ApiError, Piece};
 use crate::config::template::Values;
 use crate::config::{Accounts, Config, Job, JobKind};
-use crate::store::{NewRun, StateUpdate, Store, StoreError, TableSpec, Trigger};
+use crate::store::{NewRun, StateUpdate, Store, StoreError, StoredRows, TableSpec, Trigger};
 pub use plan::Window;
 
 /// Everything a run needs, shared by all runs of a process.
@@ -455,6 +455,8 @@ struct Fetched {
 struct Parsed {
     spec: TableSpec,
     batch: crate::store::Batch,
+    /// The fingerprints of the stored rows of the window's days, read while it was fetched.
+    ahead: Option<StoredRows>,
 }
 
 /// Records the window's run and fetches and parses its rows.
@@ -477,8 +479,22 @@ async fn fetch(
     let mut api_requests = 0;
     // The run is recorded while the request is already on its way (an insert and its commit
     // took 2-15 ms before each window's request). Should recording fail, the answer is dropped
-    // and the window fails as it did before: one request spent for nothing.
-    let (recorded, result) = tokio::join!(
+    // and the window fails as it did before: one request spent for nothing. The fingerprints of
+    // the stored rows of the window's days are read meanwhile too, for its commit not to wait
+    // for them (a range scan of ~30 ms per 31,000 rows on the benchmark's machine).
+    let read_ahead = async {
+        match &scope.job.kind {
+            JobKind::Query(q) => {
+                let spec = rows::query_table(&scope.job.table, q);
+                let store = &scope.ctx.store;
+                store
+                    .read_stored_rows(&spec, account, window.start, window.last)
+                    .await
+            }
+            JobKind::Generic(_) => None,
+        }
+    };
+    let (recorded, result, ahead) = tokio::join!(
         async {
             let recorded = scope.ctx.store.start_run(&run).await;
             if let Ok(id) = &recorded {
@@ -494,8 +510,10 @@ async fn fetch(
             &mut api_requests,
             spare,
         )
-        .instrument(span.clone())
+        .instrument(span.clone()),
+        read_ahead
     );
+    let result = result.map(|parsed| Parsed { ahead, ..parsed });
     let run_id = match recorded {
         Ok(id) => id,
         Err(e) => {
@@ -539,10 +557,17 @@ async fn finish(
     let span = info_span!("window", job = %scope.job.name, account_id = %account, %window, run_id);
     let outcome = async {
         let committed = match (result, run_id) {
-            (Ok(parsed), Some(run_id)) => {
-                let committed =
-                    commit(scope, account, run_id, window, &parsed, *high_water, api_requests)
-                        .await;
+            (Ok(mut parsed), Some(run_id)) => {
+                let committed = commit(
+                    scope,
+                    account,
+                    run_id,
+                    window,
+                    &mut parsed,
+                    *high_water,
+                    api_requests,
+                )
+                .await;
                 *spare = Some(parsed.batch);
                 committed
             }
@@ -726,7 +751,11 @@ async fn fetch_rows(
             "values of an unexpected type were kept in _extra instead of their column"
         );
     }
-    Ok(Parsed { spec, batch })
+    Ok(Parsed {
+        spec,
+        batch,
+        ahead: None,
+    })
 }
 
 /// Pieces of an answer on their way to its parser at most (each a few KB to a few hundred KB of
@@ -750,7 +779,7 @@ async fn commit(
     account: &str,
     run_id: i64,
     window: Window,
-    parsed: &Parsed,
+    parsed: &mut Parsed,
     high_water: Option<NaiveDate>,
     api_requests: u32,
 ) -> Result<(u64, u64, Option<NaiveDate>), Failure> {
@@ -766,12 +795,13 @@ async fn commit(
     let written = scope
         .ctx
         .store
-        .commit_window(
+        .commit_window_with(
             run_id,
             &parsed.spec,
             &parsed.batch,
             api_requests,
             state.as_ref(),
+            parsed.ahead.take(),
         )
         .await?;
     Ok((received, written, new_mark))

@@ -361,6 +361,38 @@ pub const STALE_RUN_ERROR: &str = "abandoned: the process running it stopped bef
 /// The longest error text stored in `export_runs.error`, in bytes; longer texts are cut.
 const MAX_ERROR_BYTES: usize = 8192;
 
+/// The fingerprints of the stored rows of one account's days, read ahead of a commit
+/// ([`Store::read_stored_rows`]).
+pub struct StoredRows {
+    table: String,
+    account_column: String,
+    account_id: String,
+    day_column: String,
+    first: NaiveDate,
+    last: NaiveDate,
+    fingerprints: fingerprint::Fingerprints,
+}
+
+impl StoredRows {
+    /// True when every stored row a batch of `table` with this `scope` can touch is among these:
+    /// the same account, days within these. (More rows than needed do no harm: a fingerprint
+    /// covers the row's day, so one of another day never equals a row of the batch.)
+    fn covers(&self, table: &str, scope: &[fingerprint::Bound<'_>]) -> bool {
+        use fingerprint::Bound;
+        match scope {
+            [Bound::Text(a, id), Bound::Dates(d, first, last), ..] => {
+                table == self.table
+                    && *a == self.account_column
+                    && *id == self.account_id
+                    && *d == self.day_column
+                    && *first >= self.first
+                    && *last <= self.last
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Store {
     /// Connects to the database the URL names.
     ///
@@ -458,6 +490,21 @@ impl Store {
         api_requests: u32,
         state: Option<&StateUpdate>,
     ) -> Result<u64, StoreError> {
+        self.commit_window_with(run_id, spec, batch, api_requests, state, None)
+            .await
+    }
+
+    /// [`Store::commit_window`], with the stored fingerprints read ahead by
+    /// [`Store::read_stored_rows`] (used when they cover the batch's rows, else read here).
+    pub async fn commit_window_with(
+        &self,
+        run_id: i64,
+        spec: &TableSpec,
+        batch: &Batch,
+        api_requests: u32,
+        state: Option<&StateUpdate>,
+        ahead: Option<StoredRows>,
+    ) -> Result<u64, StoreError> {
         let prepared = spec::prepare(spec)?;
         let rows = spec::check_batch(&prepared, batch)?;
         // The stored fingerprints are read while this window's own are computed: the query goes
@@ -466,6 +513,11 @@ impl Store {
         let read_stored = async {
             if scope.is_empty() {
                 return fingerprint::Fingerprints::default();
+            }
+            if let Some(ahead) = ahead
+                && ahead.covers(&spec.table, &scope)
+            {
+                return ahead.fingerprints;
             }
             let found = match &self.inner {
                 Inner::Postgres(s) => s.stored_hashes(&prepared, &scope).await,
@@ -518,6 +570,43 @@ impl Store {
         };
         tracing::debug!(table = %spec.table, run_id, rows, unchanged, written, "window committed");
         Ok(written)
+    }
+
+    /// Reads the fingerprints of the stored rows of `spec.table` whose key starts with
+    /// `account_id` (a text column) and a day in `first..=last` (a date column), as a Query API
+    /// table's does: the rows a window of those days can touch. The export reads them while the
+    /// window is fetched, so that committing it does not wait for them. `None` when the table's key
+    /// does not start that way, or the read fails (the commit then reads them itself).
+    pub async fn read_stored_rows(
+        &self,
+        spec: &TableSpec,
+        account_id: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Option<StoredRows> {
+        let prepared = spec::prepare(spec).ok()?;
+        let account = &spec.columns[*prepared.key_idx.first()?];
+        let day = &spec.columns[*prepared.key_idx.get(1)?];
+        if account.ty != ColumnType::Text || day.ty != ColumnType::Date {
+            return None;
+        }
+        let scope = [
+            fingerprint::Bound::Text(&account.name, account_id),
+            fingerprint::Bound::Dates(&day.name, first, last),
+        ];
+        let found = match &self.inner {
+            Inner::Postgres(s) => s.stored_hashes(&prepared, &scope).await,
+            Inner::Sqlite(s) => s.stored_hashes(&prepared, &scope).await,
+        };
+        Some(StoredRows {
+            table: spec.table.clone(),
+            account_column: account.name.clone(),
+            account_id: account_id.to_owned(),
+            day_column: day.name.clone(),
+            first,
+            last,
+            fingerprints: found.ok()?,
+        })
     }
 
     /// Marks a run `failed` with `error` (the caller guarantees it holds no secret; it is cut to
@@ -772,6 +861,54 @@ mod tests {
         assert_eq!(url_password("postgres://u:s3cr3t@h:5/db"), Some("s3cr3t"));
         assert_eq!(url_password("postgres://u@h/db"), None);
         assert_eq!(url_password("sqlite://a.db"), None);
+    }
+
+    #[test]
+    fn fingerprints_read_ahead_are_used_only_for_the_rows_they_cover() {
+        use fingerprint::Bound;
+        let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap_or_default();
+        let ahead = StoredRows {
+            table: "t".into(),
+            account_column: "account_id".into(),
+            account_id: "1".into(),
+            day_column: "date".into(),
+            first: day(1),
+            last: day(31),
+            fingerprints: fingerprint::Fingerprints::default(),
+        };
+        let scope = |account, first, last| {
+            vec![
+                Bound::Text("account_id", account),
+                Bound::Dates("date", day(first), day(last)),
+            ]
+        };
+        assert!(ahead.covers("t", &scope("1", 1, 31)));
+        assert!(
+            ahead.covers("t", &scope("1", 5, 9)),
+            "fewer days than were read"
+        );
+        let one_day = [scope("1", 7, 7), vec![Bound::Text("campaign_id", "c")]].concat();
+        assert!(ahead.covers("t", &one_day), "a narrower scope");
+        assert!(!ahead.covers("t", &scope("2", 1, 31)), "another account");
+        assert!(!ahead.covers("other", &scope("1", 1, 31)), "another table");
+        let later = [
+            Bound::Text("account_id", "1"),
+            Bound::Dates("date", day(2), day(31) + chrono::Days::new(1)),
+        ];
+        assert!(!ahead.covers("t", &later), "a day after those read");
+        let earlier = [
+            Bound::Text("account_id", "1"),
+            Bound::Dates("date", day(1) - chrono::Days::new(1), day(3)),
+        ];
+        assert!(!ahead.covers("t", &earlier), "a day before those read");
+        assert!(
+            !ahead.covers("t", &[Bound::Text("account_id", "1")]),
+            "no day range"
+        );
+        assert!(!ahead.covers(
+            "t",
+            &[Bound::Text("x", "1"), Bound::Dates("date", day(1), day(2))]
+        ));
     }
 
     #[test]
