@@ -516,8 +516,10 @@ mod tests {
         for special in [b'"', b'\\', 0, 0x1f] {
             for len in 0..40 {
                 for at in 0..=len {
-                    let mut bytes: Vec<u8> =
-                        (0..len).map(|i| b"a\x7f\xc3\xa9 !#~"[i % 8]).collect();
+                    // Filler next to the thresholds: 0x20/0x21 (control), 0x21/0x23 (`"`),
+                    // 0x5B/0x5D (backslash), and high bytes.
+                    let filler = b"a\x7f\xc3\xa9 !#~\x5b\x5d\x80\xff\x20\x41";
+                    let mut bytes: Vec<u8> = (0..len).map(|i| filler[i % filler.len()]).collect();
                     if at < len {
                         bytes[at] = special;
                     }

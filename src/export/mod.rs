@@ -21,7 +21,9 @@ use tracing::{Instrument as _, info, info_span, warn};
 use crate::api::{ApiClient, ApiError, Piece};
 use crate::config::template::Values;
 use crate::config::{Accounts, Config, Job, JobKind};
-use crate::store::{NewRun, StateUpdate, Store, StoreError, StoredRows, TableSpec, Trigger};
+use crate::store::{
+    ColumnData, ColumnType, NewRun, StateUpdate, Store, StoreError, StoredRows, TableSpec, Trigger,
+};
 pub use plan::Window;
 
 /// Everything a run needs, shared by all runs of a process.
@@ -395,16 +397,21 @@ async fn run_account(
         }
         let current = match prefetched.take() {
             Some(f) => f,
-            None => fetch(scope, &account, window, spare.take()).await,
+            None => fetch(scope, &account, window, spare.take(), true).await,
         };
         let next_window = windows.get(i + 1).copied();
         let reuse = spare.take();
+        // The next window's stored fingerprints may be read while this one commits only if
+        // this one has no rows on the next one's days (a `datetime` that is not a midnight is
+        // moved into the report's time zone, so a row can land a day later): else they could be
+        // read before this commit changes them, and a changed row would be taken as unchanged.
+        let read_ahead = next_window.is_some_and(|next| !reaches_into(&current, next));
         let (report, next) = tokio::join!(
             finish(scope, &account, current, &mut high_water, &mut spare),
             async {
                 match next_window {
                     Some(w) if scope.progress.keep_going() => {
-                        Some(fetch(scope, &account, w, reuse).await)
+                        Some(fetch(scope, &account, w, reuse, read_ahead).await)
                     }
                     _ => None,
                 }
@@ -459,12 +466,35 @@ struct Parsed {
     ahead: Option<StoredRows>,
 }
 
-/// Records the window's run and fetches and parses its rows.
+/// True when the rows of `fetched` (if parsed) include a day of `next`, or their days are not
+/// known.
+fn reaches_into(fetched: &Fetched, next: Window) -> bool {
+    let Ok(parsed) = &fetched.result else {
+        return false; // a failed window commits nothing
+    };
+    let days = parsed
+        .spec
+        .columns
+        .iter()
+        .position(|c| c.name == "date" && c.ty == ColumnType::Date)
+        .and_then(|i| parsed.batch.columns.get(i));
+    match days {
+        Some(ColumnData::Date(days)) => days
+            .iter()
+            .flatten()
+            .any(|d| (next.start..=next.last).contains(d)),
+        _ => true,
+    }
+}
+
+/// Records the window's run and fetches and parses its rows; with `read_ahead`, also reads the
+/// fingerprints of the stored rows of its days (see [`Store::read_stored_rows`]).
 async fn fetch(
     scope: &Scope<'_>,
     account: &str,
     window: Window,
     spare: Option<crate::store::Batch>,
+    read_ahead: bool,
 ) -> Fetched {
     let started = Instant::now();
     let run = NewRun {
@@ -478,44 +508,46 @@ async fn fetch(
         run_id = tracing::field::Empty);
     let mut api_requests = 0;
     // The run is recorded while the request is already on its way (an insert and its commit
-    // took 2-15 ms before each window's request). Should recording fail, the answer is dropped
-    // and the window fails as it did before: one request spent for nothing. The fingerprints of
-    // the stored rows of the window's days are read meanwhile too, for its commit not to wait
-    // for them (a range scan of ~30 ms per 31,000 rows on the benchmark's machine).
-    let read_ahead = async {
+    // took 2-15 ms before each window's request). Should recording fail, the request is
+    // abandoned and the window fails as it did before. The fingerprints of the stored rows of the
+    // window's days are read meanwhile too, for its commit not to wait for them (a range scan of
+    // ~30 ms per 31,000 rows on the benchmark's machine). Events of the request logged before the
+    // run is recorded carry no `run_id` yet.
+    let stored_ahead = async {
         match &scope.job.kind {
-            JobKind::Query(q) => {
+            JobKind::Query(q) if read_ahead => {
                 let spec = rows::query_table(&scope.job.table, q);
                 let store = &scope.ctx.store;
                 store
                     .read_stored_rows(&spec, account, window.start, window.last)
                     .await
             }
-            JobKind::Generic(_) => None,
+            JobKind::Query(_) | JobKind::Generic(_) => None,
         }
     };
-    let (recorded, result, ahead) = tokio::join!(
+    let joined = tokio::try_join!(
         async {
-            let recorded = scope.ctx.store.start_run(&run).await;
-            if let Ok(id) = &recorded {
-                span.record("run_id", id);
-            }
-            recorded
+            let id = scope.ctx.store.start_run(&run).await?;
+            span.record("run_id", id);
+            Ok::<_, StoreError>(id)
         },
-        fetch_rows(
-            scope.ctx,
-            scope.job,
-            account,
-            window,
-            &mut api_requests,
-            spare,
-        )
-        .instrument(span.clone()),
-        read_ahead
+        async {
+            let fetched = fetch_rows(
+                scope.ctx,
+                scope.job,
+                account,
+                window,
+                &mut api_requests,
+                spare,
+            )
+            .instrument(span.clone())
+            .await;
+            Ok(fetched)
+        },
+        async { Ok(stored_ahead.await) }
     );
-    let result = result.map(|parsed| Parsed { ahead, ..parsed });
-    let run_id = match recorded {
-        Ok(id) => id,
+    let (run_id, result) = match joined {
+        Ok((id, result, ahead)) => (id, result.map(|parsed| Parsed { ahead, ..parsed })),
         Err(e) => {
             return Fetched {
                 window,
@@ -805,4 +837,77 @@ async fn commit(
         )
         .await?;
     Ok((received, written, new_mark))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::{QueryJob, Report};
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, d).unwrap()
+    }
+
+    /// A parsed Query window holding rows of `days`.
+    fn fetched(days: &[u32]) -> Fetched {
+        let job = QueryJob {
+            report: Report::Campaigns,
+            dimensions: vec!["campaign_id".into()],
+            metrics: vec![],
+        };
+        let body = days
+            .iter()
+            .map(|d| format!(r#"{{"campaign_id":"1","datetime":"{}"}}"#, day(*d)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let (batch, _) = rows::query_rows(
+            format!(r#"{{"data":[{body}]}}"#).as_bytes(),
+            &job,
+            "1",
+            chrono_tz::UTC,
+            "USD",
+        )
+        .unwrap();
+        Fetched {
+            window: Window {
+                start: day(1),
+                last: day(10),
+            },
+            run_id: Some(1),
+            api_requests: 1,
+            started: Instant::now(),
+            result: Ok(Parsed {
+                spec: rows::query_table("t", &job),
+                batch,
+                ahead: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_window_with_rows_on_the_next_windows_days_is_seen() {
+        let next = Window {
+            start: day(11),
+            last: day(20),
+        };
+        assert!(!reaches_into(&fetched(&[1, 5, 10]), next));
+        assert!(
+            reaches_into(&fetched(&[1, 5, 11]), next),
+            "a row moved a day later"
+        );
+        assert!(reaches_into(&fetched(&[20]), next));
+        assert!(!reaches_into(&fetched(&[21]), next));
+        assert!(!reaches_into(&fetched(&[]), next));
+        let mut failed = fetched(&[11]);
+        failed.result = Err(Failure {
+            message: "x".into(),
+            code: crate::exit::RUN_FAILED,
+        });
+        assert!(
+            !reaches_into(&failed, next),
+            "a failed window commits nothing"
+        );
+    }
 }

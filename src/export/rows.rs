@@ -1079,6 +1079,20 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_surrogate_is_read_as_the_replacement_character() {
+        // Valid JSON syntax that no UTF-8 text can hold: kept as U+FFFD rather than refused (which
+        // would fail the window) or stored as NULL (as the serde-based reader did for a dimension).
+        let body = br#"{"data":[{"campaign_id":"a\ud800b","x\udc00":1,"datetime":"2026-03-04"}]}"#;
+        let j = job(&["campaign_id"], &[]);
+        let (batch, _) = query_rows(body, &j, "1", Tz::UTC, "USD").unwrap();
+        assert_eq!(texts(&batch.columns[2]), [Some("a\u{fffd}b".to_owned())]);
+        assert_eq!(
+            texts(batch.columns.last().unwrap()),
+            [Some("{\"x\u{fffd}\":1}".to_owned())]
+        );
+    }
+
+    #[test]
     fn fields_are_found_in_any_order_and_the_first_of_a_name_wins() {
         // Field order changes between rows; a name twice in a row; a repeated `datetime`.
         let body = br#"{"data":[

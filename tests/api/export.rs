@@ -434,6 +434,57 @@ async fn malformed_json_fails_that_window_and_keeps_the_earlier_ones() {
 }
 
 #[tokio::test]
+async fn a_window_whose_run_cannot_be_recorded_fails_and_loads_nothing() {
+    let db = TestDb::new().await;
+    let toml = CAMPAIGNS.replace(
+        "accounts = [\"3141592\", \"2718281\"]",
+        "accounts = [\"3141592\"]",
+    );
+    let p = pipeline(&toml, &db.url, mock_config()).await;
+    // The run record is written while the request is on its way: when it cannot be, the window
+    // fails with the database's reason and none of its rows are loaded.
+    let pool = db.pool().await;
+    for sql in [
+        "CREATE FUNCTION rokt.refuse_runs() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'export_runs is read-only today'; END $$",
+        "CREATE TRIGGER refuse_runs BEFORE INSERT ON rokt.export_runs \
+         FOR EACH ROW EXECUTE FUNCTION rokt.refuse_runs()",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    let report = export::run_job(
+        &p.ctx,
+        &explicit("campaign_daily", days_ago(30), days_ago(1)),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert!(!report.succeeded());
+    let Outcome::Failed { error, .. } = &report.windows[0].outcome else {
+        panic!("{:?}", report.windows)
+    };
+    assert!(error.contains("cannot record the run"), "{error}");
+    assert!(error.contains("export_runs is read-only today"), "{error}");
+    assert!(report.windows.len() >= 3, "30 days in 10-day windows");
+    assert!(
+        report.windows[1..]
+            .iter()
+            .all(|w| matches!(w.outcome, Outcome::NotAttempted)),
+        "{:?}",
+        report.windows
+    );
+    assert_eq!(
+        pg_count(&db, "SELECT count(*) FROM rokt.campaign_daily").await,
+        0
+    );
+    assert_eq!(
+        pg_count(&db, "SELECT count(*) FROM rokt.export_runs").await,
+        0
+    );
+    p.mock.stop().await;
+}
+
+#[tokio::test]
 async fn rows_missing_a_key_field_fail_the_window_with_a_clear_error() {
     let db = TestDb::new().await;
     let p = pipeline(&breakdown_job("noSuchField"), &db.url, mock_config()).await;
