@@ -519,10 +519,7 @@ impl Store {
             {
                 return ahead.fingerprints;
             }
-            let found = match &self.inner {
-                Inner::Postgres(s) => s.stored_hashes(&prepared, &scope).await,
-                Inner::Sqlite(s) => s.stored_hashes(&prepared, &scope).await,
-            };
+            let found = self.stored_hashes(&prepared, &scope).await;
             // Only an optimisation: without it every row is sent and the upsert sorts them out.
             found.unwrap_or_else(|e| {
                 tracing::warn!(table = %spec.table, run_id, error = %e,
@@ -572,6 +569,18 @@ impl Store {
         Ok(written)
     }
 
+    /// The fingerprints of the stored rows within `scope` (see `fingerprint::scope`).
+    async fn stored_hashes(
+        &self,
+        prepared: &spec::Prepared<'_>,
+        scope: &[fingerprint::Bound<'_>],
+    ) -> Result<fingerprint::Fingerprints, StoreError> {
+        match &self.inner {
+            Inner::Postgres(s) => s.stored_hashes(prepared, scope).await,
+            Inner::Sqlite(s) => s.stored_hashes(prepared, scope).await,
+        }
+    }
+
     /// Reads the fingerprints of the stored rows of `spec.table` whose key starts with
     /// `account_id` (a text column) and a day in `first..=last` (a date column), as a Query API
     /// table's does: the rows a window of those days can touch. The export reads them while the
@@ -594,10 +603,7 @@ impl Store {
             fingerprint::Bound::Text(&account.name, account_id),
             fingerprint::Bound::Dates(&day.name, first, last),
         ];
-        let found = match &self.inner {
-            Inner::Postgres(s) => s.stored_hashes(&prepared, &scope).await,
-            Inner::Sqlite(s) => s.stored_hashes(&prepared, &scope).await,
-        };
+        let found = self.stored_hashes(&prepared, &scope).await;
         Some(StoredRows {
             table: spec.table.clone(),
             account_column: account.name.clone(),

@@ -54,6 +54,14 @@ window_days = {window_days}
     )
 }
 
+/// `toml` with its jobs limited to the account 3141592.
+fn one_account(toml: &str) -> String {
+    toml.replace(
+        "accounts = [\"3141592\", \"2718281\"]",
+        "accounts = [\"3141592\"]",
+    )
+}
+
 fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
@@ -338,10 +346,7 @@ async fn a_new_metric_adds_a_column_and_keeps_old_rows() {
 #[tokio::test]
 async fn malformed_json_fails_that_window_and_keeps_the_earlier_ones() {
     let db = TestDb::new().await;
-    let toml = CAMPAIGNS.replace(
-        "accounts = [\"3141592\", \"2718281\"]",
-        "accounts = [\"3141592\"]",
-    );
+    let toml = one_account(CAMPAIGNS);
     let p = pipeline(&toml, &db.url, mock_config()).await;
     // The token request is not an API request; the 2nd report answer is broken.
     p.mock.set_faults(Faults {
@@ -436,10 +441,7 @@ async fn malformed_json_fails_that_window_and_keeps_the_earlier_ones() {
 #[tokio::test]
 async fn a_window_whose_run_cannot_be_recorded_fails_and_loads_nothing() {
     let db = TestDb::new().await;
-    let toml = CAMPAIGNS.replace(
-        "accounts = [\"3141592\", \"2718281\"]",
-        "accounts = [\"3141592\"]",
-    );
+    let toml = one_account(CAMPAIGNS);
     let p = pipeline(&toml, &db.url, mock_config()).await;
     // The run record is written while the request is on its way: when it cannot be, the window
     // fails with the database's reason and none of its rows are loaded.
@@ -719,12 +721,7 @@ async fn sigkill_mid_backfill_leaves_whole_windows_and_a_rerun_completes() {
     })
     .await
     .unwrap();
-    let toml = CAMPAIGNS
-        .replace(
-            "accounts = [\"3141592\", \"2718281\"]",
-            "accounts = [\"3141592\"]",
-        )
-        .replace("window_days = 10", "window_days = 3");
+    let toml = one_account(CAMPAIGNS).replace("window_days = 10", "window_days = 3");
     let (_dir, path) = crate::helpers::config_file(&toml);
     let base_url = mock.base_url();
     let env = [
@@ -901,12 +898,7 @@ async fn demo_runs_end_to_end_with_no_setup() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_going_away_mid_run_fails_whole_windows_and_the_next_run_catches_up() {
     let db = TestDb::new().await;
-    let toml = CAMPAIGNS
-        .replace(
-            "accounts = [\"3141592\", \"2718281\"]",
-            "accounts = [\"3141592\"]",
-        )
-        .replace("window_days = 10", "window_days = 2");
+    let toml = one_account(CAMPAIGNS).replace("window_days = 10", "window_days = 2");
     let p = Arc::new(pipeline(&toml, &db.url, mock_config()).await);
     p.mock.set_faults(Faults {
         latency_ms: 300,
