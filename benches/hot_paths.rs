@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rokt_export::config::{QueryJob, Report};
 use rokt_export::export::plan::{self, Window};
-use rokt_export::export::rows;
+use rokt_export::export::query;
 use std::fmt::Write as _;
 use std::hint::black_box;
 
@@ -70,7 +70,7 @@ fn parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("query_rows");
     group.throughput(Throughput::Elements(31_000));
     group.bench_function("31 days x 1000 rows", |b| {
-        b.iter(|| rows::query_rows(black_box(body.as_bytes()), &job, "1", Tz::UTC, "USD"))
+        b.iter(|| query::parse_answer(black_box(body.as_bytes()), &job, "1", Tz::UTC, "USD"))
     });
     group.finish();
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use chrono::{Days, NaiveDate, Utc};
 use rokt_export::api::ApiClient;
 use rokt_export::config::{Config, Credentials, Env};
-use rokt_export::export::{self, Context, NoProgress, Range, RunRequest};
+use rokt_export::export::{self, Context, DayRange, NoProgress, RunRequest};
 use rokt_export::store::{Store, Trigger};
 use sqlx::Connection as _;
 
@@ -253,12 +253,13 @@ async fn load(
     let (cpu_before, mock_before) = (cpu_secs("self"), cpu_secs(&mock_pid));
     let request = RunRequest {
         job: "bench".into(),
-        range: Range::Explicit {
+        range: DayRange::Explicit {
             from: Some(from),
             to: Some(to),
         },
         accounts: Vec::new(),
         trigger: Trigger::RunNow,
+        stop: Default::default(),
     };
     let started = Instant::now();
     let report = export::run_job(&ctx, &request, &NoProgress).await.unwrap();

@@ -1,22 +1,20 @@
 //! `rokt-export demo`: the whole pipeline with nothing installed and no credentials.
 //!
-//! Starts the simulated Rokt API on a loopback port, points every job of the config at it, runs each
-//! once over the most recent days into the embedded SQLite file (or `DATABASE_URL` when set), then
-//! prints what landed and a query to try.
+//! [`Demo::start`] starts the simulated Rokt API on a loopback port, points every job of the config
+//! at it and opens the embedded SQLite file (or `DATABASE_URL` when set); [`Demo::run_job`] then runs
+//! one job once over the most recent days. What to print is the command line's business
+//! (`cli::demo`).
 
-use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{Days, Utc};
+use chrono::{Days, NaiveDate, Utc};
 
-use crate::api::ApiClient;
-use crate::cli::DemoArgs;
-use crate::config::{Accounts, Backend, Config, DatabaseUrl, ENV_DATABASE_URL, Env};
-use crate::exit;
-use crate::export::{self, Context, Range, RunRequest};
+use crate::api::{ApiClient, ApiError};
+use crate::config::{Accounts, Config, ConfigError, DatabaseUrl, ENV_DATABASE_URL, Env, Job};
+use crate::export::{self, Context, DayRange, NoProgress, RunError, RunRequest, RunResult};
 use crate::mock::{MockConfig, MockServer};
-use crate::store::Trigger;
+use crate::store::{Store, StoreError, Trigger};
 
 /// The jobs the demo uses when there is no config file: the shipped `jobs.toml`.
 const SHIPPED_CONFIG: &str = include_str!("../jobs.toml");
@@ -24,181 +22,161 @@ const SHIPPED_CONFIG: &str = include_str!("../jobs.toml");
 /// Where the demo writes when `DATABASE_URL` is not set.
 pub const DEMO_DATABASE_URL: &str = "sqlite://rokt-export.db";
 
-/// Runs the demo; returns the exit code.
-pub async fn run(path: &Path, env: &Env, args: &DemoArgs) -> u8 {
-    // The demo never talks to the real API, so ROKT_API_BASE_URL is ignored here on purpose.
-    let env_without_api = Env::from_pairs(
-        env.get(ENV_DATABASE_URL)
-            .map(|u| (ENV_DATABASE_URL.to_owned(), u.to_owned())),
-    );
-    let mut config = if path.exists() {
-        match crate::cli::load_config(path, &env_without_api) {
-            Ok(c) => c,
-            Err(code) => return code,
-        }
-    } else {
-        eprintln!(
-            "note: {} not found; using the shipped example jobs",
-            path.display()
-        );
-        match Config::from_toml(
-            Path::new("jobs.toml (built in)"),
-            SHIPPED_CONFIG,
-            &env_without_api,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::CONFIG;
-            }
-        }
-    };
-    if env.get(ENV_DATABASE_URL).is_none() {
-        match DatabaseUrl::parse(DEMO_DATABASE_URL) {
-            Ok(url) => config.database.url = url,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::CONFIG;
-            }
-        }
-    }
+/// What the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The config whose jobs run; the shipped example jobs when the file does not exist.
+    pub config_path: PathBuf,
+    /// How many recent days (today included) each job exports.
+    pub days: u32,
+}
 
-    let today = Utc::now().date_naive();
-    let mut accounts: Vec<String> = Vec::new();
-    for job in &config.jobs {
-        if let Accounts::List(ids) = &job.accounts {
-            for id in ids {
-                if !accounts.contains(id) {
-                    accounts.push(id.clone());
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot start the simulated Rokt API: {0}")]
+    Mock(#[source] std::io::Error),
+    #[error("cannot use the database {url}: {source}")]
+    Store {
+        url: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// A started demo: the simulated API, the database and the context the jobs run in.
+pub struct Demo {
+    ctx: Context,
+    mock: MockServer,
+    shipped_config: bool,
+    from: NaiveDate,
+    today: NaiveDate,
+}
+
+impl Demo {
+    /// Loads the config (or the shipped one), starts the simulated API with the config's accounts
+    /// and opens the database, migrations applied.
+    pub async fn start(env: &Env, options: &DemoOptions) -> Result<Demo, DemoError> {
+        // The demo never talks to the real API, so ROKT_API_BASE_URL is ignored here on purpose.
+        let env = Env::from_pairs(
+            env.get(ENV_DATABASE_URL)
+                .map(|u| (ENV_DATABASE_URL.to_owned(), u.to_owned())),
+        );
+        let shipped_config = !options.config_path.exists();
+        let mut config = if shipped_config {
+            Config::from_toml(Path::new("jobs.toml (built in)"), SHIPPED_CONFIG, &env)?
+        } else {
+            Config::load(&options.config_path, &env)?
+        };
+        if env.get(ENV_DATABASE_URL).is_none()
+            && let Ok(url) = DatabaseUrl::parse(DEMO_DATABASE_URL)
+        {
+            // A constant known to parse (a unit test says so).
+            config.database.url = url;
+        }
+
+        let today = Utc::now().date_naive();
+        let mut accounts: Vec<String> = Vec::new();
+        for job in &config.jobs {
+            if let Accounts::List(ids) = &job.accounts {
+                for id in ids {
+                    if !accounts.contains(id) {
+                        accounts.push(id.clone());
+                    }
                 }
             }
         }
-    }
-    let mut mock_config = MockConfig {
-        today,
-        ..MockConfig::default()
-    };
-    if !accounts.is_empty() {
-        mock_config.accounts = accounts;
-    }
-    let mock = match MockServer::start(mock_config).await {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: cannot start the simulated Rokt API: {e}");
-            return exit::RUN_FAILED;
-        }
-    };
-    config.api.base_url = mock.base_url();
-    println!("simulated Rokt API on {}", mock.base_url());
-    println!("database: {}", config.database.url);
-
-    let store = match crate::cli::open_store(&config).await {
-        Ok(s) => s,
-        Err(code) => {
-            mock.stop().await;
-            return code;
-        }
-    };
-    crate::tls::install_crypto_provider();
-    let api = match ApiClient::new(&config.api, mock.credentials()) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: cannot build the HTTP client: {e}");
-            mock.stop().await;
-            return exit::RUN_FAILED;
-        }
-    };
-    let ctx = Context {
-        config: Arc::new(config),
-        api,
-        store: store.clone(),
-    };
-    let from = today
-        .checked_sub_days(Days::new(u64::from(args.days.saturating_sub(1))))
-        .unwrap_or(today);
-    let mut code = exit::SUCCESS;
-    let mut landed = String::new();
-    for job in &ctx.config.jobs {
-        let request = RunRequest {
-            job: job.name.clone(),
-            range: Range::Explicit {
-                from: Some(from),
-                to: Some(today),
-            },
-            accounts: Vec::new(),
-            trigger: Trigger::Demo,
+        let mut mock_config = MockConfig {
+            today,
+            ..MockConfig::default()
         };
-        let result = export::run_job(&ctx, &request, &export::NoProgress).await;
-        let job_code = crate::cli::report_run(&ctx.config, result);
-        if job_code != exit::SUCCESS && code == exit::SUCCESS {
-            code = job_code;
+        if !accounts.is_empty() {
+            mock_config.accounts = accounts;
         }
-        let rows = store.table_row_count(&job.table).await.unwrap_or(0);
-        let _ = writeln!(
-            landed,
-            "  {:<28} {rows:>8} rows",
-            qualified(&ctx.config, &job.table)
-        );
-    }
-    store.close().await;
-    mock.stop().await;
+        let mock = MockServer::start(mock_config)
+            .await
+            .map_err(DemoError::Mock)?;
+        config.api.base_url = mock.base_url();
 
-    println!();
-    println!("what landed:");
-    print!("{landed}");
-    println!();
-    println!("try it:");
-    println!("{}", sample_query(&ctx.config));
-    code
+        crate::tls::install_crypto_provider();
+        let store = open_store(&config).await?;
+        let api = ApiClient::new(&config.api, mock.credentials())?;
+        let from = today
+            .checked_sub_days(Days::new(u64::from(options.days.saturating_sub(1))))
+            .unwrap_or(today);
+        Ok(Demo {
+            ctx: Context {
+                config: Arc::new(config),
+                api,
+                store,
+            },
+            mock,
+            shipped_config,
+            from,
+            today,
+        })
+    }
+
+    /// The config the jobs come from.
+    pub fn config(&self) -> &Config {
+        &self.ctx.config
+    }
+
+    /// True when the config file did not exist and the shipped example jobs are used.
+    pub fn uses_shipped_config(&self) -> bool {
+        self.shipped_config
+    }
+
+    /// Where the simulated API listens.
+    pub fn api_url(&self) -> String {
+        self.mock.base_url()
+    }
+
+    /// Runs `job` once over the demo's days; returns its result and the rows its table holds
+    /// afterwards.
+    pub async fn run_job(&self, job: &Job) -> (Result<RunResult, RunError>, i64) {
+        let mut request = RunRequest::new(&job.name, Trigger::Demo);
+        request.range = DayRange::Explicit {
+            from: Some(self.from),
+            to: Some(self.today),
+        };
+        let result = export::run_job(&self.ctx, &request, &NoProgress).await;
+        let rows = self
+            .ctx
+            .store
+            .table_row_count(&job.table)
+            .await
+            .unwrap_or(0);
+        (result, rows)
+    }
+
+    /// Closes the database and stops the simulated API.
+    pub async fn stop(self) {
+        self.ctx.store.close().await;
+        self.mock.stop().await;
+    }
 }
 
-fn qualified(config: &Config, table: &str) -> String {
-    match config.database.url.backend() {
-        Backend::Postgres => format!("{}.{table}", config.database.schema),
-        Backend::Sqlite => table.to_owned(),
-    }
+async fn open_store(config: &Config) -> Result<Store, DemoError> {
+    let failed = |source| DemoError::Store {
+        url: config.database.url.to_string(),
+        source,
+    };
+    let store = Store::connect(&config.database).await.map_err(failed)?;
+    store.migrate().await.map_err(failed)?;
+    Ok(store)
 }
 
-/// A query worth running against the first Query API job's table.
-fn sample_query(config: &Config) -> String {
-    let job = config
-        .jobs
-        .iter()
-        .find(|j| matches!(j.kind, crate::config::JobKind::Query(_)));
-    let Some(job) = job else {
-        return format!(
-            "  SELECT * FROM {} LIMIT 10;",
-            config
-                .jobs
-                .first()
-                .map_or("export_runs".into(), |j| qualified(config, &j.table))
-        );
-    };
-    let crate::config::JobKind::Query(q) = &job.kind else {
-        return String::new();
-    };
-    let table = qualified(config, &job.table);
-    let dims = if q.dimensions.is_empty() {
-        "account_id".to_owned()
-    } else {
-        q.dimensions.join(", ")
-    };
-    let sums: Vec<String> = q
-        .metrics
-        .iter()
-        .take(3)
-        .map(|m| format!("sum({m}) AS {m}"))
-        .collect();
-    let open = match config.database.url.backend() {
-        Backend::Sqlite => "  sqlite3 rokt-export.db".to_owned(),
-        Backend::Postgres => "  psql \"$DATABASE_URL\"".to_owned(),
-    };
-    let order = q
-        .metrics
-        .first()
-        .map_or("1".to_owned(), |m| format!("{m} DESC"));
-    format!(
-        "{open}\n  SELECT {dims}, {} FROM {table} GROUP BY {dims} ORDER BY {order} LIMIT 10;",
-        sums.join(", ")
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_database_url_parses() {
+        assert!(DatabaseUrl::parse(DEMO_DATABASE_URL).is_ok());
+    }
 }

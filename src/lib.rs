@@ -1,8 +1,8 @@
 //! rokt-export: exports Rokt Reporting API reports into Postgres (or an embedded SQLite file) on cron
 //! schedules.
 //!
-//! The binary in `main.rs` only parses the command line and maps errors to exit codes; everything it
-//! runs lives here so that tests, benchmarks and the binary call the same functions.
+//! The binary in `main.rs` only calls [`cli::main`]; everything it runs lives here so that tests,
+//! benchmarks and the binary call the same functions.
 //! See `ARCHITECTURE.md` for the code map.
 
 pub mod api;
@@ -11,11 +11,9 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
-pub mod exit;
 pub mod export;
 pub mod metrics;
 pub mod mock;
-pub mod progress;
 pub mod schedule;
 pub mod server;
 pub mod store;

@@ -30,7 +30,7 @@ const RUN_DURATION_BUCKETS_SECS: [f64; 12] = [
 
 /// How one run of a job ended, the `outcome` label of `rokt_export_runs_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
+pub enum RunOutcome {
     /// Every window succeeded.
     Succeeded,
     /// A window failed, or the run could not start (database or API down, bad credentials).
@@ -41,22 +41,22 @@ pub enum Outcome {
     Abandoned,
 }
 
-impl Outcome {
+impl RunOutcome {
     /// Every outcome, to create each job's series at zero.
-    pub const ALL: [Outcome; 4] = [
-        Outcome::Succeeded,
-        Outcome::Failed,
-        Outcome::Skipped,
-        Outcome::Abandoned,
+    pub const ALL: [RunOutcome; 4] = [
+        RunOutcome::Succeeded,
+        RunOutcome::Failed,
+        RunOutcome::Skipped,
+        RunOutcome::Abandoned,
     ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Skipped => "skipped",
-            Outcome::Abandoned => "abandoned",
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Skipped => "skipped",
+            RunOutcome::Abandoned => "abandoned",
         }
     }
 }
@@ -137,7 +137,7 @@ impl Metrics {
             let labels = JobLabels {
                 job: job.to_owned(),
             };
-            for outcome in Outcome::ALL {
+            for outcome in RunOutcome::ALL {
                 let _ = metrics.runs.get_or_create(&RunLabels {
                     job: job.to_owned(),
                     outcome: outcome.as_str(),
@@ -154,7 +154,7 @@ impl Metrics {
     pub fn run_finished(
         &self,
         job: &str,
-        outcome: Outcome,
+        outcome: RunOutcome,
         rows_written: u64,
         duration: std::time::Duration,
     ) {
@@ -173,7 +173,7 @@ impl Metrics {
         self.run_duration
             .get_or_create(&labels)
             .observe(duration.as_secs_f64());
-        if outcome == Outcome::Succeeded {
+        if outcome == RunOutcome::Succeeded {
             let now = chrono::Utc::now();
             // Milliseconds are plenty for "time since last success" and exact in an f64.
             let secs = now.timestamp_millis() as f64 / 1000.0;
@@ -317,8 +317,8 @@ mod tests {
     #[test]
     fn a_finished_run_is_counted_with_its_rows_duration_and_success_time() {
         let m = Metrics::new(["a"]);
-        m.run_finished("a", Outcome::Succeeded, 42, Duration::from_millis(700));
-        m.run_finished("a", Outcome::Failed, 0, Duration::from_secs(3));
+        m.run_finished("a", RunOutcome::Succeeded, 42, Duration::from_millis(700));
+        m.run_finished("a", RunOutcome::Failed, 0, Duration::from_secs(3));
         m.overlap_skipped("a");
         let text = m.encode();
         assert!(text.contains("rokt_export_runs_total{job=\"a\",outcome=\"succeeded\"} 1"));

@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::MakeWriterExt as _;
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// Readable lines for a terminal or the journal.
     Text,
@@ -21,11 +21,6 @@ pub const DEFAULT_FILTER: &str = "info,sqlx=warn,hyper=warn,reqwest=warn,h2=warn
 /// The filter for interactive one-shot commands (`demo`, `validate`, `status`, `migrate`), whose own
 /// output says what happened: only warnings and errors unless `RUST_LOG` asks for more.
 pub const QUIET_FILTER: &str = "warn";
-
-/// Installs the global subscriber with [`DEFAULT_FILTER`].
-pub fn init(format: LogFormat) {
-    init_with(format, DEFAULT_FILTER);
-}
 
 /// Installs the global subscriber; `default_filter` applies when `RUST_LOG` is not set. Calling it
 /// twice is harmless (the second call does nothing).

@@ -138,19 +138,17 @@ impl ApiError {
         )
     }
 
-    /// The process exit code this failure calls for when it ends a one-shot command: 78 when the
-    /// operator must fix the credentials or `[api]` (rejected credentials, a token endpoint that
-    /// is not one, an unusable URL), 69 when the API stayed unavailable, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        match self {
+    /// Whether the operator must fix the credentials or `[api]`: rejected credentials, a token
+    /// endpoint that is not one, an unusable URL.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
             ApiError::Auth(
                 AuthError::Rejected { .. }
-                | AuthError::Unexpected { .. }
-                | AuthError::Request { .. },
-            ) => crate::exit::CONFIG,
-            e if e.is_unavailable() => crate::exit::UNAVAILABLE,
-            _ => crate::exit::RUN_FAILED,
-        }
+                    | AuthError::Unexpected { .. }
+                    | AuthError::Request { .. }
+            )
+        )
     }
 }
 
@@ -830,19 +828,19 @@ mod tests {
             message: "bad".into(),
         };
         assert!(!status.is_retriable() && !status.is_unavailable());
-        assert_eq!(exhausted.exit_code(), crate::exit::UNAVAILABLE);
-        assert_eq!(status.exit_code(), crate::exit::RUN_FAILED);
+        assert!(exhausted.is_unavailable() && !exhausted.is_config());
+        assert!(!status.is_config());
         let rejected = ApiError::Auth(AuthError::Rejected {
             status: 403,
             code: "invalid_client".into(),
             message: String::new(),
             credentials: "ROKT_APP_ID and ROKT_APP_SECRET".into(),
         });
-        assert_eq!(rejected.exit_code(), crate::exit::CONFIG);
+        assert!(rejected.is_config());
         let down = ApiError::Auth(AuthError::Unavailable {
             attempts: 6,
             last: "HTTP 503".into(),
         });
-        assert_eq!(down.exit_code(), crate::exit::UNAVAILABLE);
+        assert!(down.is_unavailable() && !down.is_config());
     }
 }

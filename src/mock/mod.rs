@@ -61,9 +61,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use faults::{Counters, Faults};
 
-use crate::cli::MockApiArgs;
 use crate::config::Credentials;
-use crate::exit;
 use faults::{CounterState, Injected};
 
 /// The token endpoint's path, as on api.rokt.com.
@@ -296,82 +294,6 @@ impl Drop for MockServer {
             let _ = tx.send(());
         }
     }
-}
-
-/// `rokt-export mock-api`: serves the simulated API on 127.0.0.1 until SIGINT or SIGTERM.
-///
-/// The first line on stdout names the base URL (`... http://127.0.0.1:PORT ...`), so a script or
-/// test started with `--port 0` can read where to connect.
-pub async fn run_standalone(args: &MockApiArgs) -> u8 {
-    let mut config = MockConfig {
-        app_id: args.app_id.clone(),
-        app_secret: args.app_secret.clone(),
-        campaigns_per_account: args.campaigns,
-        creatives_per_campaign: args.creatives,
-        token_lifetime: Duration::from_secs(args.token_lifetime_secs),
-        seed: args.seed,
-        ..MockConfig::default()
-    };
-    if !args.accounts.is_empty() {
-        config.accounts = args.accounts.clone();
-    }
-    if let Some(today) = args.today {
-        config.today = today;
-    }
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-    let server = match MockServer::start_on(config.clone(), addr).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: the simulated Rokt API cannot listen on {addr}: {e}");
-            return exit::UNAVAILABLE;
-        }
-    };
-    let url = server.base_url();
-    let mut banner = format!(
-        "Simulated Rokt API listening on {url} (today {}, accounts {})\n",
-        config.today,
-        config.accounts.join(", ")
-    );
-    banner.push_str(&format!(
-        "Point rokt-export at it with:\n  \
-         export ROKT_API_BASE_URL={url}\n  \
-         export ROKT_APP_ID={}\n  \
-         export ROKT_APP_SECRET={}\n\
-         Admin API (not part of Rokt's):\n  \
-         GET     {url}/__mock/state\n  \
-         GET|PUT {url}/__mock/faults      e.g. curl -X PUT -d '{{\"every_nth_429\": 3}}' {url}/__mock/faults\n  \
-         GET     {url}/__mock/counters\n  \
-         POST    {url}/__mock/reset\n  \
-         POST    {url}/__mock/revoke-tokens\n  \
-         POST    {url}/__mock/advance?days=1\n\
-         Stop with Ctrl-C.\n",
-        config.app_id, config.app_secret
-    ));
-    // Not println!: a reader that closed our stdout after the first line must not stop the server.
-    {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(banner.as_bytes());
-        let _ = out.flush();
-    }
-    wait_for_signal().await;
-    server.stop().await;
-    exit::SUCCESS
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// State shared by every connection of one server.

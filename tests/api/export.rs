@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{Days, NaiveDate, Utc};
 use rokt_export::api::ApiClient;
 use rokt_export::config::{Config, Env};
-use rokt_export::export::{self, Context, NoProgress, Outcome, Range, RunRequest};
+use rokt_export::export::{self, Context, DayRange, NoProgress, RunRequest, WindowOutcome};
 use rokt_export::mock::{Faults, MockConfig, MockServer};
 use rokt_export::store::{Store, Trigger};
 use sqlx::Row as _;
@@ -107,12 +107,13 @@ fn mock_config() -> MockConfig {
 fn explicit(job: &str, from: NaiveDate, to: NaiveDate) -> RunRequest {
     RunRequest {
         job: job.into(),
-        range: Range::Explicit {
+        range: DayRange::Explicit {
             from: Some(from),
             to: Some(to),
         },
         accounts: Vec::new(),
         trigger: Trigger::RunNow,
+        stop: Default::default(),
     }
 }
 
@@ -274,9 +275,10 @@ async fn a_scheduled_run_picks_up_restated_conversions() {
     p.mock.advance_time(1);
     let scheduled = RunRequest {
         job: "campaign_daily".into(),
-        range: Range::Incremental,
+        range: DayRange::Incremental,
         accounts: Vec::new(),
         trigger: Trigger::Schedule,
+        stop: Default::default(),
     };
     let report = export::run_job(&p.ctx, &scheduled, &NoProgress)
         .await
@@ -361,19 +363,19 @@ async fn malformed_json_fails_that_window_and_keeps_the_earlier_ones() {
     .await
     .unwrap();
     assert!(!report.succeeded());
-    let outcomes: Vec<&Outcome> = report.windows.iter().map(|w| &w.outcome).collect();
+    let outcomes: Vec<&WindowOutcome> = report.windows.iter().map(|w| &w.outcome).collect();
     assert!(
-        matches!(outcomes[0], Outcome::Succeeded { .. }),
+        matches!(outcomes[0], WindowOutcome::Succeeded { .. }),
         "{outcomes:?}"
     );
-    let Outcome::Failed { error, .. } = outcomes[1] else {
+    let WindowOutcome::Failed { error, .. } = outcomes[1] else {
         panic!("{outcomes:?}")
     };
     assert!(
         error.contains("/v1/query/accounts/3141592/campaigns/"),
         "the error names the endpoint: {error}"
     );
-    assert!(matches!(outcomes[2], Outcome::NotAttempted));
+    assert!(matches!(outcomes[2], WindowOutcome::NotAttempted));
 
     let pool = db.pool().await;
     let statuses: Vec<(String, Option<String>)> = sqlx::query_as(
@@ -420,12 +422,13 @@ async fn malformed_json_fails_that_window_and_keeps_the_earlier_ones() {
     p.mock.set_faults(Faults::default());
     let resumed = RunRequest {
         job: "campaign_daily".into(),
-        range: Range::Explicit {
+        range: DayRange::Explicit {
             from: None,
             to: Some(days_ago(1)),
         },
         accounts: Vec::new(),
         trigger: Trigger::RunNow,
+        stop: Default::default(),
     };
     let report = export::run_job(&p.ctx, &resumed, &NoProgress)
         .await
@@ -462,7 +465,7 @@ async fn a_window_whose_run_cannot_be_recorded_fails_and_loads_nothing() {
     .await
     .unwrap();
     assert!(!report.succeeded());
-    let Outcome::Failed { error, .. } = &report.windows[0].outcome else {
+    let WindowOutcome::Failed { error, .. } = &report.windows[0].outcome else {
         panic!("{:?}", report.windows)
     };
     assert!(error.contains("cannot record the run"), "{error}");
@@ -471,7 +474,7 @@ async fn a_window_whose_run_cannot_be_recorded_fails_and_loads_nothing() {
     assert!(
         report.windows[1..]
             .iter()
-            .all(|w| matches!(w.outcome, Outcome::NotAttempted)),
+            .all(|w| matches!(w.outcome, WindowOutcome::NotAttempted)),
         "{:?}",
         report.windows
     );
@@ -497,7 +500,7 @@ async fn rows_missing_a_key_field_fail_the_window_with_a_clear_error() {
     )
     .await
     .unwrap();
-    let Outcome::Failed { error, .. } = &report.windows[0].outcome else {
+    let WindowOutcome::Failed { error, .. } = &report.windows[0].outcome else {
         panic!("{report:?}")
     };
     assert!(error.contains("noSuchField"), "{error}");
@@ -940,9 +943,9 @@ async fn the_database_going_away_mid_run_fails_whole_windows_and_the_next_run_ca
     let failed = report
         .windows
         .iter()
-        .find(|w| matches!(w.outcome, Outcome::Failed { .. }))
+        .find(|w| matches!(w.outcome, WindowOutcome::Failed { .. }))
         .unwrap();
-    let Outcome::Failed { error, .. } = &failed.outcome else {
+    let WindowOutcome::Failed { error, .. } = &failed.outcome else {
         unreachable!()
     };
     assert!(error.contains("database"), "{error}");
@@ -965,12 +968,13 @@ async fn the_database_going_away_mid_run_fails_whole_windows_and_the_next_run_ca
     p.mock.set_faults(Faults::default());
     let resumed = RunRequest {
         job: "campaign_daily".into(),
-        range: Range::Explicit {
+        range: DayRange::Explicit {
             from: None,
             to: Some(to),
         },
         accounts: Vec::new(),
         trigger: Trigger::RunNow,
+        stop: Default::default(),
     };
     let report = export::run_job(&p.ctx, &resumed, &NoProgress)
         .await

@@ -8,7 +8,7 @@
 //! followed, so a `]` or `,` inside a name cannot fool it), carried over, and handed to the sink
 //! whole. Keys and values outside `data` are checked by `serde_json` as they are skipped.
 
-use super::rows::RowsError;
+use crate::export::rows::RowsError;
 
 /// Takes the rows of an answer.
 pub(crate) trait RowSink {

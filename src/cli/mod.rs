@@ -1,0 +1,289 @@
+//! The command line: clap's definitions, and one file per command. Only this layer knows clap,
+//! stdout and exit codes: the library below takes plain values, returns typed errors, and never
+//! prints; each command here turns those into output and an [`Exit`].
+//!
+//! `main.rs` calls [`main`]. Output meant for the user goes to stdout, logs to stderr.
+
+mod demo;
+pub mod exit;
+mod migrate;
+mod mock_api;
+mod progress;
+mod run;
+mod run_now;
+mod signals;
+mod status;
+mod summary;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, Env};
+use crate::store::Store;
+use crate::telemetry::LogFormat;
+use exit::{Context as _, Exit};
+
+/// The whole program: parses the command line, sets up logging, runs the command on a tokio
+/// runtime and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(
+        cli.command,
+        Some(Command::Demo(_) | Command::Validate | Command::Status | Command::Migrate)
+    );
+    let filter = if quiet {
+        crate::telemetry::QUIET_FILTER
+    } else {
+        crate::telemetry::DEFAULT_FILTER
+    };
+    crate::telemetry::init_with(cli.log_format.into(), filter);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::RUN_FAILED);
+        }
+    };
+    ExitCode::from(runtime.block_on(execute(cli)))
+}
+
+/// Exports Rokt Reporting API reports into Postgres (or an embedded SQLite file) on cron schedules.
+///
+/// Jobs are defined in jobs.toml; credentials come from ROKT_APP_ID and ROKT_APP_SECRET (or their
+/// _FILE forms, or $CREDENTIALS_DIRECTORY); DATABASE_URL and ROKT_API_BASE_URL override the file.
+/// Try it without credentials or a database: `rokt-export demo`.
+#[derive(Debug, Parser)]
+#[command(name = "rokt-export", version, arg_required_else_help = true)]
+pub struct Cli {
+    /// The job definitions.
+    #[arg(
+        long,
+        global = true,
+        env = "ROKT_EXPORT_CONFIG",
+        default_value = "jobs.toml",
+        value_name = "PATH"
+    )]
+    pub config: PathBuf,
+
+    /// Log line format (logs go to stderr; verbosity through RUST_LOG).
+    #[arg(long, global = true, env = "ROKT_EXPORT_LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Text)]
+    pub log_format: LogFormatArg,
+
+    /// Run one job now, then exit (same as the `run-now` command).
+    #[arg(long = "run-now", value_name = "JOB")]
+    pub run_now: Option<String>,
+
+    /// With --run-now: first day to export, inclusive (YYYY-MM-DD).
+    #[arg(long, value_name = "DAY", value_parser = parse_day, requires = "run_now")]
+    pub from: Option<NaiveDate>,
+
+    /// With --run-now: last day to export, inclusive (YYYY-MM-DD).
+    #[arg(long, value_name = "DAY", value_parser = parse_day, requires = "run_now")]
+    pub to: Option<NaiveDate>,
+
+    /// With --run-now: only this account (repeatable).
+    #[arg(long, value_name = "ID", requires = "run_now")]
+    pub account: Vec<String>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The daemon: schedule every job, serve /healthz /readyz /metrics, stop cleanly on SIGTERM.
+    Run,
+    /// Run one job now, then exit; exit 0 only when every window succeeded.
+    RunNow(RunNowArgs),
+    /// Check the config without touching the network or the database; print each job with its next three fire times.
+    Validate,
+    /// Apply the database migrations and create or alter the job tables, then exit.
+    Migrate,
+    /// Show each job's last run, its outcome, rows, high-water mark and next fire time.
+    Status,
+    /// Run the whole pipeline against the built-in simulated Rokt API into the embedded database: no credentials, no setup.
+    Demo(DemoArgs),
+    /// Serve the simulated Rokt API alone (for trying dashboards and for tests).
+    MockApi(MockApiArgs),
+}
+
+/// Arguments of `run-now`.
+#[derive(Debug, Clone, Args)]
+pub struct RunNowArgs {
+    /// The job's name in jobs.toml.
+    pub job: String,
+    /// First day to export, inclusive (YYYY-MM-DD). Without --from/--to: the job's normal incremental window.
+    #[arg(long, value_name = "DAY", value_parser = parse_day)]
+    pub from: Option<NaiveDate>,
+    /// Last day to export, inclusive (YYYY-MM-DD). Default: today in the job's time zone.
+    #[arg(long, value_name = "DAY", value_parser = parse_day)]
+    pub to: Option<NaiveDate>,
+    /// Only this account (repeatable). Default: the job's accounts.
+    #[arg(long, value_name = "ID")]
+    pub account: Vec<String>,
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// How many recent days to export.
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
+    pub days: u32,
+}
+
+/// Arguments of `mock-api`.
+#[derive(Debug, Clone, Args)]
+pub struct MockApiArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8089)]
+    pub port: u16,
+    /// The app id the simulated token endpoint accepts.
+    #[arg(long, default_value = "demo-app-id")]
+    pub app_id: String,
+    /// The app secret the simulated token endpoint accepts.
+    #[arg(long, default_value = "demo-app-secret")]
+    pub app_secret: String,
+    /// The simulation's today (YYYY-MM-DD): no rows after it. Default: today in UTC.
+    #[arg(long, value_name = "DAY", value_parser = parse_day)]
+    pub today: Option<NaiveDate>,
+    /// Account ids the credentials can read, comma-separated. Default: 3141592,2718281.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub accounts: Vec<String>,
+    /// Campaigns in each account.
+    #[arg(long, default_value_t = 5)]
+    pub campaigns: u32,
+    /// Creatives in each campaign.
+    #[arg(long, default_value_t = 2)]
+    pub creatives: u32,
+    /// How long an issued access token lasts, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub token_lifetime_secs: u64,
+    /// Seeds every number the simulation serves (the same seed serves the same data).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+fn parse_day(s: &str) -> Result<NaiveDate, String> {
+    let invalid = || format!("\"{s}\" is not a calendar day; write YYYY-MM-DD, e.g. 2025-01-31");
+    // chrono also accepts unpadded fields ("2025-1-5"); the contract's form is exactly 10 characters.
+    if s.len() != 10 {
+        return Err(invalid());
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| invalid())
+}
+
+/// Log line format, as the command line spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Readable lines for a terminal or the journal.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(f: LogFormatArg) -> LogFormat {
+        match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// Runs the parsed command line and returns the process exit code; a failure's message goes to
+/// stderr.
+pub async fn execute(cli: Cli) -> u8 {
+    match dispatch(cli).await {
+        Ok(()) => exit::SUCCESS,
+        Err(e) => {
+            if let Some(message) = e.message() {
+                eprintln!("error: {message}");
+            }
+            e.code()
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Exit> {
+    let env = Env::from_process();
+    let command = match (cli.run_now.clone(), cli.command) {
+        (Some(_), Some(_)) => {
+            return Err(Exit::usage(
+                "--run-now cannot be combined with a command; use either `rokt-export --run-now JOB` or `rokt-export run-now JOB`",
+            ));
+        }
+        (Some(job), None) => Command::RunNow(RunNowArgs {
+            job,
+            from: cli.from,
+            to: cli.to,
+            account: cli.account.clone(),
+        }),
+        (None, Some(command)) => command,
+        (None, None) => return Err(Exit::usage("no command given; see `rokt-export --help`")),
+    };
+    let path = cli.config.as_path();
+    match command {
+        Command::Validate => validate::validate(path, &env),
+        Command::Run => run::run(path, &env).await,
+        Command::RunNow(args) => run_now::run_now(path, &env, &args).await,
+        Command::Migrate => migrate::migrate(path, &env).await,
+        Command::Status => status::status(path, &env).await,
+        Command::Demo(args) => demo::demo(path, &env, &args).await,
+        Command::MockApi(args) => mock_api::mock_api(&args).await,
+    }
+}
+
+/// Loads and validates the config.
+fn load_config(path: &Path, env: &Env) -> Result<Config, Exit> {
+    Ok(Config::load(path, env)?)
+}
+
+/// Connects to the database, retrying a few times while it is unreachable.
+async fn connect_store(config: &Config) -> Result<Store, Exit> {
+    crate::tls::install_crypto_provider();
+    let mut delay = std::time::Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match Store::connect(&config.database).await {
+            Ok(store) => return Ok(store),
+            Err(e) if e.is_unavailable() && attempt < 4 => {
+                tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(e).context(format_args!(
+                    "cannot use the database {}",
+                    config.database.url
+                ));
+            }
+        }
+    }
+}
+
+/// Connects and applies the migrations.
+async fn open_store(config: &Config) -> Result<Store, Exit> {
+    let store = connect_store(config).await?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply the database migrations")?;
+    Ok(store)
+}
+
+/// `table` as a person finds it in the database: schema-qualified on Postgres.
+fn qualified(config: &Config, table: &str) -> String {
+    match config.database.url.backend() {
+        crate::config::Backend::Postgres => format!("{}.{table}", config.database.schema),
+        crate::config::Backend::Sqlite => table.to_owned(),
+    }
+}

@@ -1,0 +1,100 @@
+//! `rokt-export status`: each job's last run, its outcome, rows, high-water mark and next fire
+//! time, from the database's run history.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::exit::{Context as _, Exit};
+use crate::config::{Config, Env};
+use crate::store::JobStatus;
+
+pub(super) async fn status(path: &Path, env: &Env) -> Result<(), Exit> {
+    let config = super::load_config(path, env)?;
+    let store = super::open_store(&config).await?;
+    let rows = store.status().await;
+    store.close().await;
+    let rows = rows.context("cannot read the run history")?;
+    print!("{}", status_table(&config, &rows, Utc::now()));
+    Ok(())
+}
+
+/// The table `rokt-export status` prints: one line per job of the config, plus jobs that only the
+/// database still knows (removed from the config).
+fn status_table(config: &Config, rows: &[JobStatus], now: DateTime<Utc>) -> String {
+    let header = [
+        "job",
+        "last run (UTC)",
+        "outcome",
+        "rows",
+        "high-water",
+        "next run",
+    ];
+    let mut lines: Vec<[String; 6]> = Vec::new();
+    let none = || "-".to_owned();
+    for job in &config.jobs {
+        let status = rows.iter().find(|r| r.job == job.name);
+        let next = job
+            .schedule
+            .upcoming(now.with_timezone(&job.timezone), 1)
+            .first()
+            .map_or_else(none, |t| t.format("%Y-%m-%d %H:%M %Z").to_string());
+        lines.push(status_line(&job.name, status, next));
+    }
+    for r in rows {
+        if config.job(&r.job).is_none() {
+            lines.push(status_line(&r.job, Some(r), "(not in the config)".into()));
+        }
+    }
+    let mut widths = header.map(str::len);
+    for l in &lines {
+        for (w, cell) in widths.iter_mut().zip(l.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let row = |out: &mut String, cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths.iter())
+            .map(|(c, w)| format!("{c:<w$}", w = *w))
+            .collect();
+        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
+    };
+    row(&mut out, &header.map(str::to_owned));
+    for l in &lines {
+        row(&mut out, l);
+    }
+    let failed: Vec<&JobStatus> = rows
+        .iter()
+        .filter(|r| r.last_status.map(|s| s.as_str()) == Some("failed"))
+        .collect();
+    for r in failed {
+        if let Some(e) = &r.last_error {
+            let _ = writeln!(out, "\n{}: last error: {e}", r.job);
+        }
+    }
+    out
+}
+
+fn status_line(job: &str, status: Option<&JobStatus>, next: String) -> [String; 6] {
+    let none = || "-".to_owned();
+    let Some(s) = status else {
+        return [job.to_owned(), "never".into(), none(), none(), none(), next];
+    };
+    let high_water = match (s.high_water_min, s.high_water_max) {
+        (Some(a), Some(b)) if a == b => a.to_string(),
+        (Some(a), Some(b)) => format!("{a}..{b}"),
+        _ => none(),
+    };
+    [
+        job.to_owned(),
+        s.last_started_at
+            .map_or_else(none, |t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+        s.last_status.map_or_else(none, |st| st.as_str().to_owned()),
+        s.last_rows_written.map_or_else(none, |n| n.to_string()),
+        high_water,
+        next,
+    ]
+}

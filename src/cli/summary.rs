@@ -1,0 +1,70 @@
+//! What a person reads after a run: counts, where the rows went, and every failed window's error;
+//! and the exit code the run calls for.
+
+use std::fmt::Write as _;
+
+use super::exit::Exit;
+use crate::config::Config;
+use crate::export::{RunError, RunResult, WindowOutcome};
+
+/// Prints a run's summary on stdout and returns how the command ends: `Ok` when every window
+/// succeeded, else the exit code of the most actionable failure (its errors are in the summary);
+/// a skipped run, or one whose windows were not all attempted, exits 1.
+pub(super) fn report(config: &Config, result: Result<RunResult, RunError>) -> Result<(), Exit> {
+    let result = result?;
+    print!("{}", summary(config, &result));
+    if result.succeeded() {
+        return Ok(());
+    }
+    let code = result
+        .worst_failure()
+        .map_or(super::exit::RUN_FAILED, Exit::code_of);
+    Err(Exit::quietly(code))
+}
+
+/// The text printed after a run: counts, where the rows went, and every failed window's error.
+pub(super) fn summary(config: &Config, report: &RunResult) -> String {
+    let mut out = String::new();
+    if let Some(reason) = &report.skipped {
+        let _ = writeln!(out, "{}: skipped: {reason}", report.job);
+        return out;
+    }
+    let count =
+        |f: fn(&WindowOutcome) -> bool| report.windows.iter().filter(|w| f(&w.outcome)).count();
+    let ok = count(|o| matches!(o, WindowOutcome::Succeeded { .. }));
+    let failed = count(|o| matches!(o, WindowOutcome::Failed { .. }));
+    let not_attempted = count(|o| matches!(o, WindowOutcome::NotAttempted));
+    let table = super::qualified(config, &report.table);
+    let _ = write!(
+        out,
+        "{}: {} window{}: {ok} succeeded",
+        report.job,
+        report.windows.len(),
+        if report.windows.len() == 1 { "" } else { "s" }
+    );
+    if failed > 0 {
+        let _ = write!(out, ", {failed} failed");
+    }
+    if not_attempted > 0 {
+        let _ = write!(
+            out,
+            ", {not_attempted} not attempted (they follow a failed window; the next run resumes there)"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "; {} rows received, {} new or changed rows written to {table}",
+        report.rows_received(),
+        report.rows_written()
+    );
+    for w in &report.windows {
+        if let WindowOutcome::Failed { error, .. } = &w.outcome {
+            let _ = writeln!(
+                out,
+                "  failed: account {} {}: {error}",
+                w.account_id, w.window
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,68 @@
+//! `rokt-export validate`: parses and checks the config without touching the network or the
+//! database, and prints each job with its next three fire times.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::exit::Exit;
+use crate::config::{Accounts, Config, Credentials, Env};
+
+pub(super) fn validate(path: &Path, env: &Env) -> Result<(), Exit> {
+    let config = super::load_config(path, env)?;
+    print!("{}", describe_config(&config, env, Utc::now()));
+    Ok(())
+}
+
+/// The text `validate` prints: each job with its next three fire times in its time zone.
+fn describe_config(config: &Config, env: &Env, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let n = config.jobs.len();
+    let _ = writeln!(
+        out,
+        "{} is valid: {n} job{}",
+        config.path.display(),
+        if n == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(out, "  api       {}", config.api.base_url);
+    let _ = writeln!(out, "  database  {}", config.database.url);
+    let credentials = match Credentials::from_env(env) {
+        Ok(c) => format!("from {}", c.source()),
+        Err(e) => format!("not usable yet ({e})"),
+    };
+    let _ = writeln!(out, "  credentials {credentials}");
+    for job in &config.jobs {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{} ({} job)", job.name, job.kind_name());
+        let _ = writeln!(out, "  endpoint  {}", job.endpoint_display());
+        let accounts = match &job.accounts {
+            Accounts::All => "all (every account the credentials can read)".to_owned(),
+            Accounts::List(ids) => ids.join(", "),
+        };
+        let _ = writeln!(out, "  accounts  {accounts}");
+        let table = super::qualified(config, &job.table);
+        let _ = writeln!(out, "  table     {table}");
+        let _ = writeln!(
+            out,
+            "  window    {} days per request, re-reads the last {} days, {} {}",
+            job.window_days,
+            job.lookback_days,
+            job.currency,
+            job.timezone.name()
+        );
+        let fires: Vec<String> = job
+            .schedule
+            .upcoming(now.with_timezone(&job.timezone), 3)
+            .iter()
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S %Z").to_string())
+            .collect();
+        let _ = writeln!(
+            out,
+            "  schedule  \"{}\"; next: {}",
+            job.schedule.source(),
+            fires.join(", ")
+        );
+    }
+    out
+}

@@ -1,0 +1,319 @@
+//! The daemon (`rokt-export run`): fires every job on its schedule, never runs a job twice at
+//! once, serves health and metrics, and stops cleanly.
+//!
+//! Its one entry point is [`run_until_stopped`]; the command line (`cli::run`) loads the config,
+//! binds the listener and turns signals into the shutdown future. The scheduling itself is in
+//! `scheduler` (one task per job, overlaps skipped); across processes, `export::run_job` takes the
+//! job's Postgres advisory lock and records `skipped` when a replica holds it. On stop, running
+//! runs get the grace period; what is still running then is dropped (its window's transaction
+//! rolls back) and its `export_runs` rows are marked failed.
+
+mod scheduler;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::api::{ApiClient, ApiError};
+use crate::config::{Config, Credentials};
+use crate::export::{Context, FailureKind, NoProgress, RunRequest, WindowOutcome, run_job};
+use crate::metrics::{Metrics, RunOutcome};
+use crate::server::{Health, ServerState};
+use crate::store::{RunStatus, Store, StoreError, Trigger};
+use scheduler::{RunSummary, Runner, Scheduler};
+
+/// First wait before connecting to the database again; doubled after each failure.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// The longest wait between two connection attempts.
+const MAX_RETRY: Duration = Duration::from_secs(15);
+/// How often the database is pinged for `/readyz` once connected.
+const PING_EVERY: Duration = Duration::from_secs(2);
+/// A ping that takes longer than this counts as "database unreachable".
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// After the grace period: how long marking abandoned runs failed and closing the pool may take,
+/// so that a database that is down at that moment cannot hold the exit up (the next start marks
+/// the runs failed instead).
+const CLEANUP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Why the daemon could not run. Everything that can recover by itself (database, API) is
+/// retried instead and never ends up here.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The HTTP client for the Rokt API could not be built (a TLS set-up problem).
+    #[error("cannot build the Rokt API client: {0}")]
+    Api(#[from] ApiError),
+    /// The health and metrics server stopped with an error.
+    #[error("the health and metrics server failed: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+/// The daemon: serves `/healthz`, `/readyz` and `/metrics` on `listener` at once, connects to the
+/// database in the background (retrying with backoff for as long as it takes), then fires every
+/// job on its schedule until `shutdown` completes; then stops firing, gives running windows
+/// `[server] shutdown_grace_secs` to commit, marks what it abandoned as failed, and returns.
+///
+/// The listener and the shutdown future are arguments so that tests bind port 0 and stop the
+/// daemon with a oneshot.
+pub async fn run_until_stopped(
+    config: Arc<Config>,
+    credentials: Credentials,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), DaemonError> {
+    crate::tls::install_crypto_provider();
+    let api = ApiClient::new(&config.api, credentials)?;
+    let mut metrics = Metrics::new(config.jobs.iter().map(|j| j.name.as_str()));
+    metrics.register_api(api.clone());
+    let metrics = Arc::new(metrics);
+    let health = Arc::new(Health::new());
+    let listen = listener.local_addr().map_err(DaemonError::Server)?;
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        ServerState {
+            health: Arc::clone(&health),
+            metrics: Arc::clone(&metrics),
+        },
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
+    info!(%listen, jobs = config.jobs.len(), "serving /healthz /readyz /metrics; connecting to the database");
+    // READY as soon as we serve: a database that is down must not make systemd kill us at
+    // start-up; readiness for work is what /readyz says.
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status("waiting for the database"),
+    ]);
+
+    tokio::pin!(shutdown);
+    let store = tokio::select! {
+        store = open_store(&config, &health) => Some(store),
+        () = &mut shutdown => None,
+    };
+    if let Some(store) = store {
+        let pinger = tokio::spawn(ping_forever(store.clone(), Arc::clone(&health)));
+        let stopping = CancellationToken::new();
+        let runner = Arc::new(Export {
+            ctx: Context {
+                config: Arc::clone(&config),
+                api,
+                store: store.clone(),
+            },
+            stopping: stopping.clone(),
+        });
+        let scheduler = Scheduler::start(&config.jobs, runner, Arc::clone(&metrics));
+        health.set_scheduler_running(true);
+        let status = format!("scheduling {} jobs", config.jobs.len());
+        notify(&[NotifyState::Status(&status)]);
+        info!(jobs = config.jobs.len(), "scheduler running");
+
+        shutdown.await;
+        // First of all: no window starts from now on (runs check this before each window).
+        stopping.cancel();
+        health.set_scheduler_running(false);
+        notify(&[NotifyState::Stopping]);
+        info!(
+            grace_secs = config.server.shutdown_grace.as_secs(),
+            "stopping: no new runs; running windows may finish within the grace period"
+        );
+        let abandoned = scheduler.stop(config.server.shutdown_grace).await;
+        if !abandoned.is_empty() {
+            let cleanup = fail_abandoned(&store, &abandoned);
+            if tokio::time::timeout(CLEANUP_LIMIT, cleanup).await.is_err() {
+                warn!(jobs = ?abandoned, "could not mark the abandoned runs failed in time; the next start does");
+            }
+        }
+        pinger.abort();
+        if tokio::time::timeout(CLEANUP_LIMIT, store.close())
+            .await
+            .is_err()
+        {
+            warn!("the database connections did not close in time");
+        }
+    } else {
+        notify(&[NotifyState::Stopping]);
+        info!("stopping before the database was reached");
+    }
+
+    let _ = stop_server.send(());
+    let served = server
+        .await
+        .map_err(|e| DaemonError::Server(std::io::Error::other(e)))?;
+    served.map_err(DaemonError::Server)?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Tells systemd (when `NOTIFY_SOCKET` is set; a no-op otherwise).
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!(error = %e, "cannot notify the service manager");
+    }
+}
+
+/// Connects, migrates and fails the runs a crashed process left `running`; retries everything
+/// with capped exponential backoff until it works.
+async fn open_store(config: &Config, health: &Health) -> Store {
+    let mut delay = FIRST_RETRY;
+    let mut attempt: u32 = 1;
+    loop {
+        match prepare_store(config).await {
+            Ok(store) => {
+                health.set_database(Ok(()));
+                info!(attempt, database = %config.database.url, "connected to the database");
+                return store;
+            }
+            Err(e) => {
+                health.set_database(Err(e.to_string()));
+                // Jitter (half to all of the delay), so replicas restarted together do not knock
+                // in step.
+                let wait = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
+                let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                if e.is_unavailable() {
+                    warn!(error = %e, attempt, retry_in_ms, "database not reachable; retrying");
+                } else {
+                    error!(error = %e, attempt, retry_in_ms, "cannot use the database; retrying");
+                }
+                tokio::time::sleep(wait).await;
+                delay = (delay * 2).min(MAX_RETRY);
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+async fn prepare_store(config: &Config) -> Result<Store, StoreError> {
+    let store = Store::connect(&config.database).await?;
+    store.migrate().await?;
+    // Only jobs whose lock this takes are touched, so a replica's live runs are safe.
+    store.fail_stale_runs().await?;
+    Ok(store)
+}
+
+/// Keeps `/readyz` true to the database: pings it every [`PING_EVERY`].
+async fn ping_forever(store: Store, health: Arc<Health>) {
+    let mut was_ok = true;
+    loop {
+        tokio::time::sleep(PING_EVERY).await;
+        let result = match tokio::time::timeout(PING_TIMEOUT, store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "no answer to a ping within {} s",
+                PING_TIMEOUT.as_secs()
+            )),
+        };
+        match (&result, was_ok) {
+            (Err(e), true) => warn!(error = %e, "database unreachable; not ready until it answers"),
+            (Ok(()), false) => info!("database reachable again"),
+            _ => {}
+        }
+        was_ok = result.is_ok();
+        health.set_database(result);
+    }
+}
+
+/// Marks the `export_runs` rows of abandoned runs failed.
+///
+/// The store's `fail_stale_runs` only touches a job whose advisory lock it can take, i.e. that no
+/// live process (this one, a replica, a `--run-now`) is running. The abandoned runs dropped their
+/// lock connections, but the server may notice a closed socket a moment after our next
+/// statement, so look again a few times.
+async fn fail_abandoned(store: &Store, jobs: &[String]) {
+    for _ in 0..20 {
+        if let Err(e) = store.fail_stale_runs().await {
+            warn!(error = %e, "cannot mark the abandoned runs failed");
+        }
+        match store.status().await {
+            Ok(status) => {
+                let still_running = status
+                    .iter()
+                    .any(|s| jobs.contains(&s.job) && s.last_status == Some(RunStatus::Running));
+                if !still_running {
+                    return;
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read the run status"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    warn!(
+        jobs = ?jobs,
+        "runs of these jobs may still be marked running (a replica may have taken them over); \
+         the next start marks abandoned ones failed"
+    );
+}
+
+/// The real [`Runner`]: `export::run_job` with the daemon's shared context.
+struct Export {
+    ctx: Context,
+    /// Cancelled when the daemon stops: runs start no further window, so the grace period is
+    /// spent finishing the windows in flight, not starting new ones.
+    stopping: CancellationToken,
+}
+
+impl Runner for Export {
+    async fn run(&self, job: &str) -> RunSummary {
+        let mut request = RunRequest::new(job, Trigger::Schedule);
+        request.stop = self.stopping.clone();
+        match run_job(&self.ctx, &request, &NoProgress).await {
+            Ok(result) => {
+                let rows_written = result.rows_written();
+                let windows = result.windows.len();
+                let outcome = if result.skipped.is_some() {
+                    RunOutcome::Skipped
+                } else if result.succeeded() {
+                    info!(windows, rows_written, "run succeeded");
+                    RunOutcome::Succeeded
+                } else if self.stopping.is_cancelled()
+                    && !result
+                        .windows
+                        .iter()
+                        .any(|w| matches!(w.outcome, WindowOutcome::Failed { .. }))
+                {
+                    info!(
+                        windows,
+                        rows_written,
+                        "run cut short by the stop; the next run resumes after its last committed window"
+                    );
+                    RunOutcome::Abandoned
+                } else if result.worst_failure() == Some(FailureKind::Config) {
+                    error!(
+                        windows,
+                        "run failed: the API rejected the credentials; check ROKT_APP_ID and ROKT_APP_SECRET"
+                    );
+                    RunOutcome::Failed
+                } else {
+                    // Each failed window was logged where it failed; the next firing resumes.
+                    warn!(
+                        windows,
+                        rows_written, "run failed; the next firing catches up"
+                    );
+                    RunOutcome::Failed
+                };
+                RunSummary {
+                    outcome,
+                    rows_written,
+                }
+            }
+            Err(e) => {
+                if e.kind() == FailureKind::Config {
+                    error!(error = %e, "run could not start; check the job and the credentials");
+                } else {
+                    warn!(error = %e, "run could not start; the next firing retries");
+                }
+                RunSummary {
+                    outcome: RunOutcome::Failed,
+                    rows_written: 0,
+                }
+            }
+        }
+    }
+}
