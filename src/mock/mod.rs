@@ -39,6 +39,7 @@ mod data;
 mod faults;
 mod legacy;
 mod query;
+mod slugs;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -370,7 +370,7 @@ pub(crate) fn parse_query_within(
         Some(other) => {
             return Err(format!(
                 "currencyCode {other} is not supported; send one of {}",
-                super::data::CURRENCIES
+                super::slugs::CURRENCIES
                     .iter()
                     .map(|(c, _)| *c)
                     .collect::<Vec<_>>()
