@@ -18,7 +18,7 @@ use chrono::{NaiveDate, Utc};
 use futures_util::StreamExt as _;
 use tracing::{Instrument as _, info, info_span, warn};
 
-use crate::api::{ApiClient, ApiError, Piece};
+use crate::api::{ApiClient, ApiError, Piece, ReportRequest};
 use crate::config::template::Values;
 use crate::config::{Accounts, Config, Job, JobKind};
 use crate::store::{
@@ -168,7 +168,7 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::UnknownJob { .. } | RunError::UnknownAccount { .. } => crate::exit::CONFIG,
-            RunError::Api(e) => e.exit_code(),
+            RunError::Api(e) => api_code(e),
             RunError::Store(e) if e.is_unavailable() => crate::exit::UNAVAILABLE,
             RunError::Store(_) => crate::exit::RUN_FAILED,
         }
@@ -656,9 +656,19 @@ struct Failure {
 impl From<ApiError> for Failure {
     fn from(e: ApiError) -> Failure {
         Failure {
-            code: e.exit_code(),
+            code: api_code(&e),
             message: e.to_string(),
         }
+    }
+}
+
+fn api_code(e: &ApiError) -> u8 {
+    if e.is_config() {
+        crate::exit::CONFIG
+    } else if e.is_unavailable() {
+        crate::exit::UNAVAILABLE
+    } else {
+        crate::exit::RUN_FAILED
     }
 }
 
@@ -718,12 +728,14 @@ async fn fetch_rows(
                 let response = ctx
                     .api
                     .query_report_into(
-                        account,
-                        q,
-                        window.start,
-                        window.last,
-                        job.timezone.name(),
-                        &job.currency,
+                        &ReportRequest {
+                            account_id: account,
+                            job: q,
+                            start: window.start,
+                            last: window.last,
+                            timezone: job.timezone.name(),
+                            currency: &job.currency,
+                        },
                         &pieces,
                     )
                     .await;
