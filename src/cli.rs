@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use std::sync::Arc;
 
 use crate::api::ApiClient;
+use crate::api::retry::{self, Backoff, Jitter, Policy, Verdict};
 use crate::config::{Accounts, Config, ConfigError, Credentials, Env, JobKind};
 use crate::exit;
 use crate::export::{Context, Range, RunError, RunReport, RunRequest};
@@ -186,30 +187,43 @@ pub async fn execute(cli: Cli) -> u8 {
 /// Connects to the database, retrying a few times; prints the error and returns the exit code.
 pub async fn connect_store(config: &Config) -> Result<Store, u8> {
     crate::tls::install_crypto_provider();
-    let mut delay = std::time::Duration::from_millis(500);
-    let mut attempt = 1;
-    loop {
-        match Store::connect(&config.database).await {
-            Ok(store) => return Ok(store),
-            Err(e) if e.is_unavailable() && attempt < 4 => {
-                tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
+    // Four attempts, 0.5 s, 1 s and 2 s apart.
+    let policy = Policy {
+        backoff: Backoff {
+            base: std::time::Duration::from_millis(500),
+            jitter: Jitter::Off,
+            ..Backoff::default()
+        },
+        max_retries: Some(3),
+    };
+    let connected = retry::run(
+        &policy,
+        |_| Store::connect(&config.database),
+        |e| {
+            if e.is_unavailable() {
+                Verdict::Retry
+            } else {
+                Verdict::Fail
             }
-            Err(e) => {
-                eprintln!(
-                    "error: cannot use the database {}: {e}",
-                    config.database.url
-                );
-                return Err(if e.is_unavailable() {
-                    exit::UNAVAILABLE
-                } else {
-                    exit::RUN_FAILED
-                });
-            }
+        },
+        |retrying| {
+            let (e, attempt) = (retrying.error, retrying.attempt);
+            tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
+        },
+    )
+    .await;
+    connected.map_err(|gave_up| {
+        let e = gave_up.error;
+        eprintln!(
+            "error: cannot use the database {}: {e}",
+            config.database.url
+        );
+        if e.is_unavailable() {
+            exit::UNAVAILABLE
+        } else {
+            exit::RUN_FAILED
         }
-    }
+    })
 }
 
 /// Connects and applies the migrations.
