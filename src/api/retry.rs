@@ -18,22 +18,37 @@
 //! `Send` for every such borrow, which a spawned task needs. State shared between attempts (or
 //! with `on_retry`) lives outside the closure, behind a `&` (atomics, as the API client does).
 //!
-//! For example, a connection tried four times, half a second doubling, unavailability retried and
-//! anything else final:
+//! For example, a connection tried at most four times, 10, 20 and 40 ms apart, where a refusal
+//! is worth retrying and a wrong password is not:
 //!
-//! ```ignore
+//! ```
+//! use std::time::Duration;
+//! use rokt_export::api::retry::{self, Backoff, Jitter, Policy, Verdict};
+//!
+//! #[derive(Debug)]
+//! enum ConnectError { Refused, WrongPassword }
+//!
+//! async fn connect(attempt: u32) -> Result<&'static str, ConnectError> {
+//!     if attempt < 3 { Err(ConnectError::Refused) } else { Ok("connected") }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let policy = Policy {
-//!     backoff: Backoff { base: Duration::from_millis(500), jitter: Jitter::Off, ..Backoff::default() },
+//!     backoff: Backoff { base: Duration::from_millis(10), jitter: Jitter::Off, ..Backoff::default() },
 //!     max_retries: Some(3),
 //! };
-//! let store = retry::run(
+//! let connected = retry::run(
 //!     &policy,
-//!     |_attempt| Store::connect(&config.database),
-//!     |e| if e.is_unavailable() { Verdict::Retry } else { Verdict::Fail },
-//!     |r| warn!(error = %r.error, attempt = r.attempt, "database not reachable yet; retrying"),
+//!     connect,
+//!     |e| match e {
+//!         ConnectError::Refused => Verdict::Retry,
+//!         ConnectError::WrongPassword => Verdict::Fail,
+//!     },
+//!     |r| eprintln!("attempt {} failed: {:?}; retrying in {:?}", r.attempt, r.error, r.delay),
 //! )
-//! .await
-//! .map_err(|gave_up| gave_up.error)?;
+//! .await;
+//! assert_eq!(connected.unwrap(), "connected");
+//! # });
 //! ```
 //!
 //! The loop holds nothing of an attempt while it sleeps: whatever the attempt acquired (an HTTP
