@@ -6,7 +6,6 @@
 //! See `ARCHITECTURE.md` for the code map.
 
 pub mod api;
-pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;

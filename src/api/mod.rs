@@ -3,9 +3,9 @@
 //! What it guarantees, whoever calls it:
 //! - at most `max_concurrent_requests` requests in flight across the whole process (a permit is held
 //!   only while a request is on the wire, never during a backoff sleep);
-//! - 429, 5xx (but 501), timeouts and broken connections are retried with exponential backoff and full
-//!   jitter (see [`retry::Backoff`]), honouring `Retry-After`, up to `max_retries` times, with a
-//!   fresh look at the token before every attempt;
+//! - 429, 5xx (but 501), timeouts and broken connections are retried through [`retry::run`] with
+//!   exponential backoff and full jitter (see [`retry::Backoff`]), honouring `Retry-After`, up to
+//!   `max_retries` times, with a fresh look at the token before every attempt;
 //! - a 401 invalidates the token that was used, renews it and retries once;
 //! - other 4xx fail at once with the API's own message;
 //! - the body is returned as bytes, or sent piece by piece through a channel as it arrives (a
@@ -16,12 +16,20 @@
 //!
 //! It logs at DEBUG (every request) and WARN (every retry) and never at ERROR: the caller decides
 //! what a failure means.
+//!
+//! The folder: this file is the client; [`token`] the token manager (the only user of the app
+//! credentials); [`retry`] the crate's one retry loop; `http_error` what a failed exchange means
+//! (error bodies, transport errors, `Retry-After`); `stats` the counters behind
+//! [`ApiClient::stats`].
 
+mod http_error;
 pub mod retry;
 mod stats;
+pub mod token;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::NaiveDate;
@@ -32,11 +40,12 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{debug, instrument, warn};
 
-use crate::auth::{AccessToken, AuthError, TokenManager};
 use crate::config::template::Values;
 use crate::config::{ApiConfig, Credentials, GenericJob, Method, QueryJob};
-pub use retry::Backoff;
-pub use stats::{ApiStats, LATENCY_BUCKETS_SECS, LatencyHistogram};
+use http_error::{Failure, describe_transport, error_message};
+use retry::{Backoff, Policy, Verdict};
+pub use stats::{ApiStats, LatencyHistogram};
+use token::{AccessToken, AuthError, TokenManager};
 
 /// The client. Cheap to clone: clones share the HTTP connection pool, the token and the
 /// concurrency cap.
@@ -65,6 +74,22 @@ pub struct ApiResponse {
     pub endpoint: String,
     /// HTTP requests made for this call, counting retries and the retry after a 401.
     pub attempts: u32,
+}
+
+/// One Query API report request: the job's report, dimensions and metrics, per day, for the days
+/// `start..=last` of one account, in the given time zone and currency.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportRequest<'a> {
+    pub account_id: &'a str,
+    pub job: &'a QueryJob,
+    /// The first day.
+    pub start: NaiveDate,
+    /// The last day, included (Rokt's `endDate` is exclusive, so the day after is sent).
+    pub last: NaiveDate,
+    /// An Olson name (`timezoneVariation`).
+    pub timezone: &'a str,
+    /// `currencyCode`.
+    pub currency: &'a str,
 }
 
 /// What [`ApiClient::query_report_into`] sends of a successful answer, as it arrives.
@@ -123,32 +148,27 @@ impl ApiError {
         match self {
             ApiError::Auth(e) => e.is_retriable(),
             ApiError::RetriesExhausted { .. } => true,
-            ApiError::Status { status, .. } => retry::is_retriable_status(*status),
+            ApiError::Status { status, .. } => http_error::is_retriable_status(*status),
             ApiError::MalformedJson { .. } | ApiError::Transport { .. } | ApiError::Client(_) => {
                 false
             }
         }
     }
 
-    /// Whether the API (or its token endpoint) stayed unreachable after retries: exit code 69.
+    /// Whether the API (or its token endpoint) stayed unreachable after retries.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            ApiError::RetriesExhausted { .. } | ApiError::Auth(AuthError::Unavailable { .. })
-        )
+        match self {
+            ApiError::Auth(e) => e.is_unavailable(),
+            ApiError::RetriesExhausted { .. } => true,
+            _ => false,
+        }
     }
 
-    /// Whether the operator must fix the credentials or `[api]`: rejected credentials, a token
-    /// endpoint that is not one, an unusable URL.
+    /// Whether the operator must fix the credentials or `[api]` before this can work: rejected
+    /// credentials, a token endpoint that is not one, an unusable token URL (see
+    /// [`AuthError::is_config`]). Never true together with [`ApiError::is_unavailable`].
     pub fn is_config(&self) -> bool {
-        matches!(
-            self,
-            ApiError::Auth(
-                AuthError::Rejected { .. }
-                    | AuthError::Unexpected { .. }
-                    | AuthError::Request { .. }
-            )
-        )
+        matches!(self, ApiError::Auth(e) if e.is_config())
     }
 }
 
@@ -221,57 +241,35 @@ impl ApiClient {
     }
 
     /// `POST /v1/query/accounts/{account_id}/campaigns/` (or `/transactions`): the job's report
-    /// per day for the days `start..=last`. Rokt's `endDate` is exclusive, so `last + 1` is sent.
-    pub async fn query_report(
-        &self,
-        account_id: &str,
-        job: &QueryJob,
-        start: NaiveDate,
-        last: NaiveDate,
-        timezone: &str,
-        currency: &str,
-    ) -> Result<ApiResponse, ApiError> {
-        let pieces = None;
-        self.report(account_id, job, (start, last), timezone, currency, pieces)
-            .await
+    /// per day for the request's days, the whole body at once.
+    pub async fn query_report(&self, request: &ReportRequest<'_>) -> Result<ApiResponse, ApiError> {
+        self.report(request, None).await
     }
 
     /// Like [`ApiClient::query_report`], but the answer's body is sent through `pieces` as it
     /// arrives (each answer, a retry's too, after a [`Piece::Start`]); the returned response's
     /// `body` is empty. A closed receiver stops the reading (the receiver found the answer
     /// unusable and knows why); the call still returns `Ok`.
-    #[allow(clippy::too_many_arguments)]
     pub async fn query_report_into(
         &self,
-        account_id: &str,
-        job: &QueryJob,
-        start: NaiveDate,
-        last: NaiveDate,
-        timezone: &str,
-        currency: &str,
+        request: &ReportRequest<'_>,
         pieces: &PieceSender,
     ) -> Result<ApiResponse, ApiError> {
-        let pieces = Some(pieces);
-        self.report(account_id, job, (start, last), timezone, currency, pieces)
-            .await
+        self.report(request, Some(pieces)).await
     }
 
     /// The request behind [`ApiClient::query_report`] and [`ApiClient::query_report_into`].
     async fn report(
         &self,
-        account_id: &str,
-        job: &QueryJob,
-        (start, last): (NaiveDate, NaiveDate),
-        timezone: &str,
-        currency: &str,
+        request: &ReportRequest<'_>,
         pieces: Option<&PieceSender>,
     ) -> Result<ApiResponse, ApiError> {
         let path = format!(
             "/v1/query/accounts/{}{}",
-            utf8_percent_encode(account_id, PATH_SEGMENT),
-            job.report.path_suffix()
+            utf8_percent_encode(request.account_id, PATH_SEGMENT),
+            request.job.report.path_suffix()
         );
-        let body = report_body(job, start, last, timezone, currency);
+        let body = report_body(request);
         self.send(reqwest::Method::POST, path, &[], Some(&body), pieces)
             .await
     }
@@ -314,7 +312,6 @@ impl ApiClient {
     ) -> Result<ApiResponse, ApiError> {
         let endpoint = format!("{method} {path}");
         let url = format!("{}{}", self.inner.base_url, path);
-        // Serialised once: retries resend the same bytes.
         let body = match body {
             Some(b) => Some(Bytes::from(serde_json::to_vec(b).map_err(|e| {
                 ApiError::Transport {
@@ -324,79 +321,94 @@ impl ApiClient {
             })?)),
             None => None,
         };
-        let request = Prepared {
+        let call = Call {
             method,
             url,
             query,
             body,
+            endpoint,
+            pieces,
+            requests: AtomicU32::new(0),
+            renewed_after_401: AtomicBool::new(false),
         };
-        let mut attempts: u32 = 0;
-        let mut retries: u32 = 0;
-        let mut renewed_after_401 = false;
-        loop {
-            let token = self.inner.tokens.token().await?;
-            attempts += 1;
-            let outcome = self.attempt(&request, &token, attempts, pieces).await;
-            let failure = match outcome {
-                Ok(answer) if (200..300).contains(&answer.status) => {
-                    return Ok(ApiResponse {
-                        body: answer.body,
-                        endpoint,
-                        attempts,
-                    });
+        let policy = Policy {
+            backoff: self.inner.backoff,
+            max_retries: Some(self.inner.max_retries),
+        };
+        let answered = retry::run(
+            &policy,
+            |_| self.try_once(&call),
+            |failure| match failure {
+                Failure::Transient { retry_after, .. } => {
+                    retry_after.map_or(Verdict::Retry, Verdict::RetryAfter)
                 }
-                Ok(answer) if answer.status == 401 && !renewed_after_401 => {
-                    // The token expired early or was revoked: renew once, retry once.
-                    debug!(attempt = attempts, "401 Unauthorized; renewing the token");
-                    renewed_after_401 = true;
-                    self.inner.tokens.invalidate(&token).await;
-                    continue;
-                }
-                Ok(answer) if retry::is_retriable_status(answer.status) => Transient {
-                    description: format!(
-                        "HTTP {}: {}",
-                        answer.status,
-                        error_message(&answer.body, answer.status)
-                    ),
-                    retry_after: answer.retry_after,
-                },
-                Ok(answer) => {
-                    return Err(ApiError::Status {
-                        status: answer.status,
-                        endpoint,
-                        message: error_message(&answer.body, answer.status),
-                    });
-                }
-                Err(e) if e.is_builder() || e.is_redirect() => {
-                    return Err(ApiError::Transport {
-                        endpoint,
-                        message: describe_transport(&e),
-                    });
-                }
-                Err(e) => Transient {
-                    description: describe_transport(&e),
-                    retry_after: None,
-                },
-            };
-            if retries >= self.inner.max_retries {
-                return Err(ApiError::RetriesExhausted {
+                Failure::Fatal(_) => Verdict::Fail,
+            },
+            |retrying| {
+                self.inner.stats.retry();
+                warn!(
+                    attempt = call.requests.load(Ordering::Relaxed),
+                    retry = retrying.attempt,
+                    max_retries = self.inner.max_retries,
+                    delay_ms = millis(retrying.delay),
+                    error = %retrying.error,
+                    "API request failed; retrying"
+                );
+            },
+        )
+        .await;
+        let attempts = call.requests.into_inner();
+        let endpoint = call.endpoint;
+        match answered {
+            Ok(body) => Ok(ApiResponse {
+                body,
+                endpoint,
+                attempts,
+            }),
+            Err(gave_up) => Err(match gave_up.error {
+                Failure::Fatal(error) => error,
+                Failure::Transient { description, .. } => ApiError::RetriesExhausted {
                     endpoint,
                     attempts,
-                    last: failure.description,
-                });
+                    last: description,
+                },
+            }),
+        }
+    }
+
+    /// One attempt of a call: a request with the current token, and after a 401 (the token expired
+    /// early or was revoked) at once a second one with a renewed token, once per call. The
+    /// token, not the server, was the problem, so that second request neither waits for a backoff
+    /// nor counts as a retry.
+    async fn try_once(&self, call: &Call<'_>) -> Result<Bytes, Failure<ApiError>> {
+        loop {
+            let token = self.inner.tokens.token().await;
+            let token = token.map_err(|e| Failure::Fatal(ApiError::Auth(e)))?;
+            let attempt = call.requests.fetch_add(1, Ordering::Relaxed) + 1;
+            let answer = self.attempt(call, &token, attempt).await.map_err(|e| {
+                Failure::unanswered(&e, |message| ApiError::Transport {
+                    endpoint: call.endpoint.clone(),
+                    message,
+                })
+            })?;
+            let status = answer.status;
+            if (200..300).contains(&status) {
+                return Ok(answer.body);
             }
-            retries += 1;
-            self.inner.stats.retry();
-            let delay = self.inner.backoff.delay(retries, failure.retry_after);
-            warn!(
-                attempt = attempts,
-                retry = retries,
-                max_retries = self.inner.max_retries,
-                delay_ms = millis(delay),
-                error = %failure.description,
-                "API request failed; retrying"
-            );
-            tokio::time::sleep(delay).await;
+            if status == 401 && !call.renewed_after_401.swap(true, Ordering::Relaxed) {
+                debug!(attempt, "401 Unauthorized; renewing the token");
+                self.inner.tokens.invalidate(&token).await;
+                continue;
+            }
+            return Err(if http_error::is_retriable_status(status) {
+                Failure::answered(status, &answer.body, answer.retry_after)
+            } else {
+                Failure::Fatal(ApiError::Status {
+                    status,
+                    endpoint: call.endpoint.clone(),
+                    message: error_message(&answer.body, status),
+                })
+            });
         }
     }
 
@@ -404,16 +416,15 @@ impl ApiClient {
     /// with a channel, handed over).
     async fn attempt(
         &self,
-        request: &Prepared<'_>,
+        call: &Call<'_>,
         token: &AccessToken,
         attempt: u32,
-        pieces: Option<&PieceSender>,
     ) -> Result<Answer, reqwest::Error> {
         // The semaphore is never closed, so acquiring cannot fail; if it somehow did, sending
         // without a permit is better than failing the run.
         let _permit = self.inner.permits.acquire().await.ok();
         let started = Instant::now();
-        let result = self.exchange(request, token, pieces).await;
+        let result = self.exchange(call, token).await;
         let latency = started.elapsed();
         match &result {
             Ok(answer) => {
@@ -441,33 +452,28 @@ impl ApiClient {
 
     async fn exchange(
         &self,
-        request: &Prepared<'_>,
+        call: &Call<'_>,
         token: &AccessToken,
-        pieces: Option<&PieceSender>,
     ) -> Result<Answer, reqwest::Error> {
         let mut builder = self
             .inner
             .http
-            .request(request.method.clone(), &request.url)
+            .request(call.method.clone(), &call.url)
             .header(header::AUTHORIZATION, token.authorization())
             .header(header::ACCEPT, "application/json");
-        if !request.query.is_empty() {
-            builder = builder.query(request.query);
+        if !call.query.is_empty() {
+            builder = builder.query(call.query);
         }
-        if let Some(body) = &request.body {
+        if let Some(body) = &call.body {
             builder = builder
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
         let mut response = builder.send().await?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        let retry_after = http_error::retry_after(response.headers());
         let mut bytes = 0;
-        if let Some(pieces) = pieces
+        if let Some(pieces) = call.pieces
             && (200..300).contains(&status)
         {
             // A closed receiver stops the reading: the rest is not read and the connection is
@@ -488,8 +494,8 @@ impl ApiClient {
             });
         }
         // Gathered into one buffer as the chunks arrive, sized by Content-Length when there is
-        // one: `Response::bytes()` keeps every chunk until the end and then copies them into a
-        // second buffer, so a body briefly took twice its size.
+        // one, rather than with `Response::bytes()`, which keeps every chunk until the end and
+        // then copies them into a second buffer: the body would be held twice at its end.
         let expected = response
             .content_length()
             .and_then(|n| usize::try_from(n).ok())
@@ -529,11 +535,21 @@ struct Inner {
     stats: stats::Recorder,
 }
 
-struct Prepared<'a> {
+/// One logical request, shared by its attempts.
+struct Call<'a> {
     method: reqwest::Method,
     url: String,
     query: &'a [(String, String)],
+    /// Serialised once: retries resend the same bytes.
     body: Option<Bytes>,
+    /// Method and path, for messages.
+    endpoint: String,
+    /// Where a successful answer's body goes as it arrives, if not into [`Answer::body`].
+    pieces: Option<&'a PieceSender>,
+    /// HTTP requests made so far, the one after a 401 included.
+    requests: AtomicU32,
+    /// Whether the token was renewed after a 401 already: once per call, not per attempt.
+    renewed_after_401: AtomicBool,
 }
 
 struct Answer {
@@ -543,11 +559,6 @@ struct Answer {
     body: Bytes,
     /// Bytes of body received.
     bytes: usize,
-}
-
-struct Transient {
-    description: String,
-    retry_after: Option<Duration>,
 }
 
 /// The most a body's buffer is sized to up front from its `Content-Length` (the header is the
@@ -563,23 +574,17 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// The Query API request body for one window.
-fn report_body(
-    job: &QueryJob,
-    start: NaiveDate,
-    last: NaiveDate,
-    timezone: &str,
-    currency: &str,
-) -> serde_json::Value {
+fn report_body(request: &ReportRequest<'_>) -> serde_json::Value {
     // `endDate` is exclusive; `succ_opt` fails only at the end of chrono's calendar.
-    let end = last.succ_opt().unwrap_or(last);
+    let end = request.last.succ_opt().unwrap_or(request.last);
     serde_json::json!({
         "interval": "day",
-        "startDate": start.format("%Y-%m-%d").to_string(),
+        "startDate": request.start.format("%Y-%m-%d").to_string(),
         "endDate": end.format("%Y-%m-%d").to_string(),
-        "metrics": job.metrics,
-        "dimensions": job.dimensions,
-        "timezoneVariation": timezone,
-        "currencyCode": currency,
+        "metrics": request.job.metrics,
+        "dimensions": request.job.dimensions,
+        "timezoneVariation": request.timezone,
+        "currencyCode": request.currency,
     })
 }
 
@@ -623,85 +628,6 @@ fn parse_accounts(response: &ApiResponse) -> Result<Vec<Account>, ApiError> {
         .collect()
 }
 
-/// Longest API message quoted in an error.
-const MAX_MESSAGE_CHARS: usize = 500;
-
-/// The API's explanation of a failure: the first of `message`, `error`, `error_description`,
-/// `detail`, `errors` in a JSON body (strings as they are, anything else as compact JSON), else the
-/// body's text, else the status's reason phrase.
-pub(crate) fn error_message(body: &[u8], status: u16) -> String {
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
-        for key in ["message", "error", "error_description", "detail", "errors"] {
-            match value.get(key) {
-                None | Some(serde_json::Value::Null) => {}
-                Some(serde_json::Value::String(s)) if s.trim().is_empty() => {}
-                Some(serde_json::Value::String(s)) => return truncate(s.trim()),
-                Some(serde_json::Value::Object(o))
-                    if o.get("message").is_some_and(|m| m.is_string()) =>
-                {
-                    return truncate(
-                        o.get("message")
-                            .and_then(|m| m.as_str())
-                            .unwrap_or_default(),
-                    );
-                }
-                Some(other) => return truncate(&other.to_string()),
-            }
-        }
-    }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if !text.is_empty() {
-        return truncate(text);
-    }
-    reqwest::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("no explanation given")
-        .to_owned()
-}
-
-/// `text` cut to [`MAX_MESSAGE_CHARS`] characters.
-pub(crate) fn truncate(text: &str) -> String {
-    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
-/// A transport error with its causes ("error sending request: connection refused"), without the
-/// URL (the endpoint is named separately, and a query string has no place in a log line).
-pub(crate) fn describe_transport(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        String::new()
-    };
-    let mut current: Option<&dyn std::error::Error> = Some(error);
-    let mut first = true;
-    while let Some(e) = current {
-        let part = if first {
-            // reqwest's own Display appends the URL; rebuild it without.
-            let message = e.to_string();
-            match message.find(" for url (") {
-                Some(i) => message[..i].to_owned(),
-                None => message,
-            }
-        } else {
-            e.to_string()
-        };
-        first = false;
-        if !part.is_empty() && !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-        current = e.source();
-    }
-    text
-}
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -719,13 +645,14 @@ mod tests {
             dimensions: vec!["campaign_id".into()],
             metrics: vec!["impressions".into(), "referrals".into()],
         };
-        let body = report_body(
-            &job,
-            NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
-            NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
-            "America/Los_Angeles",
-            "USD",
-        );
+        let body = report_body(&ReportRequest {
+            account_id: "1",
+            job: &job,
+            start: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            last: NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+            timezone: "America/Los_Angeles",
+            currency: "USD",
+        });
         assert_eq!(
             body,
             serde_json::json!({
@@ -733,42 +660,6 @@ mod tests {
                 "metrics": ["impressions", "referrals"], "dimensions": ["campaign_id"],
                 "timezoneVariation": "America/Los_Angeles", "currencyCode": "USD",
             })
-        );
-    }
-
-    #[test]
-    fn error_message_looks_in_the_usual_places() {
-        assert_eq!(
-            error_message(br#"{"message":"bad metric"}"#, 400),
-            "bad metric"
-        );
-        assert_eq!(
-            error_message(
-                br#"{"error":"invalid_request","error_description":"x"}"#,
-                400
-            ),
-            "invalid_request"
-        );
-        assert_eq!(error_message(br#"{"detail":"nope"}"#, 404), "nope");
-        assert_eq!(
-            error_message(br#"{"errors":[{"field":"metrics"}]}"#, 422),
-            r#"[{"field":"metrics"}]"#
-        );
-        assert_eq!(
-            error_message(br#"{"error":{"message":"deep"}}"#, 400),
-            "deep"
-        );
-        assert_eq!(
-            error_message(b"<html>Bad Gateway</html>", 502),
-            "<html>Bad Gateway</html>"
-        );
-        assert_eq!(error_message(b"", 404), "Not Found");
-        assert_eq!(error_message(b"  ", 799), "no explanation given");
-        assert!(
-            error_message("é".repeat(2000).as_bytes(), 400)
-                .chars()
-                .count()
-                <= 503
         );
     }
 
@@ -827,20 +718,27 @@ mod tests {
             endpoint: "GET /x".into(),
             message: "bad".into(),
         };
-        assert!(!status.is_retriable() && !status.is_unavailable());
-        assert!(exhausted.is_unavailable() && !exhausted.is_config());
-        assert!(!status.is_config());
+        assert!(!status.is_retriable() && !status.is_unavailable() && !status.is_config());
+        assert!(!exhausted.is_config());
         let rejected = ApiError::Auth(AuthError::Rejected {
             status: 403,
             code: "invalid_client".into(),
             message: String::new(),
             credentials: "ROKT_APP_ID and ROKT_APP_SECRET".into(),
         });
-        assert!(rejected.is_config());
+        assert!(rejected.is_config() && !rejected.is_unavailable() && !rejected.is_retriable());
+        let wrong_path = ApiError::Auth(AuthError::Unexpected {
+            status: 404,
+            url: "http://localhost/oauth/token".into(),
+            message: "Not Found".into(),
+        });
+        assert!(wrong_path.is_config());
+        let garbage = ApiError::Auth(AuthError::Malformed("`access_token` is empty".into()));
+        assert!(!garbage.is_config() && !garbage.is_unavailable());
         let down = ApiError::Auth(AuthError::Unavailable {
             attempts: 6,
             last: "HTTP 503".into(),
         });
-        assert!(down.is_unavailable() && !down.is_config());
+        assert!(down.is_unavailable() && down.is_retriable() && !down.is_config());
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram buckets, Prometheus style (`le`).
-pub const LATENCY_BUCKETS_SECS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const LATENCY_BUCKETS_SECS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// A snapshot of the client's counters since it was built.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,8 +27,8 @@ pub struct ApiStats {
 /// A cumulative latency histogram.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LatencyHistogram {
-    /// `(upper bound in seconds, requests at most that slow)`, cumulative, one per
-    /// [`LATENCY_BUCKETS_SECS`] entry; the `+Inf` bucket is `count`.
+    /// `(upper bound in seconds, requests at most that slow)`, cumulative, one per bucket
+    /// (0.05 s to 60 s); the `+Inf` bucket is `count`.
     pub buckets: Vec<(f64, u64)>,
     pub sum_secs: f64,
     pub count: u64,

@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::api::retry::{self, Backoff, Jitter, Policy, Verdict};
 use crate::config::{Config, Env};
 use crate::store::Store;
 use crate::telemetry::LogFormat;
@@ -246,28 +247,38 @@ fn load_config(path: &Path, env: &Env) -> Result<Config, Exit> {
     Ok(Config::load(path, env)?)
 }
 
-/// Connects to the database, retrying a few times while it is unreachable.
+/// Connects to the database: four attempts, 0.5 s, 1 s and 2 s apart, while it is unreachable.
 async fn connect_store(config: &Config) -> Result<Store, Exit> {
     crate::tls::install_crypto_provider();
-    let mut delay = std::time::Duration::from_millis(500);
-    let mut attempt = 1;
-    loop {
-        match Store::connect(&config.database).await {
-            Ok(store) => return Ok(store),
-            Err(e) if e.is_unavailable() && attempt < 4 => {
-                tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
+    let policy = Policy {
+        backoff: Backoff {
+            base: std::time::Duration::from_millis(500),
+            jitter: Jitter::Off,
+            ..Backoff::default()
+        },
+        max_retries: Some(3),
+    };
+    retry::run(
+        &policy,
+        |_| Store::connect(&config.database),
+        |e| {
+            if e.is_unavailable() {
+                Verdict::Retry
+            } else {
+                Verdict::Fail
             }
-            Err(e) => {
-                return Err(e).context(format_args!(
-                    "cannot use the database {}",
-                    config.database.url
-                ));
-            }
-        }
-    }
+        },
+        |retrying| {
+            let (e, attempt) = (retrying.error, retrying.attempt);
+            tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
+        },
+    )
+    .await
+    .map_err(|gave_up| gave_up.error)
+    .context(format_args!(
+        "cannot use the database {}",
+        config.database.url
+    ))
 }
 
 /// Connects and applies the migrations.

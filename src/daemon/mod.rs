@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::api::retry::{self, Backoff, Jitter, Policy, Verdict};
 use crate::api::{ApiClient, ApiError};
 use crate::config::{Config, Credentials};
 use crate::export::{Context, FailureKind, NoProgress, RunRequest, WindowOutcome, run_job};
@@ -161,30 +162,43 @@ fn notify(states: &[NotifyState<'_>]) {
 /// Connects, migrates and fails the runs a crashed process left `running`; retries everything
 /// with capped exponential backoff until it works.
 async fn open_store(config: &Config, health: &Health) -> Store {
-    let mut delay = FIRST_RETRY;
-    let mut attempt: u32 = 1;
-    loop {
-        match prepare_store(config).await {
-            Ok(store) => {
-                health.set_database(Ok(()));
-                info!(attempt, database = %config.database.url, "connected to the database");
-                return store;
+    let policy = Policy {
+        // Half to all of the delay, so replicas restarted together do not knock in step.
+        backoff: Backoff {
+            base: FIRST_RETRY,
+            cap: MAX_RETRY,
+            jitter: Jitter::Equal,
+            ..Backoff::default()
+        },
+        max_retries: None,
+    };
+    let opened = retry::run(
+        &policy,
+        |attempt| async move { prepare_store(config).await.map(|store| (store, attempt)) },
+        |_| Verdict::Retry,
+        |retrying| {
+            let (e, attempt) = (retrying.error, retrying.attempt);
+            health.set_database(Err(e.to_string()));
+            let retry_in_ms = u64::try_from(retrying.delay.as_millis()).unwrap_or(u64::MAX);
+            if e.is_unavailable() {
+                warn!(error = %e, attempt, retry_in_ms, "database not reachable; retrying");
+            } else {
+                error!(error = %e, attempt, retry_in_ms, "cannot use the database; retrying");
             }
-            Err(e) => {
-                health.set_database(Err(e.to_string()));
-                // Jitter (half to all of the delay), so replicas restarted together do not knock
-                // in step.
-                let wait = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
-                let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                if e.is_unavailable() {
-                    warn!(error = %e, attempt, retry_in_ms, "database not reachable; retrying");
-                } else {
-                    error!(error = %e, attempt, retry_in_ms, "cannot use the database; retrying");
-                }
-                tokio::time::sleep(wait).await;
-                delay = (delay * 2).min(MAX_RETRY);
-                attempt = attempt.saturating_add(1);
-            }
+        },
+    )
+    .await;
+    match opened {
+        Ok((store, attempt)) => {
+            health.set_database(Ok(()));
+            info!(attempt, database = %config.database.url, "connected to the database");
+            store
+        }
+        Err(gave_up) => {
+            // Not reached: the policy has no limit and no error is final. Were it, the daemon
+            // would stay unready until stopped, as while it retries.
+            error!(error = %gave_up.error, "gave up connecting to the database");
+            std::future::pending().await
         }
     }
 }

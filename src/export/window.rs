@@ -15,7 +15,7 @@ use tracing::{Instrument as _, info, info_span, warn};
 use super::plan::{self, Window};
 use super::rows::RowsError;
 use super::{Context, FailureKind, Progress, WindowOutcome, WindowResult, generic, query};
-use crate::api::{ApiError, Piece};
+use crate::api::{ApiError, Piece, ReportRequest};
 use crate::config::template::Values;
 use crate::config::{Job, JobKind};
 use crate::store::{
@@ -388,12 +388,14 @@ async fn fetch_rows(
                 let response = ctx
                     .api
                     .query_report_into(
-                        account,
-                        q,
-                        window.start,
-                        window.last,
-                        job.timezone.name(),
-                        &job.currency,
+                        &ReportRequest {
+                            account_id: account,
+                            job: q,
+                            start: window.start,
+                            last: window.last,
+                            timezone: job.timezone.name(),
+                            currency: &job.currency,
+                        },
                         &pieces,
                     )
                     .await;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use rokt_export::api::{ApiClient, ApiError, Backoff};
-use rokt_export::auth::{AuthError, TokenManager};
+use rokt_export::api::retry::Backoff;
+use rokt_export::api::token::{AuthError, TokenManager};
+use rokt_export::api::{ApiClient, ApiError};
 use rokt_export::config::{ApiConfig, Credentials, Env};
 use rokt_export::mock::{MockConfig, MockServer};
 use secrecy::ExposeSecret;

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use rokt_export::api::{ApiClient, ApiError, Backoff};
+use rokt_export::api::retry::Backoff;
+use rokt_export::api::{ApiClient, ApiError, ReportRequest};
 use rokt_export::config::template::{Template, Values};
 use rokt_export::config::{
     Accounts, Config, Credentials, Env, GenericJob, JobKind, Method, QueryJob, Report,
@@ -68,7 +69,14 @@ async fn campaigns(
 ) -> Result<rokt_export::api::ApiResponse, ApiError> {
     let (start, last) = week();
     client
-        .query_report(account_id, &campaigns_job(), start, last, "UTC", "USD")
+        .query_report(&ReportRequest {
+            account_id,
+            job: &campaigns_job(),
+            start,
+            last,
+            timezone: "UTC",
+            currency: "USD",
+        })
         .await
 }
 
@@ -146,8 +154,15 @@ async fn every_job_of_the_shipped_config_is_answered_through_a_client_built_from
             for account_id in &accounts {
                 let (timezone, currency) = (job.timezone.name(), job.currency.as_str());
                 let response = match &job.kind {
-                    JobKind::Query(q) => client
-                        .query_report(account_id, q, start, last, timezone, currency)
+                    JobKind::Query(job) => client
+                        .query_report(&ReportRequest {
+                            account_id,
+                            job,
+                            start,
+                            last,
+                            timezone,
+                            currency,
+                        })
                         .await
                         .unwrap(),
                     JobKind::Generic(g) => {
@@ -177,7 +192,14 @@ async fn client_errors_fail_at_once_with_the_api_message() {
     job.metrics = vec!["no_such_metric".into()];
     let (start, last) = week();
     let err = client
-        .query_report("3141592", &job, start, last, "UTC", "USD")
+        .query_report(&ReportRequest {
+            account_id: "3141592",
+            job: &job,
+            start,
+            last,
+            timezone: "UTC",
+            currency: "USD",
+        })
         .await
         .unwrap_err();
     match &err {

@@ -11,11 +11,14 @@
 //!   the token that was used, so ten concurrent 401s cause one renewal, not ten.
 //! - **Nothing secret leaves.** The Basic header is built by [`Credentials::basic_authorization`],
 //!   the bearer header by [`AccessToken`]; both are marked sensitive and neither is ever logged.
+//!
+//! Transient failures of the token endpoint (408, 429, 5xx, timeouts, resets) are retried through
+//! [`retry::run`] with the client's backoff and retry budget, honouring `Retry-After`.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use reqwest::header::{self, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -24,8 +27,8 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 
-use crate::api::error_message;
-use crate::api::retry::{self, Backoff};
+use super::http_error::{self, Failure, error_message, truncate};
+use super::retry::{self, Backoff, Policy, Verdict};
 use crate::config::{ApiConfig, Credentials};
 
 /// Hands out access tokens for the Rokt API. Cheap to clone: clones share one cache.
@@ -87,7 +90,22 @@ impl AuthError {
     /// wrong URLs and garbage answers will not fix themselves. The manager has already used its own
     /// retries when it returns an error, so callers should not retry at once.
     pub fn is_retriable(&self) -> bool {
+        self.is_unavailable()
+    }
+
+    /// Whether the token endpoint stayed unreachable through every retry.
+    pub fn is_unavailable(&self) -> bool {
         matches!(self, AuthError::Unavailable { .. })
+    }
+
+    /// Whether the operator must fix the credentials or `[api]`: the credentials were rejected,
+    /// the token endpoint is not one (a wrong `base_url` or `token_path`), or its URL is unusable.
+    /// A malformed answer is the server's fault, not the configuration's.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            AuthError::Rejected { .. } | AuthError::Unexpected { .. } | AuthError::Request { .. }
+        )
     }
 }
 
@@ -101,12 +119,8 @@ fn detail(message: &str) -> String {
 
 impl TokenManager {
     /// A manager for the token endpoint at `api.base_url + api.token_path`, retrying transient
-    /// failures up to `api.max_retries` times with the default [`Backoff`].
-    pub fn new(http: reqwest::Client, api: &ApiConfig, credentials: Credentials) -> TokenManager {
-        TokenManager::with_backoff(http, api, credentials, Backoff::default())
-    }
-
-    /// Like [`TokenManager::new`] with another backoff policy (tests use [`Backoff::fast`]).
+    /// failures up to `api.max_retries` times with `backoff` (tests use [`Backoff::fast`]). The
+    /// API client makes the process's one manager; tests make their own.
     pub fn with_backoff(
         http: reqwest::Client,
         api: &ApiConfig,
@@ -118,8 +132,10 @@ impl TokenManager {
                 http,
                 url: format!("{}{}", api.base_url.trim_end_matches('/'), api.token_path),
                 credentials,
-                max_retries: api.max_retries,
-                backoff,
+                retry: Policy {
+                    backoff,
+                    max_retries: Some(api.max_retries),
+                },
                 state: Mutex::new(State::default()),
                 generations: AtomicU64::new(0),
                 renewals: AtomicU64::new(0),
@@ -162,7 +178,7 @@ impl TokenManager {
     /// Forgets `used` if it is still the current token (after the API answered 401 to it), so the
     /// next [`TokenManager::token`] renews. A token already replaced is left alone: that is how
     /// many concurrent 401s for the same token cause a single renewal.
-    pub async fn invalidate(&self, used: &AccessToken) {
+    pub(crate) async fn invalidate(&self, used: &AccessToken) {
         let mut state = self.inner.state.lock().await;
         if state
             .cached
@@ -229,8 +245,7 @@ struct Inner {
     http: reqwest::Client,
     url: String,
     credentials: Credentials,
-    max_retries: u32,
-    backoff: Backoff,
+    retry: Policy,
     state: Mutex<State>,
     generations: AtomicU64,
     renewals: AtomicU64,
@@ -284,53 +299,44 @@ const MAX_RENEWAL_MARGIN: Duration = Duration::from_secs(300);
 
 /// How long before expiry to renew: a tenth of the lifetime, at most five minutes. A one-hour token
 /// is renewed five minutes early; a three-second test token 0.3 s early, not on every request.
-pub fn renewal_margin(lifetime: Duration) -> Duration {
+fn renewal_margin(lifetime: Duration) -> Duration {
     (lifetime / 10).min(MAX_RENEWAL_MARGIN)
-}
-
-/// One token request's outcome, before the retry decision.
-enum Failure {
-    /// Worth retrying: 408/429/5xx or a transport error.
-    Transient {
-        description: String,
-        retry_after: Option<Duration>,
-    },
-    /// Final.
-    Fatal(AuthError),
 }
 
 impl Inner {
     /// Requests a token, retrying transient failures with backoff.
     async fn fetch(&self) -> Result<Cached, AuthError> {
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let sent = Instant::now();
-            let span = tracing::debug_span!("token_request", attempt);
-            match self.request_once().instrument(span).await {
-                Ok(answer) => return Ok(self.accept(answer, sent)),
-                Err(Failure::Fatal(error)) => return Err(error),
-                Err(Failure::Transient {
-                    description,
-                    retry_after,
-                }) => {
-                    if attempt > self.max_retries {
-                        return Err(AuthError::Unavailable {
-                            attempts: attempt,
-                            last: description,
-                        });
-                    }
-                    let delay = self.backoff.delay(attempt, retry_after);
-                    warn!(
-                        attempt,
-                        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        error = %description,
-                        "token request failed; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
+        let fetched = retry::run(
+            &self.retry,
+            |attempt| async move {
+                let sent = Instant::now();
+                let span = tracing::debug_span!("token_request", attempt);
+                let answer = self.request_once().instrument(span).await?;
+                Ok(self.accept(answer, sent))
+            },
+            |failure| match failure {
+                Failure::Transient { retry_after, .. } => {
+                    retry_after.map_or(Verdict::Retry, Verdict::RetryAfter)
                 }
-            }
-        }
+                Failure::Fatal(_) => Verdict::Fail,
+            },
+            |retrying| {
+                warn!(
+                    attempt = retrying.attempt,
+                    delay_ms = u64::try_from(retrying.delay.as_millis()).unwrap_or(u64::MAX),
+                    error = %retrying.error,
+                    "token request failed; retrying"
+                );
+            },
+        )
+        .await;
+        fetched.map_err(|gave_up| match gave_up.error {
+            Failure::Fatal(error) => error,
+            Failure::Transient { description, .. } => AuthError::Unavailable {
+                attempts: gave_up.attempts,
+                last: description,
+            },
+        })
     }
 
     fn accept(&self, answer: (TokenResponse, HeaderValue), sent: Instant) -> Cached {
@@ -356,7 +362,7 @@ impl Inner {
         }
     }
 
-    async fn request_once(&self) -> Result<(TokenResponse, HeaderValue), Failure> {
+    async fn request_once(&self) -> Result<(TokenResponse, HeaderValue), Failure<AuthError>> {
         // Base64 behind "Basic " is always a valid header value; the error path is for completeness.
         let mut basic = HeaderValue::from_str(
             self.credentials.basic_authorization().expose_secret(),
@@ -377,20 +383,10 @@ impl Inner {
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await;
-        let response = match result {
-            Ok(r) => r,
-            Err(e) => return Err(self.transport_failure(&e)),
-        };
+        let response = result.map_err(|e| self.unanswered(&e))?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-        let body = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Err(self.transport_failure(&e)),
-        };
+        let retry_after = http_error::retry_after(response.headers());
+        let body = response.bytes().await.map_err(|e| self.unanswered(&e))?;
         debug!(
             method = "POST",
             url = %self.url,
@@ -409,10 +405,9 @@ impl Inner {
                     credentials: self.credentials.source().to_string(),
                 }))
             }
-            s if retry::is_retriable_status(s) => Err(Failure::Transient {
-                description: format!("HTTP {s}: {}", error_message(&body, s)),
-                retry_after,
-            }),
+            s if http_error::is_retriable_status(s) => {
+                Err(Failure::answered(s, &body, retry_after))
+            }
             s => Err(Failure::Fatal(AuthError::Unexpected {
                 status: s,
                 url: self.url.clone(),
@@ -421,19 +416,11 @@ impl Inner {
         }
     }
 
-    fn transport_failure(&self, error: &reqwest::Error) -> Failure {
-        let description = crate::api::describe_transport(error);
-        if error.is_builder() || error.is_redirect() {
-            Failure::Fatal(AuthError::Request {
-                url: self.url.clone(),
-                message: description,
-            })
-        } else {
-            Failure::Transient {
-                description,
-                retry_after: None,
-            }
-        }
+    fn unanswered(&self, error: &reqwest::Error) -> Failure<AuthError> {
+        Failure::unanswered(error, |message| AuthError::Request {
+            url: self.url.clone(),
+            message,
+        })
     }
 }
 
@@ -477,9 +464,9 @@ fn oauth_error(body: &[u8], status: u16) -> (String, String) {
         })
         .map(str::to_owned);
     match (code, description) {
-        (Some(code), Some(description)) => (code, crate::api::truncate(&description)),
+        (Some(code), Some(description)) => (code, truncate(&description)),
         (Some(code), None) => (code, String::new()),
-        (None, Some(description)) => (format!("http_{status}"), crate::api::truncate(&description)),
+        (None, Some(description)) => (format!("http_{status}"), truncate(&description)),
         (None, None) => (format!("http_{status}"), error_message(body, status)),
     }
 }
