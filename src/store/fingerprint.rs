@@ -16,8 +16,9 @@
 use chrono::{Datelike as _, NaiveDate};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
+use super::column::TextColumn;
 use super::spec::{Prepared, ROW_HASH_COLUMN, normalize_decimal, quote};
-use super::{Batch, ColumnData};
+use super::table::{Batch, ColumnData};
 
 /// A set of fingerprints. They are uniformly distributed already, so a fast hasher is enough.
 pub(crate) type Fingerprints = std::collections::HashSet<u128, foldhash::fast::RandomState>;
@@ -79,9 +80,9 @@ struct Cells<'a> {
 enum Values<'a> {
     /// The same cell in every row, already written (empty: null in every row).
     Same(Vec<u8>),
-    Text(&'a super::TextColumn),
-    Json(&'a super::TextColumn),
-    Numeric(&'a super::TextColumn),
+    Text(&'a TextColumn),
+    Json(&'a TextColumn),
+    Numeric(&'a TextColumn),
     Date(&'a [Option<NaiveDate>]),
     Boolean(&'a [Option<bool>]),
 }

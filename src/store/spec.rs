@@ -1,5 +1,6 @@
 //! Backend-neutral checks and preparation of a load: identifier validation and quoting, a batch
-//! checked against its table spec, and de-duplication of rows by key (last row wins).
+//! checked against its table spec, de-duplication of rows by key (last row wins), and the
+//! [`Load`] a backend commits.
 //!
 //! Kept free of SQL execution so that both backends share one definition of "a valid table" and
 //! "the same key", and so it can be unit-tested without a database.
@@ -9,7 +10,12 @@ use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
-use super::{Batch, ColumnData, StoreError, TableSpec};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::error::StoreError;
+use super::runs::StateUpdate;
+use super::table::{Batch, ColumnData, TableSpec};
 
 /// Longest identifier Postgres keeps without truncating (NAMEDATALEN - 1, in bytes).
 const MAX_IDENTIFIER_BYTES: usize = 63;
@@ -63,6 +69,19 @@ impl Prepared<'_> {
     pub fn is_key(&self, i: usize) -> bool {
         self.key_idx.contains(&i)
     }
+}
+
+/// Everything a backend needs to commit one window.
+pub(crate) struct Load<'a> {
+    pub run_id: i64,
+    pub prepared: &'a Prepared<'a>,
+    pub batch: &'a Batch,
+    /// The `_row_hash` of every row of `batch`, by row number.
+    pub hashes: &'a [Uuid],
+    pub selection: &'a Selection,
+    pub api_requests: u32,
+    pub state: Option<&'a StateUpdate>,
+    pub now: DateTime<Utc>,
 }
 
 /// Validates names, duplicates and the key of `spec`.
