@@ -60,7 +60,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn query(action: impl Into<String>, source: sqlx::Error) -> StoreError {
+    pub(super) fn query(action: impl Into<String>, source: sqlx::Error) -> StoreError {
         StoreError::Query {
             action: action.into(),
             source,
@@ -88,7 +88,8 @@ impl StoreError {
     }
 
     /// True when the database itself is unreachable or not accepting work (refused, lost, pool
-    /// exhausted, shutting down, too many connections): what `/readyz` and exit code 69 report.
+    /// exhausted, shutting down, too many connections): the database is unavailable, rather than
+    /// this operation wrong. Callers decide what that means for them (readiness, an exit code).
     pub fn is_unavailable(&self) -> bool {
         match self.sqlx() {
             Some(sqlx::Error::Database(db)) => db.code().is_some_and(|c| unavailable_code(&c)),

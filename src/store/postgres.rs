@@ -33,7 +33,7 @@ const CHUNK_ROWS: usize = 2_000;
 const MAX_CONNECTIONS: u32 = 8;
 
 #[derive(Clone)]
-pub(crate) struct PgStore {
+pub(super) struct PgStore {
     pool: PgPool,
     /// For the dedicated lock connections (boxed: it is large and the store is cloned often).
     options: Arc<PgConnectOptions>,
@@ -41,7 +41,7 @@ pub(crate) struct PgStore {
 }
 
 /// A job lock: the connection that holds the session advisory lock.
-pub(crate) struct PgJobLock {
+pub(super) struct PgJobLock {
     conn: PgConnection,
     key: i64,
 }

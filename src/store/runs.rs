@@ -29,7 +29,7 @@ pub enum Trigger {
 
 impl Trigger {
     /// The text stored in the database.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::RunNow => "run-now",
@@ -55,7 +55,7 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// The text stored in the database.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",

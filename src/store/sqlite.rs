@@ -38,14 +38,14 @@ static LOCKS: LazyLock<Mutex<HashSet<(String, String)>>> =
     LazyLock::new(|| Mutex::new(HashSet::new()));
 
 #[derive(Clone)]
-pub(crate) struct SqliteStore {
+pub(super) struct SqliteStore {
     pool: SqlitePool,
     /// The database file, canonical where possible: the scope of this process's job locks.
     file: String,
 }
 
 /// A job lock held inside this process; dropping it releases it.
-pub(crate) struct SqliteJobLock {
+pub(super) struct SqliteJobLock {
     entry: (String, String),
 }
 

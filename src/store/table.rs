@@ -65,7 +65,7 @@ pub struct Batch {
 
 impl Batch {
     /// Number of rows (the length of the first column; 0 without columns).
-    pub fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.columns.first().map_or(0, ColumnData::len)
     }
 }
@@ -89,17 +89,12 @@ pub enum ColumnData {
 
 impl ColumnData {
     /// Number of values.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             ColumnData::Text(v) | ColumnData::Numeric(v) | ColumnData::Json(v) => v.len(),
             ColumnData::Date(v) => v.len(),
             ColumnData::Boolean(v) => v.len(),
         }
-    }
-
-    /// True when there are no values.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The column type these values are for.
