@@ -16,7 +16,7 @@ use std::fmt;
 ///   that is only allocated once a null is pushed.
 ///
 /// The packed text is limited to 4 GiB per column (offsets are `u32`, half the size of `usize`).
-/// A push beyond that is not stored: the column remembers it ([`TextColumn::overflowed`]) and the
+/// A push beyond that is not stored: the column remembers it (`TextColumn::overflowed`) and the
 /// store refuses to load it, so a too-large window fails with a message instead of being cut.
 #[derive(Clone, Default)]
 pub struct TextColumn {

@@ -1,5 +1,6 @@
 //! The Postgres backend: a pool whose connections all use the configured schema, UNNEST-array
-//! upserts, session advisory locks on dedicated connections.
+//! upserts, session advisory locks on dedicated connections. Run records and job state are
+//! `runs.rs`'s, on this pool; this file gives them their [`Dialect`].
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -35,7 +36,8 @@ const MAX_CONNECTIONS: u32 = 8;
 #[derive(Clone)]
 pub(super) struct PgStore {
     pool: PgPool,
-    /// For the dedicated lock connections (boxed: it is large and the store is cloned often).
+    /// For the dedicated lock connections (behind an `Arc`: it is large and the store is cloned
+    /// often).
     options: Arc<PgConnectOptions>,
     schema: String,
 }

@@ -1,4 +1,6 @@
 //! The SQLite backend: one file, WAL, multi-row VALUES upserts, job locks inside this process.
+//! Run records and job state are `runs.rs`'s, on this pool; this file gives them their
+//! [`Dialect`].
 //!
 //! One process per database file is assumed (the demo and first tries): job locks are not seen by
 //! other processes. SQLite serializes writers itself; `BEGIN IMMEDIATE` plus the busy timeout make
