@@ -16,7 +16,7 @@ use std::fmt;
 ///   that is only allocated once a null is pushed.
 ///
 /// The packed text is limited to 4 GiB per column (offsets are `u32`, half the size of `usize`).
-/// A push beyond that is not stored: the column remembers it ([`TextColumn::overflowed`]) and the
+/// A push beyond that is not stored: the column remembers it (`TextColumn::overflowed`) and the
 /// store refuses to load it, so a too-large window fails with a message instead of being cut.
 #[derive(Clone, Default)]
 pub struct TextColumn {
@@ -50,12 +50,12 @@ impl Default for Repr {
 
 impl TextColumn {
     /// An empty column.
-    pub fn new() -> TextColumn {
+    pub(crate) fn new() -> TextColumn {
         TextColumn::default()
     }
 
     /// `rows` rows that all hold `value`, in O(1) memory.
-    pub fn repeat(value: Option<&str>, rows: usize) -> TextColumn {
+    pub(crate) fn repeat(value: Option<&str>, rows: usize) -> TextColumn {
         TextColumn {
             repr: Repr::Same {
                 value: value.map(Box::from),
@@ -65,7 +65,7 @@ impl TextColumn {
     }
 
     /// Number of rows.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match &self.repr {
             Repr::Same { len, .. } => *len,
             Repr::Packed { ends, .. } => ends.len(),
@@ -73,7 +73,7 @@ impl TextColumn {
     }
 
     /// True when there are no rows.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
@@ -81,7 +81,7 @@ impl TextColumn {
     ///
     /// # Panics
     /// When `row >= self.len()`, like indexing a slice.
-    pub fn get(&self, row: usize) -> Option<&str> {
+    pub(crate) fn get(&self, row: usize) -> Option<&str> {
         match &self.repr {
             Repr::Same { value, len } => {
                 assert!(row < *len, "row {row} of a column of {len} rows");
@@ -106,12 +106,12 @@ impl TextColumn {
     ///
     /// # Panics
     /// When `row >= self.len()`.
-    pub fn is_null(&self, row: usize) -> bool {
+    pub(crate) fn is_null(&self, row: usize) -> bool {
         self.get(row).is_none()
     }
 
     /// Appends one value.
-    pub fn push(&mut self, value: Option<&str>) {
+    pub(crate) fn push(&mut self, value: Option<&str>) {
         if let Repr::Same { value: same, len } = &mut self.repr {
             if *len == 0 {
                 *same = value.map(Box::from);
@@ -147,7 +147,7 @@ impl TextColumn {
 
     /// `Some(value)` when every row is known to hold `value` (a column kept as one value; a
     /// packed column is not searched for it).
-    pub fn same(&self) -> Option<Option<&str>> {
+    pub(crate) fn same(&self) -> Option<Option<&str>> {
         match &self.repr {
             Repr::Same { value, .. } => Some(value.as_deref()),
             Repr::Packed { .. } => None,
@@ -155,12 +155,12 @@ impl TextColumn {
     }
 
     /// The values in row order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
         (0..self.len()).map(|row| self.get(row))
     }
 
     /// True when a value was pushed that did not fit the 4 GiB limit (and was not stored).
-    pub fn overflowed(&self) -> bool {
+    pub(crate) fn overflowed(&self) -> bool {
         matches!(
             self.repr,
             Repr::Packed {
@@ -172,7 +172,7 @@ impl TextColumn {
 
     /// Empties the column but keeps its buffers, so that the next window of the same size fills
     /// it without allocating. (A packed column stays packed.)
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         match &mut self.repr {
             Repr::Same { value, len } => {
                 *value = None;
@@ -194,7 +194,7 @@ impl TextColumn {
 
     /// Releases spare capacity when it is more than a quarter of what is used (a buffer that grew
     /// by doubling), and keeps it otherwise (a buffer reused at the size it needs).
-    pub fn shrink_loose(&mut self) {
+    pub(crate) fn shrink_loose(&mut self) {
         if let Repr::Packed {
             text, ends, nulls, ..
         } = &mut self.repr
@@ -211,8 +211,10 @@ impl TextColumn {
         }
     }
 
-    /// Releases spare capacity (after the last push).
-    pub fn shrink_to_fit(&mut self) {
+    /// Releases spare capacity (after the last push). Only the tests need it (to measure a packed
+    /// column); the export shrinks with [`TextColumn::shrink_loose`].
+    #[cfg(test)]
+    pub(crate) fn shrink_to_fit(&mut self) {
         if let Repr::Packed {
             text, ends, nulls, ..
         } = &mut self.repr
@@ -223,8 +225,9 @@ impl TextColumn {
         }
     }
 
-    /// Bytes held on the heap (capacity, not length): for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
+    /// Bytes held on the heap (capacity, not length): for the tests' memory accounting.
+    #[cfg(test)]
+    pub(crate) fn heap_bytes(&self) -> usize {
         match &self.repr {
             Repr::Same { value, .. } => value.as_deref().map_or(0, str::len),
             Repr::Packed {

@@ -16,14 +16,15 @@
 use chrono::{Datelike as _, NaiveDate};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
+use super::column::TextColumn;
 use super::spec::{Prepared, ROW_HASH_COLUMN, normalize_decimal, quote};
-use super::{Batch, ColumnData};
+use super::table::{Batch, ColumnData};
 
 /// A set of fingerprints. They are uniformly distributed already, so a fast hasher is enough.
-pub(crate) type Fingerprints = std::collections::HashSet<u128, foldhash::fast::RandomState>;
+pub(super) type Fingerprints = std::collections::HashSet<u128, foldhash::fast::RandomState>;
 
 /// The fingerprints of every row of a batch, by row number, and a hash of each row's key.
-pub(crate) struct RowHashes {
+pub(super) struct RowHashes {
     /// `_row_hash`: XXH3-128 of the row's values (see the module docs), as stored.
     pub values: Vec<uuid::Uuid>,
     /// XXH3-64 of the row's key cells in the same canonical form: rows with equal keys (as
@@ -32,7 +33,7 @@ pub(crate) struct RowHashes {
 }
 
 /// Computes [`RowHashes`] in one pass over the batch.
-pub(crate) fn row_hashes(prepared: &Prepared<'_>, batch: &Batch) -> RowHashes {
+pub(super) fn row_hashes(prepared: &Prepared<'_>, batch: &Batch) -> RowHashes {
     let rows = batch.rows();
     let mut columns: Vec<Cells<'_>> = prepared
         .spec
@@ -79,9 +80,9 @@ struct Cells<'a> {
 enum Values<'a> {
     /// The same cell in every row, already written (empty: null in every row).
     Same(Vec<u8>),
-    Text(&'a super::TextColumn),
-    Json(&'a super::TextColumn),
-    Numeric(&'a super::TextColumn),
+    Text(&'a TextColumn),
+    Json(&'a TextColumn),
+    Numeric(&'a TextColumn),
     Date(&'a [Option<NaiveDate>]),
     Boolean(&'a [Option<bool>]),
 }
@@ -183,7 +184,7 @@ fn push_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
 
 /// A condition on one key column that every row of a batch meets.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Bound<'a> {
+pub(super) enum Bound<'a> {
     /// `column = value`: the same text in every row (a null key is '').
     Text(&'a str, &'a str),
     /// `column = value`.
@@ -194,7 +195,7 @@ pub(crate) enum Bound<'a> {
 
 /// `SELECT "_row_hash" FROM <table> WHERE "_row_hash" IS NOT NULL AND <scope>`, where `param(n)` is
 /// the n-th placeholder (from 1); bind the scope's values in order (a date range binds two).
-pub(crate) fn stored_hashes_sql(
+pub(super) fn stored_hashes_sql(
     table: &str,
     scope: &[Bound<'_>],
     param: impl Fn(usize) -> String,
@@ -227,7 +228,7 @@ pub(crate) fn stored_hashes_sql(
 ///
 /// Empty when the first key column varies and is not a date (or the batch is empty): then there is
 /// no cheap way to find the rows, and the batch is sent whole.
-pub(crate) fn scope<'a>(prepared: &Prepared<'a>, batch: &'a Batch) -> Vec<Bound<'a>> {
+pub(super) fn scope<'a>(prepared: &Prepared<'a>, batch: &'a Batch) -> Vec<Bound<'a>> {
     let mut bounds = Vec::new();
     if batch.rows() == 0 {
         return bounds;

@@ -1,33 +1,32 @@
 //! The Postgres backend: a pool whose connections all use the configured schema, UNNEST-array
-//! upserts, session advisory locks on dedicated connections.
+//! upserts, session advisory locks on dedicated connections. Run records and job state are
+//! `runs.rs`'s, on this pool; this file gives them their [`Dialect`].
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::query::QueryScalar;
-use sqlx::{Connection, Executor, PgConnection, Postgres, Row};
+use sqlx::{Connection, Executor, PgConnection, Postgres};
 
-use super::error::scrub;
+use super::error::{StoreError, scrub, url_passwords};
 use super::fingerprint::{Bound, Fingerprints, stored_hashes_sql};
+use super::runs::{Dialect, Runs};
 use super::spec::{
-    Chunk, LOADED_AT_COLUMN, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote, validate_identifier,
+    Chunk, LOADED_AT_COLUMN, Load, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote,
+    validate_identifier,
 };
-use super::{
-    ColumnData, ColumnType, JobStatus, Load, NewRun, RunStatus, STALE_RUN_ERROR, StoreError,
-    TableChanges, TypeMismatch, job_status, lock_key, shared_sql, url_password,
-};
+use super::table::{ColumnData, ColumnType, TableChanges, TypeMismatch};
 use crate::config::DatabaseConfig;
 use uuid::Uuid;
 
 /// The core-table migrations, embedded at build time.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Rows per UNNEST statement: large enough that per-statement overhead vanishes (2,000, 5,000 and
-/// 10,000 rows load at the same rate here), small enough that a statement's encoding, built twice
-/// over by sqlx (its arguments, then the message), stays under 1 MB each.
+/// Rows per UNNEST statement: large enough that per-statement overhead vanishes, small enough that a
+/// statement's encoding, built twice over by sqlx (its arguments, then the message), stays under
+/// 1 MB each (see docs/performance.md).
 const CHUNK_ROWS: usize = 2_000;
 
 /// Pool size: loads are bound by the server (one backend per core), so a few connections suffice;
@@ -35,15 +34,16 @@ const CHUNK_ROWS: usize = 2_000;
 const MAX_CONNECTIONS: u32 = 8;
 
 #[derive(Clone)]
-pub(crate) struct PgStore {
+pub(super) struct PgStore {
     pool: PgPool,
-    /// For the dedicated lock connections (boxed: it is large and the store is cloned often).
+    /// For the dedicated lock connections (behind an `Arc`: it is large and the store is cloned
+    /// often).
     options: Arc<PgConnectOptions>,
     schema: String,
 }
 
 /// A job lock: the connection that holds the session advisory lock.
-pub(crate) struct PgJobLock {
+pub(super) struct PgJobLock {
     conn: PgConnection,
     key: i64,
 }
@@ -66,10 +66,10 @@ impl PgStore {
     pub async fn connect(db: &DatabaseConfig) -> Result<PgStore, StoreError> {
         validate_identifier("schema", &db.schema)?;
         crate::tls::install_crypto_provider();
-        let password = url_password(db.url.expose());
+        let passwords = url_passwords(db.url.expose());
         let connect_error = |source: sqlx::Error| StoreError::Connect {
             url: db.url.redacted(),
-            message: scrub(source.to_string(), password),
+            message: scrub(source.to_string(), &passwords),
             source,
         };
         let options = PgConnectOptions::from_str(db.url.expose())
@@ -137,6 +137,11 @@ impl PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| StoreError::query(action, e))
+    }
+
+    /// The run-record and state statements on this store's pool.
+    pub fn runs(&self) -> Runs<'_, Postgres> {
+        Runs::new(&self.pool)
     }
 
     pub async fn ensure_table(&self, p: &Prepared<'_>) -> Result<TableChanges, StoreError> {
@@ -290,32 +295,16 @@ impl PgStore {
             let changed: i64 = query.fetch_one(&mut *tx).await.map_err(upsert_err)?;
             written += u64::try_from(changed).unwrap_or(0);
         }
-        let finished = sqlx::query(shared_sql::FINISH_RUN)
-            .bind(load.run_id)
-            .bind(load.now)
-            .bind(i64::try_from(written).unwrap_or(i64::MAX))
-            .bind(i32::try_from(load.api_requests).unwrap_or(i32::MAX))
-            .execute(&mut *tx)
-            .await
-            .map_err(run_err)?;
-        if finished.rows_affected() == 0 {
-            return Err(StoreError::RunNotRunning(load.run_id)); // dropping `tx` rolls back
-        }
-        if let Some(state) = load.state {
-            sqlx::query(
-                "INSERT INTO export_state AS s (job, account_id, high_water_date, updated_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (job, account_id) DO UPDATE \
-                 SET high_water_date = GREATEST(s.high_water_date, excluded.high_water_date), \
-                     updated_at = excluded.updated_at",
-            )
-            .bind(&state.job)
-            .bind(&state.account_id)
-            .bind(state.high_water)
-            .bind(load.now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::query("updating the high-water mark", e))?;
-        }
+        // On an error, dropping `tx` rolls the whole window back.
+        Runs::<Postgres>::finish_window(
+            &mut tx,
+            load.run_id,
+            load.now,
+            written,
+            load.api_requests,
+            load.state,
+        )
+        .await?;
         tx.commit().await.map_err(run_err)?;
         // The connection's write buffer grew to the largest statement (several MB of arrays);
         // every pooled connection would keep one.
@@ -353,59 +342,6 @@ impl PgStore {
             .collect())
     }
 
-    pub async fn insert_run(
-        &self,
-        run: &NewRun,
-        status: RunStatus,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        let finished = (status != RunStatus::Running).then_some(now);
-        sqlx::query_scalar(shared_sql::INSERT_RUN)
-            .bind(&run.job)
-            .bind(&run.account_id)
-            .bind(run.window_start)
-            .bind(run.window_end)
-            .bind(run.trigger.as_str())
-            .bind(now)
-            .bind(finished)
-            .bind(status.as_str())
-            .bind(error)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| StoreError::query("recording a run", e))
-    }
-
-    pub async fn fail_run(
-        &self,
-        run_id: i64,
-        error: &str,
-        api_requests: u32,
-    ) -> Result<(), StoreError> {
-        sqlx::query(shared_sql::FAIL_RUN)
-            .bind(run_id)
-            .bind(Utc::now())
-            .bind(error)
-            .bind(i32::try_from(api_requests).unwrap_or(i32::MAX))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| StoreError::query(format!("recording run {run_id} as failed"), e))?;
-        Ok(())
-    }
-
-    pub async fn high_water(
-        &self,
-        job: &str,
-        account_id: &str,
-    ) -> Result<Option<NaiveDate>, StoreError> {
-        sqlx::query_scalar(shared_sql::HIGH_WATER)
-            .bind(job)
-            .bind(account_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| StoreError::query("reading the high-water mark", e))
-    }
-
     pub async fn try_lock_job(&self, job: &str) -> Result<Option<PgJobLock>, StoreError> {
         let err = |e| StoreError::query(format!("taking the lock of job {job:?}"), e);
         let mut conn = PgConnection::connect_with(&self.options)
@@ -424,57 +360,32 @@ impl PgStore {
             Ok(None)
         }
     }
+}
 
-    pub async fn fail_stale_runs(&self) -> Result<u64, StoreError> {
-        let err = |e| StoreError::query("failing runs left running", e);
-        let jobs: Vec<String> = sqlx::query_scalar(shared_sql::RUNNING_JOBS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        let mut failed = 0;
-        for job in jobs {
-            // Holding the job's lock proves no live process is running it.
-            let Some(lock) = self.try_lock_job(&job).await? else {
-                continue;
-            };
-            let result = sqlx::query(shared_sql::FAIL_STALE)
-                .bind(&job)
-                .bind(Utc::now())
-                .bind(STALE_RUN_ERROR)
-                .execute(&self.pool)
-                .await;
-            lock.release().await;
-            failed += result.map_err(err)?.rows_affected();
+impl Dialect for Postgres {
+    const RAISE_HIGH_WATER: &'static str = "INSERT INTO export_state AS s (job, account_id, high_water_date, updated_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (job, account_id) DO UPDATE \
+         SET high_water_date = GREATEST(s.high_water_date, excluded.high_water_date), \
+             updated_at = excluded.updated_at";
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
+/// A stable 64-bit key for the job lock: FNV-1a over the schema and the job name. Stable across
+/// builds and releases (unlike `std`'s hasher), so old and new versions exclude each other.
+fn lock_key(schema: &str, job: &str) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    for part in ["rokt-export", schema, job] {
+        for &b in part.as_bytes().iter().chain(&[0u8]) {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(PRIME);
         }
-        Ok(failed)
     }
-
-    pub async fn status(&self) -> Result<Vec<JobStatus>, StoreError> {
-        let err = |e| StoreError::query("reading job status", e);
-        let rows = sqlx::query(shared_sql::STATUS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(job_status(
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get(4)?,
-                    r.try_get(5)?,
-                    r.try_get(6)?,
-                    r.try_get(7)?,
-                    r.try_get(8)?,
-                    r.try_get(9)?,
-                    r.try_get(10)?,
-                    r.try_get(11)?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(err)
-    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
 fn pg_type(ty: ColumnType) -> &'static str {
@@ -605,5 +516,21 @@ fn bind_column<'q>(query: PgQuery<'q>, column: &'q ColumnData, chunk: &Chunk<'_>
         (ColumnData::Boolean(v), Chunk::Rows(_)) => {
             query.bind(chunk.rows().map(|i| v[i]).collect::<Vec<_>>())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_keys_are_stable_and_distinct() {
+        // Fixed value: changing the hash would let old and new versions run a job at once.
+        assert_eq!(
+            lock_key("rokt", "campaign_daily"),
+            8_457_588_195_510_631_218
+        );
+        assert_ne!(lock_key("rokt", "a"), lock_key("other", "a"));
+        assert_ne!(lock_key("ro", "kta"), lock_key("rok", "ta"));
     }
 }

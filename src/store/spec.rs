@@ -1,5 +1,6 @@
 //! Backend-neutral checks and preparation of a load: identifier validation and quoting, a batch
-//! checked against its table spec, and de-duplication of rows by key (last row wins).
+//! checked against its table spec, de-duplication of rows by key (last row wins), and the
+//! [`Load`] a backend commits.
 //!
 //! Kept free of SQL execution so that both backends share one definition of "a valid table" and
 //! "the same key", and so it can be unit-tested without a database.
@@ -9,19 +10,24 @@ use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
-use super::{Batch, ColumnData, StoreError, TableSpec};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::error::StoreError;
+use super::runs::StateUpdate;
+use super::table::{Batch, ColumnData, TableSpec};
 
 /// Longest identifier Postgres keeps without truncating (NAMEDATALEN - 1, in bytes).
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// Metadata columns the store adds to every job table and fills itself.
-pub(crate) const RUN_ID_COLUMN: &str = "_run_id";
-pub(crate) const LOADED_AT_COLUMN: &str = "_loaded_at";
+pub(super) const RUN_ID_COLUMN: &str = "_run_id";
+pub(super) const LOADED_AT_COLUMN: &str = "_loaded_at";
 /// The row's fingerprint (see `fingerprint.rs`); null in rows written before it existed.
-pub(crate) const ROW_HASH_COLUMN: &str = "_row_hash";
+pub(super) const ROW_HASH_COLUMN: &str = "_row_hash";
 
 /// Checks that `name` can be used as a double-quoted identifier on both backends.
-pub(crate) fn validate_identifier(what: &'static str, name: &str) -> Result<(), StoreError> {
+pub(super) fn validate_identifier(what: &'static str, name: &str) -> Result<(), StoreError> {
     let reason = if name.is_empty() {
         Some("it is empty")
     } else if name.contains('"') {
@@ -45,12 +51,12 @@ pub(crate) fn validate_identifier(what: &'static str, name: &str) -> Result<(), 
 
 /// `name` as a double-quoted SQL identifier. Only call on a validated name: validation rejects `"`,
 /// so no escaping is needed and the quoting cannot be broken out of.
-pub(crate) fn quote(name: &str) -> String {
+pub(super) fn quote(name: &str) -> String {
     format!("\"{name}\"")
 }
 
 /// A table spec that passed validation, with its columns split into key and value positions.
-pub(crate) struct Prepared<'a> {
+pub(super) struct Prepared<'a> {
     pub spec: &'a TableSpec,
     /// Positions (in `spec.columns`) of the key columns, in key order.
     pub key_idx: Vec<usize>,
@@ -65,8 +71,21 @@ impl Prepared<'_> {
     }
 }
 
+/// Everything a backend needs to commit one window.
+pub(super) struct Load<'a> {
+    pub run_id: i64,
+    pub prepared: &'a Prepared<'a>,
+    pub batch: &'a Batch,
+    /// The `_row_hash` of every row of `batch`, by row number.
+    pub hashes: &'a [Uuid],
+    pub selection: &'a Selection,
+    pub api_requests: u32,
+    pub state: Option<&'a StateUpdate>,
+    pub now: DateTime<Utc>,
+}
+
 /// Validates names, duplicates and the key of `spec`.
-pub(crate) fn prepare(spec: &TableSpec) -> Result<Prepared<'_>, StoreError> {
+pub(super) fn prepare(spec: &TableSpec) -> Result<Prepared<'_>, StoreError> {
     validate_identifier("table", &spec.table)?;
     let invalid = |reason: String| StoreError::InvalidSpec {
         table: spec.table.clone(),
@@ -121,7 +140,7 @@ pub(crate) fn prepare(spec: &TableSpec) -> Result<Prepared<'_>, StoreError> {
 
 /// Checks that `batch` matches the prepared spec (one column per spec column, of its type, all of
 /// one length) and that no key column other than a text one holds a null. Returns the row count.
-pub(crate) fn check_batch(prepared: &Prepared<'_>, batch: &Batch) -> Result<usize, StoreError> {
+pub(super) fn check_batch(prepared: &Prepared<'_>, batch: &Batch) -> Result<usize, StoreError> {
     let spec = prepared.spec;
     let invalid = |reason: String| StoreError::InvalidBatch {
         table: spec.table.clone(),
@@ -176,7 +195,7 @@ pub(crate) fn check_batch(prepared: &Prepared<'_>, batch: &Batch) -> Result<usiz
 }
 
 /// Which rows of a batch to write.
-pub(crate) enum Selection {
+pub(super) enum Selection {
     /// All rows `0..n`: no key occurred twice.
     All(usize),
     /// These rows, ascending: the last occurrence of every key.
@@ -184,7 +203,7 @@ pub(crate) enum Selection {
 }
 
 /// One statement's worth of rows.
-pub(crate) enum Chunk<'a> {
+pub(super) enum Chunk<'a> {
     Range(Range<usize>),
     Rows(&'a [usize]),
 }
@@ -241,7 +260,7 @@ impl Chunk<'_> {
 ///
 /// `key_hashes` are the rows' key hashes ([`super::fingerprint::RowHashes::keys`]): rows are
 /// grouped by them and compared key part by key part only when two hashes are equal.
-pub(crate) fn dedup(
+pub(super) fn dedup(
     prepared: &Prepared<'_>,
     batch: &Batch,
     key_hashes: &[u64],
@@ -362,7 +381,7 @@ fn key_part(column: &ColumnData, row: usize) -> KeyPart<'_> {
 /// Splits decimal text into (negative, integer digits without leading zeros, fraction digits without
 /// trailing zeros). Text that is not a plain decimal comes back whole as the integer part, so it
 /// compares as itself.
-pub(crate) fn normalize_decimal(s: &str) -> (bool, &str, &str) {
+pub(super) fn normalize_decimal(s: &str) -> (bool, &str, &str) {
     // `trim` only when an end could be whitespace: it is a visible cost on millions of cells.
     let untrimmed = |b: Option<&u8>| b.is_some_and(u8::is_ascii_graphic);
     let t = if untrimmed(s.as_bytes().first()) && untrimmed(s.as_bytes().last()) {

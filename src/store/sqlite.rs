@@ -1,4 +1,6 @@
 //! The SQLite backend: one file, WAL, multi-row VALUES upserts, job locks inside this process.
+//! Run records and job state are `runs.rs`'s, on this pool; this file gives them their
+//! [`Dialect`].
 //!
 //! One process per database file is assumed (the demo and first tries): job locks are not seen by
 //! other processes. SQLite serializes writers itself; `BEGIN IMMEDIATE` plus the busy timeout make
@@ -9,21 +11,18 @@ use std::str::FromStr;
 use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::query::Query;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteQueryResult, SqliteSynchronous,
 };
 use sqlx::{Executor, Row, Sqlite};
 
-use super::error::scrub;
+use super::error::{StoreError, scrub, url_passwords};
 use super::fingerprint::{Bound, Fingerprints, stored_hashes_sql};
-use super::spec::{LOADED_AT_COLUMN, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote};
-use super::{
-    ColumnData, ColumnType, JobStatus, Load, NewRun, RunStatus, STALE_RUN_ERROR, StoreError,
-    TableChanges, TypeMismatch, job_status, shared_sql, url_password,
-};
+use super::runs::{Dialect, Runs};
+use super::spec::{LOADED_AT_COLUMN, Load, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote};
+use super::table::{ColumnData, ColumnType, TableChanges, TypeMismatch};
 use crate::config::DatabaseConfig;
 use uuid::Uuid;
 
@@ -41,14 +40,14 @@ static LOCKS: LazyLock<Mutex<HashSet<(String, String)>>> =
     LazyLock::new(|| Mutex::new(HashSet::new()));
 
 #[derive(Clone)]
-pub(crate) struct SqliteStore {
+pub(super) struct SqliteStore {
     pool: SqlitePool,
     /// The database file, canonical where possible: the scope of this process's job locks.
     file: String,
 }
 
 /// A job lock held inside this process; dropping it releases it.
-pub(crate) struct SqliteJobLock {
+pub(super) struct SqliteJobLock {
     entry: (String, String),
 }
 
@@ -63,10 +62,10 @@ impl Drop for SqliteJobLock {
 
 impl SqliteStore {
     pub async fn connect(db: &DatabaseConfig) -> Result<SqliteStore, StoreError> {
-        let password = url_password(db.url.expose());
+        let passwords = url_passwords(db.url.expose());
         let connect_error = |source: sqlx::Error| StoreError::Connect {
             url: db.url.redacted(),
-            message: scrub(source.to_string(), password),
+            message: scrub(source.to_string(), &passwords),
             source,
         };
         let options = SqliteConnectOptions::from_str(db.url.expose())
@@ -112,6 +111,11 @@ impl SqliteStore {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| StoreError::query(action, e))
+    }
+
+    /// The run-record and state statements on this store's pool.
+    pub fn runs(&self) -> Runs<'_, Sqlite> {
+        Runs::new(&self.pool)
     }
 
     pub async fn ensure_table(&self, p: &Prepared<'_>) -> Result<TableChanges, StoreError> {
@@ -275,32 +279,16 @@ impl SqliteStore {
                 .map_err(upsert_err)?;
             written += run_ids.iter().filter(|&&id| id == load.run_id).count() as u64;
         }
-        let finished = sqlx::query(shared_sql::FINISH_RUN)
-            .bind(load.run_id)
-            .bind(load.now)
-            .bind(i64::try_from(written).unwrap_or(i64::MAX))
-            .bind(i64::from(load.api_requests))
-            .execute(&mut *tx)
-            .await
-            .map_err(run_err)?;
-        if finished.rows_affected() == 0 {
-            return Err(StoreError::RunNotRunning(load.run_id)); // dropping `tx` rolls back
-        }
-        if let Some(state) = load.state {
-            sqlx::query(
-                "INSERT INTO export_state AS s (job, account_id, high_water_date, updated_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (job, account_id) DO UPDATE \
-                 SET high_water_date = max(s.high_water_date, excluded.high_water_date), \
-                     updated_at = excluded.updated_at",
-            )
-            .bind(&state.job)
-            .bind(&state.account_id)
-            .bind(state.high_water)
-            .bind(load.now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StoreError::query("updating the high-water mark", e))?;
-        }
+        // On an error, dropping `tx` rolls the whole window back.
+        Runs::<Sqlite>::finish_window(
+            &mut tx,
+            load.run_id,
+            load.now,
+            written,
+            load.api_requests,
+            load.state,
+        )
+        .await?;
         tx.commit().await.map_err(run_err)?;
         Ok(written)
     }
@@ -328,59 +316,6 @@ impl SqliteStore {
         Ok(hashes.iter().map(Uuid::as_u128).collect())
     }
 
-    pub async fn insert_run(
-        &self,
-        run: &NewRun,
-        status: RunStatus,
-        error: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        let finished = (status != RunStatus::Running).then_some(now);
-        sqlx::query_scalar(shared_sql::INSERT_RUN)
-            .bind(&run.job)
-            .bind(&run.account_id)
-            .bind(run.window_start)
-            .bind(run.window_end)
-            .bind(run.trigger.as_str())
-            .bind(now)
-            .bind(finished)
-            .bind(status.as_str())
-            .bind(error)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| StoreError::query("recording a run", e))
-    }
-
-    pub async fn fail_run(
-        &self,
-        run_id: i64,
-        error: &str,
-        api_requests: u32,
-    ) -> Result<(), StoreError> {
-        sqlx::query(shared_sql::FAIL_RUN)
-            .bind(run_id)
-            .bind(Utc::now())
-            .bind(error)
-            .bind(i64::from(api_requests))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| StoreError::query(format!("recording run {run_id} as failed"), e))?;
-        Ok(())
-    }
-
-    pub async fn high_water(
-        &self,
-        job: &str,
-        account_id: &str,
-    ) -> Result<Option<NaiveDate>, StoreError> {
-        sqlx::query_scalar(shared_sql::HIGH_WATER)
-            .bind(job)
-            .bind(account_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| StoreError::query("reading the high-water mark", e))
-    }
-
     pub fn try_lock_job(&self, job: &str) -> Option<SqliteJobLock> {
         let entry = (self.file.clone(), job.to_owned());
         let inserted = LOCKS
@@ -391,57 +326,16 @@ impl SqliteStore {
         // a guard removes its entry, which must never remove another holder's lock.
         inserted.then(|| SqliteJobLock { entry })
     }
+}
 
-    pub async fn fail_stale_runs(&self) -> Result<u64, StoreError> {
-        let err = |e| StoreError::query("failing runs left running", e);
-        let jobs: Vec<String> = sqlx::query_scalar(shared_sql::RUNNING_JOBS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        let mut failed = 0;
-        for job in jobs {
-            // A job locked in this process is live; any other `running` row was left by a process
-            // that is gone (one process per file is assumed).
-            let Some(_lock) = self.try_lock_job(&job) else {
-                continue;
-            };
-            failed += sqlx::query(shared_sql::FAIL_STALE)
-                .bind(&job)
-                .bind(Utc::now())
-                .bind(STALE_RUN_ERROR)
-                .execute(&self.pool)
-                .await
-                .map_err(err)?
-                .rows_affected();
-        }
-        Ok(failed)
-    }
+impl Dialect for Sqlite {
+    const RAISE_HIGH_WATER: &'static str = "INSERT INTO export_state AS s (job, account_id, high_water_date, updated_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (job, account_id) DO UPDATE \
+         SET high_water_date = max(s.high_water_date, excluded.high_water_date), \
+             updated_at = excluded.updated_at";
 
-    pub async fn status(&self) -> Result<Vec<JobStatus>, StoreError> {
-        let err = |e| StoreError::query("reading job status", e);
-        let rows = sqlx::query(shared_sql::STATUS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(job_status(
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get(4)?,
-                    r.try_get(5)?,
-                    r.try_get(6)?,
-                    r.try_get(7)?,
-                    r.try_get(8)?,
-                    r.try_get(9)?,
-                    r.try_get(10)?,
-                    r.try_get(11)?,
-                ))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(err)
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 

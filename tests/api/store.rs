@@ -683,6 +683,26 @@ async fn status_shows_the_latest_run_and_high_water_range(env: &mut Env) {
     assert_eq!(o.high_water_min, None);
 }
 
+/// Error texts are cut to 8 KiB on a character boundary, for failed and for skipped runs.
+async fn long_error_texts_are_cut_on_a_character_boundary(env: &mut Env) {
+    // 10,001 bytes; byte 8,192 is the middle of an 'é'.
+    let long = format!("x{}", "é".repeat(5_000));
+    let failed = env.run("campaign_daily").await;
+    env.store.fail_run(failed, &long, 1).await.unwrap();
+    let skipped = env
+        .store
+        .record_skipped(&new_run("campaign_daily", "a1"), &long)
+        .await
+        .unwrap();
+    for (id, status) in [(failed, "failed"), (skipped, "skipped")] {
+        let (stored_status, _, _, error) = env.run_row(id).await;
+        assert_eq!(stored_status, status);
+        let error = error.unwrap();
+        assert_eq!(error.len(), 8_191, "{status}");
+        assert!(long.starts_with(&error), "{status}");
+    }
+}
+
 /// A second store on the same database (another pool, like another process) is locked out.
 async fn job_locks_exclude_a_second_store(env: &mut Env) {
     let other = Store::connect(&env.config).await.unwrap();
@@ -799,6 +819,7 @@ on_both_backends!(
     the_high_water_mark_never_moves_backwards,
     stale_runs_are_failed_unless_their_job_is_locked,
     status_shows_the_latest_run_and_high_water_range,
+    long_error_texts_are_cut_on_a_character_boundary,
     job_locks_exclude_a_second_store,
     concurrent_windows_and_table_setup,
 );
