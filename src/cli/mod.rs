@@ -293,8 +293,5 @@ async fn open_store(config: &Config) -> Result<Store, Exit> {
 
 /// `table` as a person finds it in the database: schema-qualified on Postgres.
 fn qualified(config: &Config, table: &str) -> String {
-    match config.database.url.backend() {
-        crate::config::Backend::Postgres => format!("{}.{table}", config.database.schema),
-        crate::config::Backend::Sqlite => table.to_owned(),
-    }
+    crate::store::qualified(&config.database, table)
 }

@@ -290,13 +290,9 @@ async fn run_locked(
 ) -> Result<RunResult, RunError> {
     let accounts = accounts_for(ctx, job, &request.accounts).await?;
     if let JobKind::Query(q) = &job.kind {
-        let changes = ctx
-            .store
+        ctx.store
             .ensure_table(&query::table_spec(&job.table, q))
             .await?;
-        if !changes.added.is_empty() {
-            info!(job = %job.name, table = %job.table, columns = ?changes.added, "added columns to the job's table");
-        }
     }
 
     // Plan every account's windows first, so progress can show a total.

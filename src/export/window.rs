@@ -432,9 +432,6 @@ async fn fetch_rows(
             .await
             .map_err(|e| WindowError::unreadable(&response.endpoint, &e))?;
             let changes = ctx.store.ensure_table(&parsed.spec).await?;
-            if !changes.added.is_empty() {
-                info!(table = %job.table, columns = ?changes.added, "added columns for new fields");
-            }
             generic::conform(&mut parsed, &changes.type_mismatches);
             (
                 parsed.spec,
