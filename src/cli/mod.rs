@@ -5,7 +5,7 @@
 //! `main.rs` calls [`main`]. Output meant for the user goes to stdout, logs to stderr.
 
 mod demo;
-pub mod exit;
+mod exit;
 mod migrate;
 mod mock_api;
 mod progress;
@@ -62,7 +62,7 @@ pub fn main() -> ExitCode {
 /// Try it without credentials or a database: `rokt-export demo`.
 #[derive(Debug, Parser)]
 #[command(name = "rokt-export", version, arg_required_else_help = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The job definitions.
     #[arg(
         long,
@@ -99,7 +99,7 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// The daemon: schedule every job, serve /healthz /readyz /metrics, stop cleanly on SIGTERM.
     Run,
     /// Run one job now, then exit; exit 0 only when every window succeeded.
@@ -118,7 +118,7 @@ pub enum Command {
 
 /// Arguments of `run-now`.
 #[derive(Debug, Clone, Args)]
-pub struct RunNowArgs {
+pub(crate) struct RunNowArgs {
     /// The job's name in jobs.toml.
     pub job: String,
     /// First day to export, inclusive (YYYY-MM-DD). Without --from/--to: the job's normal incremental window.
@@ -134,7 +134,7 @@ pub struct RunNowArgs {
 
 /// Arguments of `demo`.
 #[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// How many recent days to export.
     #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub days: u32,
@@ -142,7 +142,7 @@ pub struct DemoArgs {
 
 /// Arguments of `mock-api`.
 #[derive(Debug, Clone, Args)]
-pub struct MockApiArgs {
+pub(crate) struct MockApiArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8089)]
     pub port: u16,
@@ -183,7 +183,7 @@ fn parse_day(s: &str) -> Result<NaiveDate, String> {
 
 /// Log line format, as the command line spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormatArg {
+pub(crate) enum LogFormatArg {
     /// Readable lines for a terminal or the journal.
     Text,
     /// One JSON object per line, for log shippers.
@@ -201,7 +201,7 @@ impl From<LogFormatArg> for LogFormat {
 
 /// Runs the parsed command line and returns the process exit code; a failure's message goes to
 /// stderr.
-pub async fn execute(cli: Cli) -> u8 {
+async fn execute(cli: Cli) -> u8 {
     match dispatch(cli).await {
         Ok(()) => exit::SUCCESS,
         Err(e) => {
