@@ -7,6 +7,7 @@
 //! Nothing here touches the network or a database.
 
 pub mod credentials;
+mod database_url;
 mod error;
 mod parse;
 pub mod template;
@@ -22,6 +23,7 @@ use chrono_tz::Tz;
 
 use crate::schedule::Schedule;
 pub use credentials::{CredentialSource, Credentials, CredentialsError};
+pub use database_url::{Backend, DatabaseUrl, redact_url};
 pub use error::{ConfigError, Problem};
 pub use parse::REFERENCE;
 use template::Template;
@@ -115,95 +117,6 @@ impl fmt::Debug for DatabaseConfig {
             .field("schema", &self.schema)
             .finish()
     }
-}
-
-/// A database URL. `Debug` and `Display` hide any password it carries.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
-
-/// Which database a URL points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
-
-impl DatabaseUrl {
-    /// Accepts `postgres://`, `postgresql://` and `sqlite:` URLs.
-    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
-        let url = url.trim();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(DatabaseUrl(url.to_owned()))
-        } else if let Some(rest) = url.strip_prefix("sqlite:") {
-            if rest.trim_start_matches('/').is_empty() {
-                Err("a sqlite URL needs a file name, e.g. \"sqlite://rokt-export.db\"".into())
-            } else {
-                Ok(DatabaseUrl(url.to_owned()))
-            }
-        } else {
-            Err(
-                "must start with postgres://, postgresql:// or sqlite: (e.g. \"sqlite://rokt-export.db\")"
-                    .into(),
-            )
-        }
-    }
-
-    pub fn backend(&self) -> Backend {
-        if self.0.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        }
-    }
-
-    /// The URL with its password: only for handing to the database driver.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The URL with any password replaced by `***`.
-    pub fn redacted(&self) -> String {
-        redact_url_password(&self.0)
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({:?})", self.redacted())
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-/// Replaces the password of `scheme://user:password@host...` (and any `password=` query parameter).
-pub fn redact_url_password(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let auth_start = scheme_end + 3;
-        let rest = &out[auth_start..];
-        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        if let Some(at) = rest[..auth_end].rfind('@')
-            && let Some(colon) = rest[..at].find(':')
-        {
-            out.replace_range(auth_start + colon + 1..auth_start + at, "***");
-        }
-    }
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => kv.to_owned(),
-            })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
-    }
-    out
 }
 
 /// `[server]`: the health and metrics listener of `run`.
@@ -449,27 +362,6 @@ fn levenshtein(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn database_url_hides_its_password() {
-        let url =
-            DatabaseUrl::parse("postgres://rokt:s3cr3t@db:5432/rokt?sslmode=require&password=x2")
-                .unwrap();
-        let shown = format!("{url} {url:?}");
-        assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(!shown.contains("x2"), "{shown}");
-        assert!(
-            shown.contains("postgres://rokt:***@db:5432/rokt"),
-            "{shown}"
-        );
-        assert_eq!(url.backend(), Backend::Postgres);
-        assert_eq!(
-            DatabaseUrl::parse("sqlite://a.db").unwrap().backend(),
-            Backend::Sqlite
-        );
-        assert!(DatabaseUrl::parse("mysql://x").is_err());
-        assert!(DatabaseUrl::parse("sqlite://").is_err());
-    }
 
     #[test]
     fn the_store_metadata_columns_cannot_be_dimensions() {

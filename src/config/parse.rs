@@ -460,7 +460,7 @@ impl Cx<'_> {
                         ok = false;
                     }
                 }
-                if u.contains('@') && u.contains(':') && super::redact_url_password(&u) != u {
+                if super::database_url::holds_password(&u) {
                     self.problem(
                         Some(span),
                         "database.url",
