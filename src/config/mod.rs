@@ -333,30 +333,18 @@ impl Config {
     }
 }
 
-/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo: at most two
+/// edits (a quarter of the candidate's length for long ones), and fewer edits than the candidate
+/// has characters, so that a short unrelated word is not "corrected" into it.
 pub(crate) fn suggest<'a>(
     word: &str,
     candidates: impl Iterator<Item = &'a str>,
 ) -> Option<&'a str> {
     candidates
-        .map(|c| (levenshtein(word, c), c))
+        .map(|c| (strsim::levenshtein(word, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -388,5 +376,18 @@ mod tests {
         assert_eq!(suggest("schedul", keys.iter().copied()), Some("schedule"));
         assert_eq!(suggest("acounts", keys.iter().copied()), Some("accounts"));
         assert_eq!(suggest("zzz", keys.iter().copied()), None);
+        // Short candidates are not reached from unrelated words.
+        assert_eq!(suggest("x", ["a", "ab"].into_iter()), None);
+        assert_eq!(suggest("urls", ["url", "schema"].into_iter()), Some("url"));
+        // Long candidates allow a quarter of their length: a swapped pair is two edits.
+        let zones = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name());
+        assert_eq!(suggest("America/New_Yrok", zones), Some("America/New_York"));
+        assert_eq!(
+            suggest(
+                "Nowhere/Land",
+                chrono_tz::TZ_VARIANTS.iter().map(|z| z.name())
+            ),
+            None
+        );
     }
 }
