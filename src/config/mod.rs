@@ -1,16 +1,33 @@
 //! The configuration: `jobs.toml` says *what* to export, the environment carries secrets and
 //! per-deployment overrides.
 //!
-//! Loading is two steps: [`parse`] walks the TOML tree (with byte spans) and turns it into the
-//! validated domain types below, collecting every problem with its file, line and key instead of
-//! stopping at the first; [`credentials`] reads the app credentials from the environment only.
+//! This file holds the validated domain types the rest of the program uses ([`Config`], [`Job`],
+//! [`JobKind`]...) and [`Env`]. Loading them is split by concern, so that each rule of the format
+//! has one home and no file mixes the format's rules with the walk's mechanics:
+//!
+//! - `keys.rs`: the table that defines every key once (where it may appear, its default, its
+//!   range or allowed words, its doc). It drives the allowed-keys check, the scalar readers,
+//!   inheritance from `[defaults]` and the README's reference, so a new key is a row there.
+//! - `parse.rs`: the document and its sections, collecting every problem with its file, line and
+//!   key instead of stopping at the first; `job.rs`: one job and its two kinds (most of the
+//!   format's rules); `values.rs`: reading and checking one value, and a table's scalar keys
+//!   resolved against their defaults; `context.rs`: the walk's context that collects the
+//!   problems, a leaf so the other three extend it without importing one another.
+//! - `database_url.rs`: database URLs, and the one place that knows where their secrets are.
+//! - [`template`]: placeholders in generic jobs; [`credentials`]: the app credentials, read from
+//!   the environment only.
+//!
 //! Nothing here touches the network or a database.
 
+mod context;
 pub mod credentials;
 mod database_url;
 mod error;
+mod job;
+mod keys;
 mod parse;
 pub mod template;
+mod values;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,7 +42,7 @@ use crate::schedule::Schedule;
 pub use credentials::{CredentialSource, Credentials, CredentialsError};
 pub use database_url::{Backend, DatabaseUrl, redact_url};
 pub use error::{ConfigError, Problem};
-pub use parse::REFERENCE;
+pub use keys::{ReferenceRow, reference};
 use template::Template;
 
 /// Environment variable that overrides `[database] url`.
@@ -216,6 +233,17 @@ pub enum Method {
 }
 
 impl Method {
+    pub const NAMES: &'static [&'static str] = &["GET", "POST"];
+
+    /// `GET` or `POST`, in any case.
+    pub fn parse(s: &str) -> Option<Method> {
+        match s.to_ascii_uppercase().as_str() {
+            "GET" => Some(Method::Get),
+            "POST" => Some(Method::Post),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
