@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use toml::de::DeValue;
 
 use super::context::{Cx, Invalid, Item, Span, Tbl, join};
-use super::keys::{self, Kind, Place, Section};
+use super::keys::{self, Place, Section};
 use super::template::Template;
 use super::values::{Values, is_identifier};
 use super::{Accounts, BodyTemplate, GenericJob, Job, JobKind, Method, QueryJob, Report};
@@ -49,6 +49,8 @@ impl Cx<'_> {
         let kind = self.kind(t, span);
 
         let (name, _) = name?;
+        // The scalar keys come from `values` (given, inherited from `[defaults]`, or the key
+        // table's default); the others have readers of their own above.
         Ok(Job {
             name,
             schedule: schedule?,
@@ -383,12 +385,8 @@ impl Cx<'_> {
 
     fn method(&mut self, t: &Tbl<'_, '_>) -> Result<Method, Invalid> {
         let Some((m, span)) = self.string_at(t, "method")? else {
-            let default = keys::in_section(self.keys, Section::Jobs)
-                .find_map(|k| match k.kind {
-                    Kind::OneOf { default, .. } if k.name == "method" => default,
-                    _ => None,
-                })
-                .and_then(Method::parse);
+            let default =
+                keys::default_word(self.keys, Section::Jobs, "method").and_then(Method::parse);
             return default.ok_or_else(|| self.internal(&t.path, "method"));
         };
         Method::parse(&m).ok_or_else(|| {

@@ -4,7 +4,7 @@
 //! The table drives the allowed-keys check (and its "did you mean"), the reading of scalar keys
 //! (integers, booleans, strings, time zones, currency codes, dates: see `values.rs`), the
 //! inheritance of `[defaults]` into jobs, the range in "out of range" messages, and the README's
-//! configuration reference ([`reference`], which `tests/api/config.rs` compares with README.md row
+//! configuration reference ([`reference()`], which `tests/api/config.rs` compares with README.md row
 //! by row, defaults and ranges included). Keys whose values are structured (a cron, a list of
 //! accounts, a body template) are read by their own code in `parse.rs` and `job.rs`; the table
 //! still names them, places them and documents them.
@@ -383,6 +383,14 @@ pub(crate) fn names_of(keys: &[Key], place: Place) -> Vec<&'static str> {
         .filter(|k| k.place == place)
         .map(|k| k.name)
         .collect()
+}
+
+/// The default word of the one-of key `name` in `section`, if it has one.
+pub(crate) fn default_word(keys: &[Key], section: Section, name: &str) -> Option<&'static str> {
+    in_section(keys, section).find_map(|k| match k.kind {
+        Kind::OneOf { default, .. } if k.name == name => default,
+        _ => None,
+    })
 }
 
 /// `"a"`, `"b"` or `"c"`: allowed words as a message or the README writes them.
