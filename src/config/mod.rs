@@ -1,15 +1,33 @@
 //! The configuration: `jobs.toml` says *what* to export, the environment carries secrets and
 //! per-deployment overrides.
 //!
-//! Loading is two steps: [`parse`] walks the TOML tree (with byte spans) and turns it into the
-//! validated domain types below, collecting every problem with its file, line and key instead of
-//! stopping at the first; [`credentials`] reads the app credentials from the environment only.
+//! This file holds the validated domain types the rest of the program uses ([`Config`], [`Job`],
+//! [`JobKind`]...) and [`Env`]. Loading them is split by concern, so that each rule of the format
+//! has one home and no file mixes the format's rules with the walk's mechanics:
+//!
+//! - `keys.rs`: the table that defines every key once (where it may appear, its default, its
+//!   range or allowed words, its doc). It drives the allowed-keys check, the scalar readers,
+//!   inheritance from `[defaults]` and the README's reference, so a new key is a row there.
+//! - `parse.rs`: the document and its sections, collecting every problem with its file, line and
+//!   key instead of stopping at the first; `job.rs`: one job and its two kinds (most of the
+//!   format's rules); `values.rs`: reading and checking one value, and a table's scalar keys
+//!   resolved against their defaults; `context.rs`: the walk's context that collects the
+//!   problems, a leaf so the other three extend it without importing one another.
+//! - `database_url.rs`: database URLs, and the one place that knows where their secrets are.
+//! - [`template`]: placeholders in generic jobs; [`credentials`]: the app credentials, read from
+//!   the environment only.
+//!
 //! Nothing here touches the network or a database.
 
+mod context;
 pub mod credentials;
+mod database_url;
 mod error;
+mod job;
+mod keys;
 mod parse;
 pub mod template;
+mod values;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,8 +40,9 @@ use chrono_tz::Tz;
 
 use crate::schedule::Schedule;
 pub use credentials::{CredentialSource, Credentials, CredentialsError};
+pub use database_url::{Backend, DatabaseUrl, redact_url};
 pub use error::{ConfigError, Problem};
-pub use parse::REFERENCE;
+pub use keys::{ReferenceRow, reference};
 use template::Template;
 
 /// Environment variable that overrides `[database] url`.
@@ -115,95 +134,6 @@ impl fmt::Debug for DatabaseConfig {
             .field("schema", &self.schema)
             .finish()
     }
-}
-
-/// A database URL. `Debug` and `Display` hide any password it carries.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
-
-/// Which database a URL points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
-
-impl DatabaseUrl {
-    /// Accepts `postgres://`, `postgresql://` and `sqlite:` URLs.
-    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
-        let url = url.trim();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(DatabaseUrl(url.to_owned()))
-        } else if let Some(rest) = url.strip_prefix("sqlite:") {
-            if rest.trim_start_matches('/').is_empty() {
-                Err("a sqlite URL needs a file name, e.g. \"sqlite://rokt-export.db\"".into())
-            } else {
-                Ok(DatabaseUrl(url.to_owned()))
-            }
-        } else {
-            Err(
-                "must start with postgres://, postgresql:// or sqlite: (e.g. \"sqlite://rokt-export.db\")"
-                    .into(),
-            )
-        }
-    }
-
-    pub fn backend(&self) -> Backend {
-        if self.0.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        }
-    }
-
-    /// The URL with its password: only for handing to the database driver.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The URL with any password replaced by `***`.
-    pub fn redacted(&self) -> String {
-        redact_url_password(&self.0)
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({:?})", self.redacted())
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-/// Replaces the password of `scheme://user:password@host...` (and any `password=` query parameter).
-pub fn redact_url_password(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let auth_start = scheme_end + 3;
-        let rest = &out[auth_start..];
-        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        if let Some(at) = rest[..auth_end].rfind('@')
-            && let Some(colon) = rest[..at].find(':')
-        {
-            out.replace_range(auth_start + colon + 1..auth_start + at, "***");
-        }
-    }
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => kv.to_owned(),
-            })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
-    }
-    out
 }
 
 /// `[server]`: the health and metrics listener of `run`.
@@ -303,6 +233,17 @@ pub enum Method {
 }
 
 impl Method {
+    pub const NAMES: &'static [&'static str] = &["GET", "POST"];
+
+    /// `GET` or `POST`, in any case.
+    pub fn parse(s: &str) -> Option<Method> {
+        match s.to_ascii_uppercase().as_str() {
+            "GET" => Some(Method::Get),
+            "POST" => Some(Method::Post),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -420,56 +361,23 @@ impl Config {
     }
 }
 
-/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo: at most two
+/// edits (a quarter of the candidate's length for long ones), and fewer edits than the candidate
+/// has characters, so that a short unrelated word is not "corrected" into it.
 pub(crate) fn suggest<'a>(
     word: &str,
     candidates: impl Iterator<Item = &'a str>,
 ) -> Option<&'a str> {
     candidates
-        .map(|c| (levenshtein(word, c), c))
+        .map(|c| (strsim::levenshtein(word, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn database_url_hides_its_password() {
-        let url =
-            DatabaseUrl::parse("postgres://rokt:s3cr3t@db:5432/rokt?sslmode=require&password=x2")
-                .unwrap();
-        let shown = format!("{url} {url:?}");
-        assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(!shown.contains("x2"), "{shown}");
-        assert!(
-            shown.contains("postgres://rokt:***@db:5432/rokt"),
-            "{shown}"
-        );
-        assert_eq!(url.backend(), Backend::Postgres);
-        assert_eq!(
-            DatabaseUrl::parse("sqlite://a.db").unwrap().backend(),
-            Backend::Sqlite
-        );
-        assert!(DatabaseUrl::parse("mysql://x").is_err());
-        assert!(DatabaseUrl::parse("sqlite://").is_err());
-    }
 
     #[test]
     fn the_store_metadata_columns_cannot_be_dimensions() {
@@ -496,5 +404,18 @@ mod tests {
         assert_eq!(suggest("schedul", keys.iter().copied()), Some("schedule"));
         assert_eq!(suggest("acounts", keys.iter().copied()), Some("accounts"));
         assert_eq!(suggest("zzz", keys.iter().copied()), None);
+        // Short candidates are not reached from unrelated words.
+        assert_eq!(suggest("x", ["a", "ab"].into_iter()), None);
+        assert_eq!(suggest("urls", ["url", "schema"].into_iter()), Some("url"));
+        // Long candidates allow a quarter of their length: a swapped pair is two edits.
+        let zones = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name());
+        assert_eq!(suggest("America/New_Yrok", zones), Some("America/New_York"));
+        assert_eq!(
+            suggest(
+                "Nowhere/Land",
+                chrono_tz::TZ_VARIANTS.iter().map(|z| z.name())
+            ),
+            None
+        );
     }
 }

@@ -507,8 +507,12 @@ fn no_input_makes_the_parser_panic() {
     }
 }
 
+/// README.md's configuration reference is generated from the key table (src/config/keys.rs): the
+/// same keys in the same order, each with the table's default and meaning (ranges and allowed
+/// words included), so the README cannot drift on any of them.
 #[test]
 fn the_readme_configuration_reference_matches_the_code() {
+    use std::collections::BTreeMap;
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme
@@ -517,24 +521,49 @@ fn the_readme_configuration_reference_matches_the_code() {
     let end = readme
         .find("<!-- config-reference:end -->")
         .expect("end marker");
-    let documented: std::collections::BTreeSet<String> = readme[start..end]
+    let documented: Vec<&str> = readme[start..end]
         .lines()
-        .filter_map(|l| l.strip_prefix("| `"))
-        .filter_map(|l| l.split('`').next())
-        .map(str::to_owned)
+        .filter(|l| l.starts_with("| `"))
         .collect();
-    let in_code: std::collections::BTreeSet<String> = rokt_export::config::REFERENCE
+    let key_of = |row: &str| row.split('`').nth(1).unwrap_or_default().to_owned();
+    let expected = rokt_export::config::reference();
+    let in_readme: BTreeMap<String, &str> = documented.iter().map(|r| (key_of(r), *r)).collect();
+    let in_code: BTreeMap<String, String> = expected
         .iter()
-        .flat_map(|(section, keys)| keys.iter().map(move |k| format!("{section}.{k}")))
+        .map(|r| (r.key.clone(), r.to_string()))
         .collect();
-    let missing: Vec<_> = in_code.difference(&documented).collect();
-    let stale: Vec<_> = documented.difference(&in_code).collect();
+
+    let mut differences = Vec::new();
+    for (key, row) in &in_code {
+        match in_readme.get(key) {
+            None => differences.push(format!("missing from the README: {row}")),
+            Some(readme_row) if readme_row != row => differences.push(format!(
+                "`{key}` differs:\n    README: {readme_row}\n    code:   {row}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for key in in_readme.keys().filter(|k| !in_code.contains_key(*k)) {
+        differences.push(format!(
+            "the README documents `{key}`, which the code does not know"
+        ));
+    }
+    if differences.is_empty() && documented.len() != expected.len() {
+        differences.push("a key is documented twice".to_owned());
+    }
+    if differences.is_empty() {
+        let order: Vec<String> = documented.iter().map(|r| key_of(r)).collect();
+        let code_order: Vec<String> = expected.iter().map(|r| r.key.clone()).collect();
+        if order != code_order {
+            differences.push("the rows are in another order than the key table's".to_owned());
+        }
+    }
+    let rows: Vec<String> = expected.iter().map(ToString::to_string).collect();
     assert!(
-        missing.is_empty(),
-        "keys missing from the README reference: {missing:?}"
-    );
-    assert!(
-        stale.is_empty(),
-        "README documents keys the code does not know: {stale:?}"
+        differences.is_empty(),
+        "README.md's configuration reference does not match src/config/keys.rs:\n  {}\n\n\
+         The rows the code expects, to paste between the markers:\n{}",
+        differences.join("\n  "),
+        rows.join("\n")
     );
 }
