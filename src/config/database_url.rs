@@ -16,8 +16,15 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use percent_encoding::percent_decode_str;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use url::form_urlencoded;
+
+/// Characters a URL's userinfo keeps as they are (RFC 3986 unreserved); the rest is percent-encoded.
+const USERINFO: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// A database URL. `Debug` and `Display` hide any password it carries.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,9 +75,9 @@ impl DatabaseUrl {
         redact_url(&self.0)
     }
 
-    /// The password the driver connects with, decoded, to scrub from its messages: a `password`
-    /// query parameter (sqlx lets it override the userinfo), else the userinfo's password. `None`
-    /// when there is none or it is empty (nothing to scrub).
+    /// The password the driver connects with, decoded: a `password` query parameter (sqlx lets it
+    /// override the userinfo), else the userinfo's password. `None` when there is none or it is
+    /// empty.
     pub fn password(&self) -> Option<String> {
         let parts = Parts::of(&self.0);
         let from_query = parts
@@ -87,6 +94,40 @@ impl DatabaseUrl {
                 .map(|p| percent_decode_str(p).decode_utf8_lossy().into_owned())
         };
         from_query.or_else(from_userinfo).filter(|p| !p.is_empty())
+    }
+
+    /// Every spelling of every password the URL carries, to scrub from a driver's messages: the
+    /// userinfo's password and each `password` query parameter, as written and decoded, longest
+    /// first so that no shorter spelling leaves a piece of a longer one behind.
+    pub fn secrets(&self) -> Vec<String> {
+        let parts = Parts::of(&self.0);
+        let mut found: Vec<String> = Vec::new();
+        if let Some(written) = parts.password {
+            let decoded = percent_decode_str(written).decode_utf8_lossy().into_owned();
+            // How the driver's URL parser writes it back (a raw `@` becomes `%40`).
+            found.push(utf8_percent_encode(&decoded, USERINFO).to_string());
+            found.push(written.to_owned());
+            found.push(decoded);
+        }
+        if let Some(query) = parts.query {
+            for pair in query.split('&') {
+                let (key, written) = pair.split_once('=').unwrap_or((pair, ""));
+                let decoded = |t: &str| {
+                    form_urlencoded::parse(format!("x={t}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default()
+                };
+                if decoded(key).to_ascii_lowercase().ends_with("password") {
+                    found.push(written.to_owned());
+                    found.push(decoded(written));
+                }
+            }
+        }
+        found.retain(|s| !s.is_empty());
+        found.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        found.dedup();
+        found
     }
 }
 
@@ -314,5 +355,26 @@ mod tests {
         assert_eq!(url("sqlite://a.db").backend(), Backend::Sqlite);
         assert!(DatabaseUrl::parse("mysql://x").is_err());
         assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn every_spelling_of_a_password_is_a_secret() {
+        let secrets = |u: &str| url(u).secrets();
+        assert_eq!(secrets("postgres://u:s3cr3t@h:5/db"), ["s3cr3t"]);
+        assert!(secrets("postgres://u@h/db").is_empty());
+        assert!(secrets("sqlite://a.db").is_empty());
+        assert_eq!(
+            secrets("postgres://u:a%2Fb%3Fc%40d@h/db"),
+            ["a%2Fb%3Fc%40d", "a/b?c@d"]
+        );
+        assert_eq!(
+            secrets("postgres://u:pa/ss?x@h/db"),
+            ["pa%2Fss%3Fx", "pa/ss?x"]
+        );
+        assert_eq!(
+            secrets("postgres://u@h/db?sslmode=require&Password=x%2Fy&sslpassword=k"),
+            ["x%2Fy", "x/y", "k"]
+        );
+        assert_eq!(secrets("postgres://u@h/db?pass%77ord=z"), ["z"]);
     }
 }

@@ -137,7 +137,7 @@ fn unavailable_code(code: &str) -> bool {
 }
 
 /// Removes every spelling of a password from `message` (driver messages from connecting may echo
-/// parts of the URL). `secrets` comes from [`url_passwords`].
+/// parts of the URL). `secrets` comes from `DatabaseUrl::secrets`.
 pub(super) fn scrub(message: String, secrets: &[String]) -> String {
     secrets
         .iter()
@@ -145,78 +145,22 @@ pub(super) fn scrub(message: String, secrets: &[String]) -> String {
         .fold(message, |message, s| message.replace(s.as_str(), "***"))
 }
 
-/// The passwords a database URL carries, to scrub from driver messages: the user-info password and
-/// any `password` query parameter (sqlx reads both), each as written and percent-decoded (how the
-/// driver uses it), longest first so that no shorter spelling leaves a piece of a longer one.
-///
-/// `url` parses the URL as sqlx does, so a password holding `/`, `?` or `@` (percent-encoded, or a
-/// raw `@` before the last one) is found whole. It can become the config's `DatabaseUrl` accessor.
-pub(super) fn url_passwords(url: &str) -> Vec<String> {
-    let Ok(url) = url::Url::parse(url) else {
-        return Vec::new();
-    };
-    let mut found: Vec<String> = Vec::new();
-    if let Some(written) = url.password() {
-        found.push(written.to_owned());
-        found.push(
-            percent_encoding::percent_decode_str(written)
-                .decode_utf8_lossy()
-                .into_owned(),
-        );
-    }
-    found.extend(
-        url.query_pairs()
-            .filter(|(key, _)| key.eq_ignore_ascii_case("password"))
-            .map(|(_, value)| value.into_owned()),
-    );
-    found.retain(|s| !s.is_empty());
-    found.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-    found.dedup();
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_found_for_scrubbing() {
-        assert_eq!(url_passwords("postgres://u:s3cr3t@h:5/db"), ["s3cr3t"]);
-        assert!(url_passwords("postgres://u@h/db").is_empty());
-        assert!(url_passwords("sqlite://a.db").is_empty());
-        assert!(url_passwords("not a url").is_empty());
-    }
-
-    #[test]
-    fn passwords_with_url_delimiters_are_found_whole() {
-        // '/', '?' and '@' must be percent-encoded in the user info; the driver decodes them.
-        assert_eq!(
-            url_passwords("postgres://u:a%2Fb%3Fc%40d@h/db"),
-            ["a%2Fb%3Fc%40d", "a/b?c@d"]
-        );
-        // A raw '@' before the last one belongs to the password (as sqlx reads it).
-        assert_eq!(url_passwords("postgres://u:p@ss@h/db"), ["p%40ss", "p@ss"]);
-        // Percent-encoded characters that are not delimiters.
-        assert_eq!(
-            url_passwords("postgres://u:p%C3%A4ss%20w@h/db?sslmode=disable"),
-            ["p%C3%A4ss%20w", "päss w"]
-        );
-    }
-
-    #[test]
-    fn a_password_query_parameter_is_found() {
-        assert_eq!(
-            url_passwords("postgres://u@h/db?sslmode=require&Password=x%2Fy"),
-            ["x/y"]
-        );
-    }
+    use crate::config::DatabaseUrl;
 
     #[test]
     fn scrubbing_removes_every_spelling() {
-        let secrets = url_passwords("postgres://u:a%2Fb@h/db");
+        let url = DatabaseUrl::parse("postgres://u:a%2Fb@h/db").unwrap();
         assert_eq!(
-            scrub("bad password a/b (a%2Fb) for u".to_owned(), &secrets),
+            scrub("bad password a/b (a%2Fb) for u".to_owned(), &url.secrets()),
             "bad password *** (***) for u"
+        );
+        let raw_at = DatabaseUrl::parse("postgres://u:p@ss@h/db").unwrap();
+        assert_eq!(
+            scrub("p@ss or p%40ss".to_owned(), &raw_at.secrets()),
+            "*** or ***"
         );
         assert_eq!(scrub("nothing".to_owned(), &[]), "nothing");
         assert_eq!(scrub("x".to_owned(), &[String::new()]), "x");

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgQue
 use sqlx::query::QueryScalar;
 use sqlx::{Connection, Executor, PgConnection, Postgres};
 
-use super::error::{StoreError, scrub, url_passwords};
+use super::error::{StoreError, scrub};
 use super::fingerprint::{Bound, Fingerprints, stored_hashes_sql};
 use super::runs::{Dialect, Runs};
 use super::spec::{
@@ -66,7 +66,7 @@ impl PgStore {
     pub async fn connect(db: &DatabaseConfig) -> Result<PgStore, StoreError> {
         validate_identifier("schema", &db.schema)?;
         crate::tls::install_crypto_provider();
-        let passwords = url_passwords(db.url.expose());
+        let passwords = db.url.secrets();
         let connect_error = |source: sqlx::Error| StoreError::Connect {
             url: db.url.redacted(),
             message: scrub(source.to_string(), &passwords),

@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Executor, Row, Sqlite};
 
-use super::error::{StoreError, scrub, url_passwords};
+use super::error::{StoreError, scrub};
 use super::fingerprint::{Bound, Fingerprints, stored_hashes_sql};
 use super::runs::{Dialect, Runs};
 use super::spec::{LOADED_AT_COLUMN, Load, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote};
@@ -62,7 +62,7 @@ impl Drop for SqliteJobLock {
 
 impl SqliteStore {
     pub async fn connect(db: &DatabaseConfig) -> Result<SqliteStore, StoreError> {
-        let passwords = url_passwords(db.url.expose());
+        let passwords = db.url.secrets();
         let connect_error = |source: sqlx::Error| StoreError::Connect {
             url: db.url.redacted(),
             message: scrub(source.to_string(), &passwords),
