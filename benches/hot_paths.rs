@@ -39,9 +39,9 @@ fn body(days: u32, per_day: u32) -> String {
 }
 
 fn job() -> QueryJob {
-    QueryJob {
-        report: Report::Campaigns,
-        dimensions: [
+    QueryJob::new(
+        Report::Campaigns,
+        [
             "campaign_id",
             "campaign_name",
             "creative_id",
@@ -49,7 +49,7 @@ fn job() -> QueryJob {
         ]
         .map(String::from)
         .to_vec(),
-        metrics: [
+        [
             "impressions",
             "referrals",
             "gross_cost",
@@ -61,7 +61,7 @@ fn job() -> QueryJob {
         ]
         .map(String::from)
         .to_vec(),
-    }
+    )
 }
 
 fn parse(c: &mut Criterion) {

@@ -240,11 +240,7 @@ async fn load(
         Credentials::new("demo-app-id", "demo-app-secret"),
     )
     .unwrap();
-    let ctx = Context {
-        config: Arc::new(config),
-        api,
-        store: store.clone(),
-    };
+    let ctx = Context::new(Arc::new(config), api, store.clone());
     let before = mock
         .admin(reqwest::Method::GET, "/__mock/counters", None)
         .await;
@@ -260,6 +256,8 @@ async fn load(
         accounts: Vec::new(),
         trigger: Trigger::RunNow,
         stop: Default::default(),
+        reload: false,
+        allow_empty: false,
     };
     let started = Instant::now();
     let report = export::run_job(&ctx, &request, &NoProgress).await.unwrap();

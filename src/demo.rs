@@ -109,11 +109,7 @@ impl Demo {
             .checked_sub_days(Days::new(u64::from(options.days.saturating_sub(1))))
             .unwrap_or(today);
         Ok(Demo {
-            ctx: Context {
-                config: Arc::new(config),
-                api,
-                store,
-            },
+            ctx: Context::new(Arc::new(config), api, store),
             mock,
             shipped_config,
             from,

@@ -6,6 +6,7 @@
 //! See `ARCHITECTURE.md` for the code map.
 
 pub mod api;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -61,6 +61,15 @@ impl RunOutcome {
     }
 }
 
+/// What a run did to its table, for the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    pub rows_written: u64,
+    pub rows_deleted: u64,
+    /// Windows whose answer had no rows for days that hold rows.
+    pub empty_answers: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct JobLabels {
     job: String,
@@ -79,6 +88,8 @@ pub struct Metrics {
     registry: Registry,
     runs: Family<RunLabels, Counter>,
     rows_written: Family<JobLabels, Counter>,
+    rows_deleted: Family<JobLabels, Counter>,
+    empty_answers: Family<JobLabels, Counter>,
     run_duration: Family<JobLabels, Histogram, fn() -> Histogram>,
     last_success: Family<JobLabels, Gauge<f64, AtomicU64>>,
     skipped_overlaps: Family<JobLabels, Counter>,
@@ -103,6 +114,18 @@ impl Metrics {
             "rokt_export_rows_written",
             "Rows inserted or changed in a job's table (unchanged re-read rows are not counted)",
             rows_written.clone(),
+        );
+        let rows_deleted = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "rokt_export_rows_deleted",
+            "Rows deleted from a job's table because a re-read answer no longer had them",
+            rows_deleted.clone(),
+        );
+        let empty_answers = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "rokt_export_empty_answers",
+            "Windows whose answer had no rows for days that hold rows (the rows were kept)",
+            empty_answers.clone(),
         );
         let run_duration = Family::<JobLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             run_duration_histogram,
@@ -129,6 +152,8 @@ impl Metrics {
             registry,
             runs,
             rows_written,
+            rows_deleted,
+            empty_answers,
             run_duration,
             last_success,
             skipped_overlaps,
@@ -144,6 +169,8 @@ impl Metrics {
                 });
             }
             let _ = metrics.rows_written.get_or_create(&labels);
+            let _ = metrics.rows_deleted.get_or_create(&labels);
+            let _ = metrics.empty_answers.get_or_create(&labels);
             let _ = metrics.run_duration.get_or_create(&labels);
             let _ = metrics.skipped_overlaps.get_or_create(&labels);
         }
@@ -155,7 +182,7 @@ impl Metrics {
         &self,
         job: &str,
         outcome: RunOutcome,
-        rows_written: u64,
+        counts: RunCounts,
         duration: std::time::Duration,
     ) {
         let labels = JobLabels {
@@ -169,7 +196,13 @@ impl Metrics {
             .inc();
         self.rows_written
             .get_or_create(&labels)
-            .inc_by(rows_written);
+            .inc_by(counts.rows_written);
+        self.rows_deleted
+            .get_or_create(&labels)
+            .inc_by(counts.rows_deleted);
+        self.empty_answers
+            .get_or_create(&labels)
+            .inc_by(counts.empty_answers);
         self.run_duration
             .get_or_create(&labels)
             .observe(duration.as_secs_f64());
@@ -309,6 +342,7 @@ mod tests {
         assert!(text.contains("rokt_export_runs_total{job=\"b\",outcome=\"skipped\"} 0"));
         assert!(text.contains("rokt_export_skipped_overlaps_total{job=\"a\"} 0"));
         assert!(text.contains("rokt_export_rows_written_total{job=\"b\"} 0"));
+        assert!(text.contains("rokt_export_rows_deleted_total{job=\"b\"} 0"));
         assert!(text.contains("rokt_export_run_duration_seconds_count{job=\"a\"} 0"));
         // No success yet: no timestamp rather than a misleading 1970.
         assert!(!text.contains("rokt_export_last_success_timestamp_seconds{"));
@@ -317,13 +351,30 @@ mod tests {
     #[test]
     fn a_finished_run_is_counted_with_its_rows_duration_and_success_time() {
         let m = Metrics::new(["a"]);
-        m.run_finished("a", RunOutcome::Succeeded, 42, Duration::from_millis(700));
-        m.run_finished("a", RunOutcome::Failed, 0, Duration::from_secs(3));
+        let counts = RunCounts {
+            rows_written: 42,
+            rows_deleted: 5,
+            empty_answers: 1,
+        };
+        m.run_finished(
+            "a",
+            RunOutcome::Succeeded,
+            counts,
+            Duration::from_millis(700),
+        );
+        m.run_finished(
+            "a",
+            RunOutcome::Failed,
+            RunCounts::default(),
+            Duration::from_secs(3),
+        );
         m.overlap_skipped("a");
         let text = m.encode();
         assert!(text.contains("rokt_export_runs_total{job=\"a\",outcome=\"succeeded\"} 1"));
         assert!(text.contains("rokt_export_runs_total{job=\"a\",outcome=\"failed\"} 1"));
         assert!(text.contains("rokt_export_rows_written_total{job=\"a\"} 42"));
+        assert!(text.contains("rokt_export_rows_deleted_total{job=\"a\"} 5"));
+        assert!(text.contains("rokt_export_empty_answers_total{job=\"a\"} 1"));
         assert!(text.contains("rokt_export_skipped_overlaps_total{job=\"a\"} 1"));
         assert!(text.contains("rokt_export_run_duration_seconds_bucket{job=\"a\",le=\"1\"} 1"));
         assert!(text.contains("rokt_export_run_duration_seconds_count{job=\"a\"} 2"));

@@ -640,11 +640,11 @@ mod tests {
 
     #[test]
     fn report_body_sends_the_exclusive_end_date() {
-        let job = QueryJob {
-            report: Report::Campaigns,
-            dimensions: vec!["campaign_id".into()],
-            metrics: vec!["impressions".into(), "referrals".into()],
-        };
+        let job = QueryJob::new(
+            Report::Campaigns,
+            vec!["campaign_id".into()],
+            vec!["impressions".into(), "referrals".into()],
+        );
         let body = report_body(&ReportRequest {
             account_id: "1",
             job: &job,

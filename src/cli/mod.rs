@@ -93,6 +93,14 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "ID", requires = "run_now")]
     pub account: Vec<String>,
 
+    /// With --run-now: first delete each account's rows and state, then load (see run-now --help).
+    #[arg(long, requires = "run_now")]
+    pub reload: bool,
+
+    /// With --run-now: an answer without rows empties days that hold rows (see run-now --help).
+    #[arg(long, requires = "run_now")]
+    pub allow_empty: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -130,6 +138,15 @@ pub(crate) struct RunNowArgs {
     /// Only this account (repeatable). Default: the job's accounts.
     #[arg(long, value_name = "ID")]
     pub account: Vec<String>,
+    /// First delete each account's rows from the job's table, and its state, then load
+    /// --from..--to (or from the job's start_date). For a job whose time zone or currency changed:
+    /// rows before --from are gone afterwards, so give the whole range you want.
+    #[arg(long)]
+    pub reload: bool,
+    /// An answer with no rows at all empties the window's days. Without it such an answer is
+    /// taken for a hiccup: the stored rows are kept and a warning says so.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// Arguments of `demo`.
@@ -226,6 +243,8 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
             from: cli.from,
             to: cli.to,
             account: cli.account.clone(),
+            reload: cli.reload,
+            allow_empty: cli.allow_empty,
         }),
         (None, Some(command)) => command,
         (None, None) => return Err(Exit::usage("no command given; see `rokt-export --help`")),

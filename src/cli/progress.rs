@@ -19,6 +19,7 @@ struct State {
     done: usize,
     failed: usize,
     rows: u64,
+    deleted: u64,
     started: Instant,
 }
 
@@ -32,6 +33,7 @@ impl Terminal {
                 done: 0,
                 failed: 0,
                 rows: 0,
+                deleted: 0,
                 started: Instant::now(),
             }),
         }
@@ -54,10 +56,15 @@ impl Terminal {
         } else {
             String::new()
         };
+        let deleted = if s.deleted > 0 {
+            format!(", {} deleted", s.deleted)
+        } else {
+            String::new()
+        };
         let mut err = std::io::stderr().lock();
         let _ = write!(
             err,
-            "\r\x1b[2K{}: {}/{} windows{failed}, {} rows, {:.0} rows/s",
+            "\r\x1b[2K{}: {}/{} windows{failed}, {} rows{deleted}, {:.0} rows/s",
             s.job,
             s.done,
             s.total,
@@ -88,7 +95,14 @@ impl Progress for Terminal {
         if let Ok(mut s) = self.state.lock() {
             s.done += 1;
             match result.outcome {
-                WindowOutcome::Succeeded { rows_received, .. } => s.rows += rows_received,
+                WindowOutcome::Succeeded {
+                    rows_received,
+                    rows_deleted,
+                    ..
+                } => {
+                    s.rows += rows_received;
+                    s.deleted += rows_deleted;
+                }
                 WindowOutcome::Failed { .. } => s.failed += 1,
                 WindowOutcome::NotAttempted => {}
             }

@@ -34,13 +34,11 @@ pub(super) async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> Result
         tracing::warn!(error = %e, "cannot mark runs left running by a stopped process as failed");
     }
     let api = ApiClient::new(&config.api, credentials).context("cannot build the HTTP client")?;
-    let ctx = Context {
-        config: Arc::new(config),
-        api,
-        store: store.clone(),
-    };
+    let ctx = Context::new(Arc::new(config), api, store.clone());
     let mut request = RunRequest::new(&args.job, Trigger::RunNow);
     request.accounts = args.account.clone();
+    request.reload = args.reload;
+    request.allow_empty = args.allow_empty;
     if args.from.is_some() || args.to.is_some() {
         request.range = DayRange::Explicit {
             from: args.from,

@@ -37,7 +37,7 @@ fn status_table(config: &Config, rows: &[JobStatus], now: DateTime<Utc>) -> Stri
         let status = rows.iter().find(|r| r.job == job.name);
         let next = job
             .schedule
-            .upcoming(now.with_timezone(&job.timezone), 1)
+            .upcoming(now.with_timezone(&job.cron_zone()), 1)
             .first()
             .map_or_else(none, |t| t.format("%Y-%m-%d %H:%M %Z").to_string());
         lines.push(status_line(&job.name, status, next));
@@ -93,7 +93,11 @@ fn status_line(job: &str, status: Option<&JobStatus>, next: String) -> [String; 
         s.last_started_at
             .map_or_else(none, |t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
         s.last_status.map_or_else(none, |st| st.as_str().to_owned()),
-        s.last_rows_written.map_or_else(none, |n| n.to_string()),
+        match (s.last_rows_written, s.last_rows_deleted) {
+            (Some(w), Some(d)) if d > 0 => format!("{w} (-{d})"),
+            (Some(w), _) => w.to_string(),
+            (None, _) => none(),
+        },
         high_water,
         next,
     ]

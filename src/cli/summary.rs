@@ -51,12 +51,20 @@ pub(super) fn summary(config: &Config, report: &RunResult) -> String {
             ", {not_attempted} not attempted (they follow a failed window; the next run resumes there)"
         );
     }
-    let _ = writeln!(
+    let _ = write!(
         out,
         "; {} rows received, {} new or changed rows written to {table}",
         report.rows_received(),
         report.rows_written()
     );
+    let deleted = report.rows_deleted();
+    if deleted > 0 {
+        let _ = write!(out, ", {deleted} deleted (the API no longer has them)");
+    }
+    let _ = writeln!(out);
+    for warning in report.warnings() {
+        let _ = writeln!(out, "  warning: {warning}");
+    }
     for w in &report.windows {
         if let WindowOutcome::Failed { error, .. } = &w.outcome {
             let _ = writeln!(

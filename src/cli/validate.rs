@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::exit::Exit;
-use crate::config::{Accounts, Config, Credentials, Env};
+use crate::config::{Accounts, Config, Credentials, Env, JobKind};
 
 pub(super) fn validate(path: &Path, env: &Env) -> Result<(), Exit> {
     let config = super::load_config(path, env)?;
@@ -43,17 +43,50 @@ fn describe_config(config: &Config, env: &Env, now: DateTime<Utc>) -> String {
         let _ = writeln!(out, "  accounts  {accounts}");
         let table = super::qualified(config, &job.table);
         let _ = writeln!(out, "  table     {table}");
+        let key = match &job.kind {
+            JobKind::Query(q) => {
+                let mut key = vec!["account_id", "date"];
+                key.extend(q.key.iter().map(String::as_str));
+                let described: Vec<&str> = q
+                    .dimensions
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|d| !q.key.iter().any(|k| k == d))
+                    .collect();
+                if described.is_empty() {
+                    key.join(", ")
+                } else {
+                    format!(
+                        "{} ({} last value wins: not part of a row's identity)",
+                        key.join(", "),
+                        described.join(", ")
+                    )
+                }
+            }
+            JobKind::Generic(g) => {
+                let mut key = vec!["account_id".to_owned(), "window_start".to_owned()];
+                key.extend(g.key.iter().map(|k| crate::export::generic::column_name(k)));
+                key.join(", ")
+            }
+        };
+        let _ = writeln!(out, "  key       {key}");
+        let zone = job
+            .timezone
+            .map_or("each account's own zone".to_owned(), |tz| {
+                tz.name().to_owned()
+            });
+        let currency = job
+            .currency
+            .clone()
+            .unwrap_or_else(|| "each account's own currency".to_owned());
         let _ = writeln!(
             out,
-            "  window    {} days per request, re-reads the last {} days, {} {}",
-            job.window_days,
-            job.lookback_days,
-            job.currency,
-            job.timezone.name()
+            "  window    {} days per request, re-reads the last {} days, {currency}, {zone}",
+            job.window_days, job.lookback_days,
         );
         let fires: Vec<String> = job
             .schedule
-            .upcoming(now.with_timezone(&job.timezone), 3)
+            .upcoming(now.with_timezone(&job.cron_zone()), 3)
             .iter()
             .map(|t| t.format("%Y-%m-%d %H:%M:%S %Z").to_string())
             .collect();

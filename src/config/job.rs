@@ -256,11 +256,58 @@ impl Cx<'_> {
                 ));
             }
         }
-        Ok(QueryJob {
-            report: report?,
-            dimensions: dimensions?,
-            metrics: metrics?,
-        })
+        let (report, dimensions, metrics) = (report?, dimensions?, metrics?);
+        let grain = self.query_key(t, &dimensions)?;
+        let mut job = QueryJob::new(report, dimensions, metrics);
+        if let Some(key) = grain {
+            job.key = key;
+        }
+        Ok(job)
+    }
+
+    /// A Query API job's own `key`: a subset of its dimensions, each at most once. `None` when the
+    /// job leaves it to the catalogue (its dimensions' grain).
+    fn query_key(
+        &mut self,
+        t: &Tbl<'_, '_>,
+        dimensions: &[String],
+    ) -> Result<Option<Vec<String>>, Invalid> {
+        let full = join(&t.path, "key");
+        let Some(item) = t.table.get("key") else {
+            return Ok(None);
+        };
+        let DeValue::Array(list) = item.get_ref() else {
+            return Err(self.type_error(item, &full, "a list of dimension slugs", item.get_ref()));
+        };
+        let mut key: Vec<String> = Vec::new();
+        let mut result = Ok(());
+        for (j, v) in list.iter().enumerate() {
+            let entry = format!("{full}[{j}]");
+            let DeValue::String(s) = v.get_ref() else {
+                result = Err(self.type_error(v, &entry, "a dimension slug", v.get_ref()));
+                continue;
+            };
+            if !dimensions.iter().any(|d| d == s.as_ref()) {
+                let hint = super::suggest(s, dimensions.iter().map(String::as_str))
+                    .map(|d| format!(" (did you mean \"{d}\"?)"))
+                    .unwrap_or_default();
+                result = Err(self.problem(
+                    Some(v.span()),
+                    &entry,
+                    format!(
+                        "\"{s}\" is not one of the job's dimensions{hint}; a Query API job's key \
+                         names some of its `dimensions` ({})",
+                        dimensions.join(", ")
+                    ),
+                ));
+            } else if key.iter().any(|k| k == s.as_ref()) {
+                result =
+                    Err(self.problem(Some(v.span()), &entry, format!("\"{s}\" is listed twice")));
+            } else {
+                key.push(s.to_string());
+            }
+        }
+        result.map(|()| Some(key))
     }
 
     fn report(&mut self, t: &Tbl<'_, '_>) -> Result<Report, Invalid> {

@@ -22,8 +22,6 @@
 
 use std::fmt;
 
-use chrono_tz::Tz;
-
 use super::{Method, Report};
 
 /// One key.
@@ -61,10 +59,10 @@ pub(crate) enum Kind {
     Bool { default: bool },
     /// A string; its section checks what it must look like (a URL, a path, an address).
     Str { default: &'static str },
-    /// A time zone of the tz database.
-    TimeZone { default: Tz },
-    /// An ISO 4217 currency code.
-    Currency { default: &'static str },
+    /// A time zone of the tz database; unset unless given (see the doc for what that means).
+    TimeZone,
+    /// An ISO 4217 currency code; unset unless given (see the doc for what that means).
+    Currency,
     /// A calendar date; unset unless given.
     Date,
     /// One of a few words, read by the job's code; `None`: no default (see the doc).
@@ -265,14 +263,15 @@ pub(crate) const KEYS: &[Key] = &[
     Key {
         name: "timezone",
         place: Place::Inherited,
-        kind: Kind::TimeZone { default: Tz::UTC },
-        doc: "report time zone (Olson name), also the zone the cron is read in",
+        kind: Kind::TimeZone,
+        doc: "report time zone (Olson name), also the zone the cron is read in; unset: each \
+              account's own zone (`accountTimezone`, as One Platform shows it) and the cron in UTC",
     },
     Key {
         name: "currency",
         place: Place::Inherited,
-        kind: Kind::Currency { default: "USD" },
-        doc: "report currency (ISO 4217)",
+        kind: Kind::Currency,
+        doc: "report currency (ISO 4217); unset: each account's own (`accountCurrencyCode`)",
     },
     Key {
         name: "lookback_days",
@@ -314,7 +313,8 @@ pub(crate) const KEYS: &[Key] = &[
         name: "dimensions",
         place: Place::QueryJob,
         kind: Kind::Custom { default: "`[]`" },
-        doc: "Query API job: dimension slugs; each becomes a `text` key column",
+        doc: "Query API job: dimension slugs; each becomes a `text` column, and those of the grain \
+              (ids and breakdowns, not names) form the key with `account_id` and `date`",
     },
     Key {
         name: "metrics",
@@ -363,12 +363,14 @@ pub(crate) const KEYS: &[Key] = &[
     },
     Key {
         name: "key",
-        place: Place::GenericJob,
+        place: Place::Job,
         kind: Kind::Custom {
-            default: "required with `endpoint`",
+            default: "Query API job: its grain; generic job: required",
         },
-        doc: "generic job: the fields that, with `account_id` and the window's first day, identify \
-              a row",
+        doc: "Query API job: the dimensions that, with `account_id` and `date`, identify a row (a \
+              subset of `dimensions`; by default every dimension but names and objectives beside \
+              their id, see \"What lands in the database\"); generic job: the fields that, with \
+              `account_id` and the window's first day, identify a row",
     },
 ];
 
@@ -457,8 +459,8 @@ fn default_text(kind: Kind) -> String {
     match kind {
         Kind::Int { default, .. } => format!("`{default}`"),
         Kind::Bool { default } => format!("`{default}`"),
-        Kind::Str { default } | Kind::Currency { default } => format!("`\"{default}\"`"),
-        Kind::TimeZone { default } => format!("`\"{}\"`", default.name()),
+        Kind::Str { default } => format!("`\"{default}\"`"),
+        Kind::TimeZone | Kind::Currency => "each account's own".to_owned(),
         Kind::Date => "none".to_owned(),
         Kind::OneOf {
             default: Some(word),
@@ -482,7 +484,6 @@ fn meaning_text(key: &Key) -> String {
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
-    use std::str::FromStr;
 
     use super::*;
 
@@ -508,16 +509,10 @@ mod tests {
                 Kind::Int { min, max, default } => {
                     assert!((min..=max).contains(&default), "{}", key.name);
                 }
-                Kind::Currency { default } => {
-                    assert!(super::super::values::is_currency(default), "{}", key.name);
-                }
                 Kind::OneOf {
                     words,
                     default: Some(word),
                 } => assert!(words.contains(&word), "{}", key.name),
-                Kind::TimeZone { default } => {
-                    assert_eq!(Tz::from_str(default.name()), Ok(default));
-                }
                 _ => {}
             }
         }
@@ -546,7 +541,7 @@ mod tests {
         );
         assert_eq!(
             row("defaults.timezone").split(" | ").nth(1),
-            Some("`\"UTC\"`")
+            Some("each account's own")
         );
         assert_eq!(rows.first().map(|r| r.key.as_str()), Some("api.base_url"));
     }

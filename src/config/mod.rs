@@ -38,6 +38,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
+pub use crate::catalogue::Report;
 use crate::schedule::Schedule;
 pub use credentials::{CredentialSource, Credentials, CredentialsError};
 pub use database_url::{Backend, DatabaseUrl, redact_url};
@@ -149,9 +150,11 @@ pub struct ServerConfig {
 pub struct Job {
     pub name: String,
     pub schedule: Schedule,
-    /// Report time zone, and the zone the cron is read in.
-    pub timezone: Tz,
-    pub currency: String,
+    /// The report's time zone, and the zone the cron is read in; `None`: each account's own zone
+    /// (as One Platform shows it), and the cron read in UTC.
+    pub timezone: Option<Tz>,
+    /// The report's currency; `None`: each account's own currency.
+    pub currency: Option<String>,
     /// Days re-read on every scheduled run.
     pub lookback_days: u32,
     /// At most this many days per API request.
@@ -183,46 +186,33 @@ pub enum JobKind {
     Generic(GenericJob),
 }
 
-/// The Query API reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Report {
-    Campaigns,
-    Transactions,
-}
-
-impl Report {
-    pub const NAMES: &'static [&'static str] = &["campaigns", "transactions"];
-
-    pub fn parse(s: &str) -> Option<Report> {
-        match s {
-            "campaigns" => Some(Report::Campaigns),
-            "transactions" => Some(Report::Transactions),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Report::Campaigns => "campaigns",
-            Report::Transactions => "transactions",
-        }
-    }
-
-    /// The path after `/v1/query/accounts/{account_id}` (the campaigns report needs its trailing slash).
-    pub fn path_suffix(self) -> &'static str {
-        match self {
-            Report::Campaigns => "/campaigns/",
-            Report::Transactions => "/transactions",
-        }
-    }
-}
-
 /// A Query API job.
 #[derive(Debug, Clone)]
 pub struct QueryJob {
     pub report: Report,
     pub dimensions: Vec<String>,
     pub metrics: Vec<String>,
+    /// The grain: the dimensions that, with `account_id` and `date`, identify a row. The job's
+    /// `key`, else its dimensions but those that only describe another one it asks for
+    /// (`campaign_name` beside `campaign_id`; see `catalogue`).
+    pub key: Vec<String>,
+}
+
+impl QueryJob {
+    /// A job of `report` with `dimensions` and `metrics`, keyed on the dimensions' grain.
+    pub fn new(report: Report, dimensions: Vec<String>, metrics: Vec<String>) -> QueryJob {
+        let key = report
+            .grain(&dimensions)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        QueryJob {
+            report,
+            dimensions,
+            metrics,
+            key,
+        }
+    }
 }
 
 /// HTTP methods a generic job may use.
@@ -320,6 +310,12 @@ impl GenericJob {
 }
 
 impl Job {
+    /// The zone the job's cron is read in: its time zone, or UTC when each account reports in
+    /// its own.
+    pub fn cron_zone(&self) -> Tz {
+        self.timezone.unwrap_or(Tz::UTC)
+    }
+
     /// "query" or "generic", for listings.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {

@@ -215,8 +215,8 @@ impl Cx<'_> {
             Kind::Int { min, max, .. } => Scalar::Int(self.int(item, &full, min, max)?),
             Kind::Bool { .. } => Scalar::Bool(self.bool(item, &full)?),
             Kind::Str { .. } => Scalar::Str(self.string(item, &full)?),
-            Kind::TimeZone { .. } => Scalar::TimeZone(self.timezone(item, &full)?),
-            Kind::Currency { .. } => Scalar::Str(self.currency(item, &full)?),
+            Kind::TimeZone => Scalar::TimeZone(self.timezone(item, &full)?),
+            Kind::Currency => Scalar::Str(self.currency(item, &full)?),
             Kind::Date => Scalar::Date(self.date(item, &full)?),
             // Read by their own code; `values` never asks for them.
             Kind::OneOf { .. } | Kind::Custom { .. } => return Ok(None),
@@ -326,9 +326,10 @@ fn default_slot(kind: Kind) -> Slot {
     let value = match kind {
         Kind::Int { default, .. } => Scalar::Int(default),
         Kind::Bool { default } => Scalar::Bool(default),
-        Kind::Str { default } | Kind::Currency { default } => Scalar::Str(default.to_owned()),
-        Kind::TimeZone { default } => Scalar::TimeZone(default),
-        Kind::Date | Kind::OneOf { .. } | Kind::Custom { .. } => return Slot::Unset,
+        Kind::Str { default } => Scalar::Str(default.to_owned()),
+        Kind::TimeZone | Kind::Currency | Kind::Date | Kind::OneOf { .. } | Kind::Custom { .. } => {
+            return Slot::Unset;
+        }
     };
     Slot::Set { value, span: None }
 }

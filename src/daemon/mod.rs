@@ -24,7 +24,7 @@ use crate::api::retry::{self, Backoff, Jitter, Policy, Verdict};
 use crate::api::{ApiClient, ApiError};
 use crate::config::{Config, Credentials};
 use crate::export::{Context, FailureKind, NoProgress, RunRequest, WindowOutcome, run_job};
-use crate::metrics::{Metrics, RunOutcome};
+use crate::metrics::{Metrics, RunCounts, RunOutcome};
 use crate::server::{Health, ServerState};
 use crate::store::{RunStatus, Store, StoreError, Trigger};
 use scheduler::{RunSummary, Runner, Scheduler};
@@ -102,11 +102,7 @@ pub async fn run_until_stopped(
         let pinger = tokio::spawn(ping_forever(store.clone(), Arc::clone(&health)));
         let stopping = CancellationToken::new();
         let runner = Arc::new(Export {
-            ctx: Context {
-                config: Arc::clone(&config),
-                api,
-                store: store.clone(),
-            },
+            ctx: Context::new(Arc::clone(&config), api, store.clone()),
             stopping: stopping.clone(),
         });
         let scheduler = Scheduler::start(&config.jobs, runner, Arc::clone(&metrics));
@@ -280,6 +276,11 @@ impl Runner for Export {
         match run_job(&self.ctx, &request, &NoProgress).await {
             Ok(result) => {
                 let rows_written = result.rows_written();
+                let counts = RunCounts {
+                    rows_written,
+                    rows_deleted: result.rows_deleted(),
+                    empty_answers: result.empty_answers(),
+                };
                 let windows = result.windows.len();
                 let outcome = if result.skipped.is_some() {
                     RunOutcome::Skipped
@@ -312,10 +313,7 @@ impl Runner for Export {
                     );
                     RunOutcome::Failed
                 };
-                RunSummary {
-                    outcome,
-                    rows_written,
-                }
+                RunSummary { outcome, counts }
             }
             Err(e) => {
                 if e.kind() == FailureKind::Config {
@@ -325,7 +323,7 @@ impl Runner for Export {
                 }
                 RunSummary {
                     outcome: RunOutcome::Failed,
-                    rows_written: 0,
+                    counts: RunCounts::default(),
                 }
             }
         }

@@ -18,14 +18,14 @@ use tokio::time::Instant;
 use tracing::{Instrument as _, info, info_span, warn};
 
 use crate::config::Job;
-use crate::metrics::{Metrics, RunOutcome};
+use crate::metrics::{Metrics, RunCounts, RunOutcome};
 use crate::schedule::Ticker;
 
 /// What one run of a job came to, as far as the scheduler and the metrics care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunSummary {
     pub outcome: RunOutcome,
-    pub rows_written: u64,
+    pub counts: RunCounts,
 }
 
 /// Performs one run of a job: `export::run_job` in the daemon, a fake in the scheduler's unit
@@ -71,7 +71,7 @@ async fn job_loop<R: Runner>(
     metrics: Arc<Metrics>,
     mut stop: StopSignal,
 ) -> bool {
-    let mut ticker = Ticker::new(job.schedule.clone(), job.timezone);
+    let mut ticker = Ticker::new(job.schedule.clone(), job.cron_zone());
     let mut current: Option<InFlight> = None;
     if job.run_on_start {
         current = Some(start_run(&job, &runner, &metrics, Cause::Start, Utc::now()));
@@ -112,7 +112,12 @@ async fn job_loop<R: Runner>(
     }
     handle.abort();
     let _ = handle.await;
-    metrics.run_finished(&job.name, RunOutcome::Abandoned, 0, started.elapsed());
+    metrics.run_finished(
+        &job.name,
+        RunOutcome::Abandoned,
+        RunCounts::default(),
+        started.elapsed(),
+    );
     warn!(
         job = %job.name,
         "the run did not finish within the shutdown grace period; its window in progress was rolled back"
@@ -145,12 +150,7 @@ fn start_run<R: Runner>(
                 // Another process held the job's lock: the same overlap, seen across replicas.
                 metrics.overlap_skipped(&name);
             }
-            metrics.run_finished(
-                &name,
-                summary.outcome,
-                summary.rows_written,
-                started.elapsed(),
-            );
+            metrics.run_finished(&name, summary.outcome, summary.counts, started.elapsed());
         }
         .instrument(span),
     );
@@ -259,7 +259,10 @@ mod tests {
             self.finished.fetch_add(1, Ordering::SeqCst);
             RunSummary {
                 outcome: RunOutcome::Succeeded,
-                rows_written: 3,
+                counts: RunCounts {
+                    rows_written: 3,
+                    ..RunCounts::default()
+                },
             }
         }
     }

@@ -6,7 +6,7 @@
 
 use chrono::NaiveDate;
 
-use super::rows::{Diversions, EXTRA_COLUMN, RowsError, is_decimal};
+use super::rows::{EXTRA_COLUMN, Notes, RowsError, is_decimal};
 use crate::config::GenericJob;
 use crate::store::{
     Batch, ColumnData, ColumnSpec, ColumnType, TableSpec, TextColumn, TypeMismatch,
@@ -17,7 +17,7 @@ use crate::store::{
 pub struct GenericRows {
     pub spec: TableSpec,
     pub batch: Batch,
-    pub diversions: Diversions,
+    pub notes: Notes,
 }
 
 /// Parses a generic job's answer: the array at `job.records`, one object per row.
@@ -114,7 +114,7 @@ pub fn parse_answer(
         })
         .collect();
     let mut extra = TextColumn::new();
-    let mut diversions = Diversions::default();
+    let mut notes = Notes::default();
     for (i, obj) in objects.iter().enumerate() {
         let mut extra_map = serde_json::Map::new();
         for ((field, column, _), out) in columns_of.iter().zip(data.iter_mut()) {
@@ -129,7 +129,7 @@ pub fn parse_answer(
             let fits = push_value(out, value);
             if !fits {
                 extra_map.insert(field.clone(), value.clone());
-                *diversions.by_column.entry(column.clone()).or_default() += 1;
+                *notes.diverted.entry(column.clone()).or_default() += 1;
             }
         }
         for f in &to_extra {
@@ -175,9 +175,10 @@ pub fn parse_answer(
             table: table.to_owned(),
             columns: spec_columns,
             key,
+            descriptive: Vec::new(),
         },
         batch: Batch { columns },
-        diversions,
+        notes,
     })
 }
 
@@ -186,7 +187,7 @@ pub fn parse_answer(
 ///
 /// The table wins, nothing is converted behind the analyst's back, and nothing is lost: a value the
 /// existing column can hold exactly goes there (a number into a text column keeps its JSON text);
-/// any other value is kept in `_extra` under its field name and counted in `diversions`.
+/// any other value is kept in `_extra` under its field name and counted in `notes`.
 pub fn conform(rows: &mut GenericRows, mismatches: &[TypeMismatch]) {
     let Some(extra_at) = rows
         .spec
@@ -266,11 +267,7 @@ pub fn conform(rows: &mut GenericRows, mismatches: &[TypeMismatch]) {
             rows.spec.columns[i].ty = t;
         }
         if !moved.is_empty() {
-            *rows
-                .diversions
-                .by_column
-                .entry(m.column.clone())
-                .or_default() += moved.len();
+            *rows.notes.diverted.entry(m.column.clone()).or_default() += moved.len();
             if let ColumnData::Json(extra) = &mut rows.batch.columns[extra_at] {
                 let mut moved = moved.into_iter().peekable();
                 let mut merged = TextColumn::new();
@@ -568,7 +565,7 @@ mod tests {
             "kept, not lost"
         );
         assert_eq!(extra[1], None);
-        assert_eq!(rows.diversions.by_column.get("cost"), Some(&1));
+        assert_eq!(rows.notes.diverted.get("cost"), Some(&1));
     }
 
     #[test]

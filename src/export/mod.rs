@@ -9,6 +9,7 @@
 //! into typed columns (sharing [`rows`]), `window` runs one account's windows, and this file holds
 //! the types a caller sees and the run itself (lock, accounts, plan).
 
+mod accounts;
 pub mod generic;
 pub mod plan;
 pub mod query;
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::api::{ApiClient, ApiError};
-use crate::config::{Accounts, Config, Job, JobKind};
+use crate::config::{Config, Job, JobKind};
 use crate::store::{NewRun, Store, StoreError, Trigger};
 pub use plan::Window;
 
@@ -34,6 +35,28 @@ pub struct Context {
     pub config: Arc<Config>,
     pub api: ApiClient,
     pub store: Store,
+    shared: Arc<Shared>,
+}
+
+/// What the runs of a process learn and share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The accounts the credentials read, with their own zones and currencies.
+    accounts: accounts::Directory,
+    /// Set once the API refused an `endDate` in the future: windows then end today (exclusive),
+    /// so yesterday is their last day.
+    end_today: AtomicBool,
+}
+
+impl Context {
+    pub fn new(config: Arc<Config>, api: ApiClient, store: Store) -> Context {
+        Context {
+            config,
+            api,
+            store,
+            shared: Arc::default(),
+        }
+    }
 }
 
 /// Which days to export.
@@ -60,6 +83,12 @@ pub struct RunRequest {
     /// Cancelled when the process is stopping: no further window starts (the ones in flight
     /// still finish; the rest are `NotAttempted` and the next run resumes there).
     pub stop: CancellationToken,
+    /// Deletes each account's rows and state before the run (`--reload`), so that a run whose zone
+    /// or currency differs from what the table holds starts again from nothing.
+    pub reload: bool,
+    /// An answer without any row empties days that hold rows (`--allow-empty`); otherwise such an
+    /// answer is taken for a hiccup and the rows are kept.
+    pub allow_empty: bool,
 }
 
 impl RunRequest {
@@ -71,6 +100,8 @@ impl RunRequest {
             accounts: Vec::new(),
             trigger,
             stop: CancellationToken::new(),
+            reload: false,
+            allow_empty: false,
         }
     }
 }
@@ -115,6 +146,13 @@ pub enum WindowOutcome {
     Succeeded {
         rows_received: u64,
         rows_written: u64,
+        /// Rows of the window's days that the answer no longer had.
+        rows_deleted: u64,
+        /// Rows kept because the answer had none at all for days that hold them.
+        kept_on_empty: u64,
+        /// What the run noticed about the answer (rows skipped, an empty answer whose rows were
+        /// kept), also in the run record.
+        warnings: Vec<String>,
     },
     Failed {
         error: String,
@@ -182,6 +220,40 @@ impl RunResult {
                 _ => 0,
             })
             .sum()
+    }
+
+    pub fn rows_deleted(&self) -> u64 {
+        self.windows
+            .iter()
+            .map(|w| match w.outcome {
+                WindowOutcome::Succeeded { rows_deleted, .. } => rows_deleted,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Windows whose answer had no rows for days that hold rows (kept).
+    pub fn empty_answers(&self) -> u64 {
+        self.windows
+            .iter()
+            .filter(|w| {
+                matches!(w.outcome, WindowOutcome::Succeeded { kept_on_empty, .. } if kept_on_empty > 0)
+            })
+            .count() as u64
+    }
+
+    /// Every warning of every window, with the account and window it is about.
+    pub fn warnings(&self) -> Vec<String> {
+        self.windows
+            .iter()
+            .flat_map(|w| match &w.outcome {
+                WindowOutcome::Succeeded { warnings, .. } => warnings
+                    .iter()
+                    .map(|text| format!("account {} {}: {text}", w.account_id, w.window))
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect()
     }
 
     pub fn rows_received(&self) -> u64 {
@@ -256,8 +328,8 @@ pub async fn run_job(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    let today = plan::today_in(job.timezone, Utc::now());
     let Some(lock) = ctx.store.try_lock_job(&job.name).await? else {
+        let today = plan::today_in(job.cron_zone(), Utc::now());
         let reason =
             "another run of this job holds its lock (a replica, the daemon or a --run-now)";
         let run = NewRun {
@@ -276,7 +348,7 @@ pub async fn run_job(
             windows: Vec::new(),
         });
     };
-    let result = run_locked(ctx, job, request, today, progress).await;
+    let result = run_locked(ctx, job, request, progress).await;
     lock.release().await;
     result
 }
@@ -285,20 +357,46 @@ async fn run_locked(
     ctx: &Context,
     job: &Job,
     request: &RunRequest,
-    today: NaiveDate,
     progress: &dyn Progress,
 ) -> Result<RunResult, RunError> {
-    let accounts = accounts_for(ctx, job, &request.accounts).await?;
-    if let JobKind::Query(q) = &job.kind {
-        ctx.store
-            .ensure_table(&query::table_spec(&job.table, q))
-            .await?;
-    }
+    let targets = accounts::targets(ctx, job, &request.accounts).await?;
+    let spec = match &job.kind {
+        JobKind::Query(q) => {
+            let spec = query::table_spec(&job.table, q);
+            ctx.store.ensure_table(&spec).await?;
+            Some(spec)
+        }
+        JobKind::Generic(_) => None,
+    };
 
     // Plan every account's windows first, so progress can show a total.
-    let mut plans = Vec::with_capacity(accounts.len());
-    for account in accounts {
-        let high_water = ctx.store.high_water(&job.name, &account).await?;
+    let now = Utc::now();
+    let mut plans = Vec::with_capacity(targets.len());
+    let mut refused = Vec::new();
+    for (account, target) in targets {
+        let target = match target {
+            Ok(t) => t,
+            Err(message) => {
+                refused.push(refusal(
+                    account,
+                    plan::today_in(job.cron_zone(), now),
+                    message,
+                ));
+                continue;
+            }
+        };
+        if request.reload {
+            forget(ctx, job, spec.as_ref(), &target.id).await?;
+        }
+        let state = ctx.store.account_state(&job.name, &target.id).await?;
+        let today = plan::today_in(target.zone, now);
+        if !request.reload
+            && let Err(message) = accounts::check_units(ctx, job, &target, &state).await?
+        {
+            refused.push(refusal(account, today, message));
+            continue;
+        }
+        let high_water = state.high_water;
         let range = match request.range {
             DayRange::Incremental => {
                 plan::scheduled_range(today, high_water, job.lookback_days, job.start_date)
@@ -320,9 +418,18 @@ async fn run_locked(
         let windows = range
             .map(|r| plan::split(r, job.window_days))
             .unwrap_or_default();
-        plans.push((account, high_water, windows));
+        plans.push(window::AccountPlan {
+            target,
+            today,
+            high_water,
+            windows,
+        });
     }
-    progress.planned(&job.name, plans.iter().map(|p| p.2.len()).sum());
+    let planned: usize = plans.iter().map(|p| p.windows.len()).sum();
+    progress.planned(&job.name, planned + refused.len());
+    for r in &refused {
+        progress.window_done(r);
+    }
 
     // Accounts run side by side; the API client's semaphore caps requests across all of them.
     // They are futures of this one task, not tasks of their own: tasks spread windows over every
@@ -332,65 +439,67 @@ async fn run_locked(
         ctx,
         job,
         trigger: request.trigger,
-        today,
         progress,
         stop: &request.stop,
+        allow_empty: request.allow_empty,
         abort: AtomicBool::new(false),
     };
     let results: Vec<Vec<WindowResult>> = futures_util::stream::iter(plans)
-        .map(|(account, high_water, windows)| {
-            window::run_account(&scope, account, high_water, windows)
-        })
+        .map(|plan| window::run_account(&scope, plan))
         .buffered(concurrency)
         .collect()
         .await;
+    let mut windows = refused;
+    windows.extend(results.into_iter().flatten());
     Ok(RunResult {
         job: job.name.clone(),
         table: job.table.clone(),
         skipped: None,
-        windows: results.into_iter().flatten().collect(),
+        windows,
     })
 }
 
-/// The accounts a run reads: the job's list, or every account the credentials see, narrowed by
-/// `--account`.
-async fn accounts_for(ctx: &Context, job: &Job, only: &[String]) -> Result<Vec<String>, RunError> {
-    let accounts = match &job.accounts {
-        Accounts::List(ids) => {
-            for a in only {
-                if !ids.contains(a) {
-                    return Err(RunError::UnknownAccount {
-                        job: job.name.clone(),
-                        account: a.clone(),
-                        listed: ids.join(", "),
-                    });
-                }
-            }
-            ids.clone()
-        }
-        Accounts::All => {
-            let all: Vec<String> = ctx
-                .api
-                .accounts()
-                .await?
-                .into_iter()
-                .map(|a| a.account_id)
-                .collect();
-            for a in only {
-                if !all.contains(a) {
-                    return Err(RunError::UnknownAccount {
-                        job: job.name.clone(),
-                        account: a.clone(),
-                        listed: all.join(", "),
-                    });
-                }
-            }
-            all
+/// An account the run cannot read (its zone or currency unknown, or the table holds it in
+/// others): one failed window, so the run's outcome and exit code say so.
+fn refusal(account: String, today: NaiveDate, message: String) -> WindowResult {
+    tracing::error!(account_id = %account, error = %message, "account not read");
+    WindowResult {
+        account_id: account,
+        window: Window {
+            start: today,
+            last: today,
+        },
+        api_requests: 0,
+        outcome: WindowOutcome::Failed {
+            error: message,
+            kind: FailureKind::Config,
+        },
+    }
+}
+
+/// `--reload`: the account's rows and state go, so the run starts from nothing.
+async fn forget(
+    ctx: &Context,
+    job: &Job,
+    spec: Option<&crate::store::TableSpec>,
+    account: &str,
+) -> Result<(), RunError> {
+    let deleted = match spec {
+        Some(spec) => ctx.store.forget_account(&job.name, spec, account).await?,
+        None => {
+            let spec = crate::store::TableSpec {
+                table: job.table.clone(),
+                columns: vec![
+                    crate::store::ColumnSpec::new("account_id", crate::store::ColumnType::Text),
+                    crate::store::ColumnSpec::new("window_start", crate::store::ColumnType::Date),
+                ],
+                key: vec!["account_id".into(), "window_start".into()],
+                descriptive: Vec::new(),
+            };
+            ctx.store.forget_account(&job.name, &spec, account).await?
         }
     };
-    Ok(if only.is_empty() {
-        accounts
-    } else {
-        accounts.into_iter().filter(|a| only.contains(a)).collect()
-    })
+    info!(job = %job.name, account_id = %account, rows = deleted,
+        "reload: deleted the account's rows and state before the run");
+    Ok(())
 }

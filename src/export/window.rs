@@ -1,5 +1,5 @@
 //! One account's windows, in order: each window is fetched and parsed, then committed in one
-//! transaction with its run record and the job's high-water mark.
+//! transaction with its run record and the account's state, replacing the rows of its days.
 //!
 //! The next window is fetched while the previous one commits (a two-stage pipeline), into the
 //! columns of the window before it, so the API and the database work at the same time and two
@@ -12,14 +12,16 @@ use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, info, info_span, warn};
 
+use super::accounts::Target;
 use super::plan::{self, Window};
-use super::rows::RowsError;
+use super::rows::{Notes, RowsError};
 use super::{Context, FailureKind, Progress, WindowOutcome, WindowResult, generic, query};
 use crate::api::{ApiError, Piece, ReportRequest};
 use crate::config::template::Values;
-use crate::config::{Job, JobKind};
+use crate::config::{Job, JobKind, QueryJob};
 use crate::store::{
-    Batch, ColumnData, ColumnType, NewRun, StateUpdate, StoreError, StoredRows, TableSpec, Trigger,
+    Batch, ColumnData, ColumnType, NewRun, Replace, StateUpdate, StoreError, StoredRows, TableSpec,
+    Trigger, WindowLoad,
 };
 
 /// What every account of one run shares.
@@ -27,24 +29,40 @@ pub(super) struct Scope<'a> {
     pub ctx: &'a Context,
     pub job: &'a Job,
     pub trigger: Trigger,
-    pub today: NaiveDate,
     pub progress: &'a dyn Progress,
     /// Cancelled when the process stops: no further window starts.
     pub stop: &'a CancellationToken,
+    /// An answer without rows empties days that hold rows (`--allow-empty`).
+    pub allow_empty: bool,
     /// Set when a failure means no window can succeed (rejected credentials): the other accounts
     /// stop too instead of each asking the token endpoint again.
     pub abort: AtomicBool,
 }
 
+/// One account's part of a run.
+pub(super) struct AccountPlan {
+    /// The account and the zone and currency its report is asked in.
+    pub target: Target,
+    /// Today in the account's report zone.
+    pub today: NaiveDate,
+    pub high_water: Option<NaiveDate>,
+    pub windows: Vec<Window>,
+}
+
 /// Runs one account's windows in order. The next window is fetched while the previous one is
 /// written, so the API and the database work at the same time; at most two windows of an account
 /// are in memory at once.
-pub(super) async fn run_account(
-    scope: &Scope<'_>,
-    account: String,
-    mut high_water: Option<NaiveDate>,
-    windows: Vec<Window>,
-) -> Vec<WindowResult> {
+pub(super) async fn run_account(scope: &Scope<'_>, plan: AccountPlan) -> Vec<WindowResult> {
+    let AccountPlan {
+        target,
+        today,
+        mut high_water,
+        windows,
+    } = plan;
+    let account = Account {
+        target: &target,
+        today,
+    };
     let mut out = Vec::with_capacity(windows.len());
     let mut prefetched: Option<Fetched> = None;
     let mut stop = false;
@@ -56,7 +74,7 @@ pub(super) async fn run_account(
         if stop || stopping || scope.abort.load(Ordering::Relaxed) {
             stop = true;
             let result = WindowResult {
-                account_id: account.clone(),
+                account_id: target.id.clone(),
                 window,
                 api_requests: 0,
                 outcome: WindowOutcome::NotAttempted,
@@ -76,7 +94,7 @@ pub(super) async fn run_account(
         // moved into the report's time zone, so a row can land a day later): else they could be
         // read before this commit changes them, and a changed row would be taken as unchanged.
         let read_ahead = next_window.is_some_and(|next| !reaches_into(&current, next));
-        let (report, next) = tokio::join!(
+        let (result, next) = tokio::join!(
             finish(scope, &account, current, &mut high_water, &mut spare),
             async {
                 match next_window {
@@ -87,9 +105,9 @@ pub(super) async fn run_account(
                 }
             }
         );
-        stop = !matches!(report.outcome, WindowOutcome::Succeeded { .. });
+        stop = !matches!(result.outcome, WindowOutcome::Succeeded { .. });
         if matches!(
-            report.outcome,
+            result.outcome,
             WindowOutcome::Failed {
                 kind: FailureKind::Config,
                 ..
@@ -97,8 +115,8 @@ pub(super) async fn run_account(
         ) {
             scope.abort.store(true, Ordering::Relaxed);
         }
-        scope.progress.window_done(&report);
-        out.push(report);
+        scope.progress.window_done(&result);
+        out.push(result);
         if stop {
             // The window fetched ahead will not be loaded: close its run record.
             if let Some(Fetched {
@@ -119,6 +137,14 @@ pub(super) async fn run_account(
     out
 }
 
+/// The account a window belongs to, as the window's steps need it.
+#[derive(Clone, Copy)]
+struct Account<'a> {
+    target: &'a Target,
+    /// Today in the account's report zone.
+    today: NaiveDate,
+}
+
 /// A window fetched and parsed, or the reason it could not be.
 struct Fetched {
     window: Window,
@@ -132,6 +158,12 @@ struct Fetched {
 struct Parsed {
     spec: TableSpec,
     batch: Batch,
+    /// The days the API was asked for (the window's, or up to yesterday when the API refuses an
+    /// `endDate` in the future); `None`: none (the window is today alone then). These are the
+    /// days the answer replaces.
+    asked: Option<Window>,
+    /// What reading the answer noticed.
+    warnings: Vec<String>,
     /// The fingerprints of the stored rows of the window's days, read while it was fetched.
     ahead: Option<StoredRows>,
 }
@@ -158,23 +190,24 @@ fn reaches_into(fetched: &Fetched, next: Window) -> bool {
 }
 
 /// Records the window's run and fetches and parses its rows; with `read_ahead`, also reads the
-/// fingerprints of the stored rows of its days (see [`Store::read_stored_rows`]).
+/// fingerprints of the stored rows of its days (see [`crate::store::Store::read_stored_rows`]).
 async fn fetch(
     scope: &Scope<'_>,
-    account: &str,
+    account: &Account<'_>,
     window: Window,
     spare: Option<Batch>,
     read_ahead: bool,
 ) -> Fetched {
     let started = Instant::now();
+    let id = account.target.id.as_str();
     let run = NewRun {
         job: scope.job.name.clone(),
-        account_id: account.to_owned(),
+        account_id: id.to_owned(),
         window_start: window.start,
         window_end: window.last,
         trigger: scope.trigger,
     };
-    let span = info_span!("window", job = %scope.job.name, account_id = %account, %window,
+    let span = info_span!("window", job = %scope.job.name, account_id = %id, %window,
         run_id = tracing::field::Empty);
     let mut api_requests = 0;
     // The run is recorded while the request is already on its way, so that a window does not
@@ -188,7 +221,7 @@ async fn fetch(
                 let spec = query::table_spec(&scope.job.table, q);
                 let store = &scope.ctx.store;
                 store
-                    .read_stored_rows(&spec, account, window.start, window.last)
+                    .read_stored_rows(&spec, id, window.start, window.last)
                     .await
             }
             JobKind::Query(_) | JobKind::Generic(_) => None,
@@ -201,16 +234,9 @@ async fn fetch(
             Ok::<_, StoreError>(id)
         },
         async {
-            let fetched = fetch_rows(
-                scope.ctx,
-                scope.job,
-                account,
-                window,
-                &mut api_requests,
-                spare,
-            )
-            .instrument(span.clone())
-            .await;
+            let fetched = fetch_rows(scope, account, window, &mut api_requests, spare)
+                .instrument(span.clone())
+                .await;
             Ok(fetched)
         },
         async { Ok(stored_ahead.await) }
@@ -243,7 +269,7 @@ async fn fetch(
 /// that was parsed are left in `spare`, for another window to fill.
 async fn finish(
     scope: &Scope<'_>,
-    account: &str,
+    account: &Account<'_>,
     fetched: Fetched,
     high_water: &mut Option<NaiveDate>,
     spare: &mut Option<Batch>,
@@ -255,7 +281,8 @@ async fn finish(
         started,
         result,
     } = fetched;
-    let span = info_span!("window", job = %scope.job.name, account_id = %account, %window, run_id);
+    let id = account.target.id.as_str();
+    let span = info_span!("window", job = %scope.job.name, account_id = %id, %window, run_id);
     let outcome = async {
         let committed = match (result, run_id) {
             (Ok(mut parsed), Some(run_id)) => {
@@ -279,18 +306,26 @@ async fn finish(
             }),
         };
         match committed {
-            Ok((received, written, new_mark)) => {
-                *high_water = new_mark;
+            Ok(done) => {
+                *high_water = done.new_mark;
+                for warning in &done.warnings {
+                    warn!(warning = %warning, "the answer was not as expected");
+                }
                 info!(
-                    rows_received = received,
-                    rows_written = written,
+                    rows_received = done.received,
+                    rows_written = done.written,
+                    rows_deleted = done.deleted,
+                    warnings = done.warnings.len(),
                     api_requests,
                     elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     "window loaded"
                 );
                 WindowOutcome::Succeeded {
-                    rows_received: received,
-                    rows_written: written,
+                    rows_received: done.received,
+                    rows_written: done.written,
+                    rows_deleted: done.deleted,
+                    kept_on_empty: done.kept_on_empty,
+                    warnings: done.warnings,
                 }
             }
             Err(failure) => {
@@ -310,7 +345,7 @@ async fn finish(
     .instrument(span)
     .await;
     WindowResult {
-        account_id: account.to_owned(),
+        account_id: id.to_owned(),
         window,
         api_requests,
         outcome,
@@ -354,77 +389,67 @@ impl From<StoreError> for WindowError {
 /// Fetches one window from the API and turns it into typed rows (for a generic job, also makes its
 /// table fit them).
 async fn fetch_rows(
-    ctx: &Context,
-    job: &Job,
-    account: &str,
+    scope: &Scope<'_>,
+    account: &Account<'_>,
     window: Window,
     api_requests: &mut u32,
     spare: Option<Batch>,
 ) -> Result<Parsed, WindowError> {
-    let (spec, batch, diversions, endpoint) = match &job.kind {
+    let (ctx, job, target) = (scope.ctx, scope.job, account.target);
+    let (spec, batch, notes, asked, mut warnings) = match &job.kind {
         JobKind::Query(q) => {
-            // The answer is parsed while it arrives, so the body is never held whole: its pieces
-            // go through a small channel to the parser, which runs beside the request on this
-            // task (not on the blocking pool: more threads' malloc arenas, no faster; see
-            // docs/performance.md).
-            let (pieces, mut received) = tokio::sync::mpsc::channel::<Piece>(PIECES_IN_FLIGHT);
-            let (query, owner) = (q.clone(), account.to_owned());
-            let (timezone, currency) = (job.timezone, job.currency.clone());
-            let parser = async move {
-                let mut stream = query::QueryStream::reusing(&query, timezone, spare);
-                while let Some(piece) = received.recv().await {
-                    match piece {
-                        Piece::Start => stream.reset(),
-                        Piece::Data(bytes) => {
-                            if !stream.write(&bytes) {
-                                break; // closing the channel stops the reading
-                            }
-                        }
-                    }
+            let spec = query::table_spec(&job.table, q);
+            let end_today = ctx.shared.end_today.load(Ordering::Relaxed);
+            let mut asked = asked_days(window, account.today, end_today);
+            let mut warnings = Vec::new();
+            let Some(days) = asked else {
+                return Ok(Parsed {
+                    spec,
+                    batch: Batch::default(),
+                    asked: None,
+                    warnings: vec![refused_future_note(account.today)],
+                    ahead: None,
+                });
+            };
+            let mut read = query_window(scope, q, target, days, spare, api_requests).await;
+            if let Err(Fetch::Api(e)) = &read
+                && refuses_future_end(e)
+                && window.last >= account.today
+            {
+                // Every client sends tomorrow as the exclusive `endDate` to include today; this
+                // API refuses it, so windows end today from now on (today is still changing and
+                // never counted as fully loaded anyway).
+                if !ctx.shared.end_today.swap(true, Ordering::Relaxed) {
+                    info!(
+                        "the API refuses an endDate in the future: windows end today (exclusive) from now on"
+                    );
                 }
-                stream.finish(&owner, &currency)
-            };
-            let request = async {
-                let response = ctx
-                    .api
-                    .query_report_into(
-                        &ReportRequest {
-                            account_id: account,
-                            job: q,
-                            start: window.start,
-                            last: window.last,
-                            timezone: job.timezone.name(),
-                            currency: &job.currency,
-                        },
-                        &pieces,
-                    )
-                    .await;
-                drop(pieces); // the end of the answer for the parser
-                response
-            };
-            let (response, parsed) = tokio::join!(request, parser);
-            let response = response?;
-            *api_requests = response.attempts;
-            let (batch, diversions) =
-                parsed.map_err(|e| WindowError::unreadable(&response.endpoint, &e))?;
-            (
-                query::table_spec(&job.table, q),
-                batch,
-                diversions,
-                response.endpoint,
-            )
+                warnings.push(refused_future_note(account.today));
+                asked = asked_days(window, account.today, true);
+                read = match asked {
+                    Some(days) => query_window(scope, q, target, days, None, api_requests).await,
+                    None => Ok((Batch::default(), Notes::default())),
+                };
+            } else if end_today && asked != Some(window) {
+                warnings.push(refused_future_note(account.today));
+            }
+            let (batch, notes) = read.map_err(|e| match e {
+                Fetch::Api(e) => WindowError::from(e),
+                Fetch::Unreadable(e) => e,
+            })?;
+            (spec, batch, notes, asked, warnings)
         }
         JobKind::Generic(g) => {
             let values = Values {
-                account_id: account,
+                account_id: &target.id,
                 start_date: window.start,
                 last_date: window.last,
-                timezone: job.timezone.name(),
-                currency: &job.currency,
+                timezone: target.zone.name(),
+                currency: &target.currency,
             };
             let response = ctx.api.generic(g, &values).await?;
             *api_requests = response.attempts;
-            let (body, definition, owner) = (response.body, g.clone(), account.to_owned());
+            let (body, definition, owner) = (response.body, g.clone(), target.id.clone());
             let (table, start) = (job.table.clone(), window.start);
             let mut parsed = parse_off_runtime(move || {
                 generic::parse_answer(&body, &definition, &table, &owner, start)
@@ -436,22 +461,116 @@ async fn fetch_rows(
             (
                 parsed.spec,
                 parsed.batch,
-                parsed.diversions,
-                response.endpoint,
+                parsed.notes,
+                Some(window),
+                Vec::new(),
             )
         }
     };
-    for (column, count) in &diversions.by_column {
-        warn!(
-            %endpoint, column = %column, values = count,
-            "values of an unexpected type were kept in _extra instead of their column"
-        );
-    }
+    warnings.extend(notes.remarks());
     Ok(Parsed {
         spec,
         batch,
+        asked,
+        warnings,
         ahead: None,
     })
+}
+
+/// How asking a Query API window can fail.
+enum Fetch {
+    Api(ApiError),
+    Unreadable(WindowError),
+}
+
+/// The days of `window` to ask for: all of them, or, once the API refused an `endDate` in the
+/// future (`end_today`), those before today; `None` when that leaves none.
+fn asked_days(window: Window, today: NaiveDate, end_today: bool) -> Option<Window> {
+    if !end_today || window.last < today {
+        return Some(window);
+    }
+    let last = today.pred_opt()?;
+    (window.start <= last).then_some(Window {
+        start: window.start,
+        last,
+    })
+}
+
+/// Whether the API refused the request because its `endDate` lies in the future (PostHog's
+/// fixture: 400 `{"message": "endDate cannot be in the future"}`).
+fn refuses_future_end(e: &ApiError) -> bool {
+    match e {
+        ApiError::Status {
+            status: 400,
+            message,
+            ..
+        } => {
+            let m = message.to_ascii_lowercase();
+            m.contains("future") && (m.contains("enddate") || m.contains("end date"))
+        }
+        _ => false,
+    }
+}
+
+fn refused_future_note(today: NaiveDate) -> String {
+    format!(
+        "the API refuses an endDate in the future, so today ({today}) was not asked; the next run \
+         reads it"
+    )
+}
+
+/// Asks the Query API for `days` of `target` and parses the answer while it arrives: its pieces
+/// go through a small channel to the parser, which runs beside the request on this task (not on
+/// the blocking pool: more threads' malloc arenas, no faster; see docs/performance.md), so the
+/// body is never held whole.
+async fn query_window(
+    scope: &Scope<'_>,
+    q: &QueryJob,
+    target: &Target,
+    days: Window,
+    spare: Option<Batch>,
+    api_requests: &mut u32,
+) -> Result<(Batch, Notes), Fetch> {
+    let (pieces, mut received) = tokio::sync::mpsc::channel::<Piece>(PIECES_IN_FLIGHT);
+    let (query, owner) = (q.clone(), target.id.clone());
+    let (timezone, currency) = (target.zone, target.currency.clone());
+    let parser = async move {
+        let mut stream = query::QueryStream::reusing(&query, timezone, spare);
+        while let Some(piece) = received.recv().await {
+            match piece {
+                Piece::Start => stream.reset(),
+                Piece::Data(bytes) => {
+                    if !stream.write(&bytes) {
+                        break; // closing the channel stops the reading
+                    }
+                }
+            }
+        }
+        stream.finish(&owner, &currency)
+    };
+    let request = async {
+        let response = scope
+            .ctx
+            .api
+            .query_report_into(
+                &ReportRequest {
+                    account_id: &target.id,
+                    job: q,
+                    start: days.start,
+                    last: days.last,
+                    timezone: target.zone.name(),
+                    currency: &target.currency,
+                },
+                &pieces,
+            )
+            .await;
+        drop(pieces); // the end of the answer for the parser
+        response
+    };
+    let (response, parsed) = tokio::join!(request, parser);
+    let response = response.map_err(Fetch::Api)?;
+    *api_requests += response.attempts;
+    parsed.map_err(|e| Fetch::Unreadable(WindowError::unreadable(&response.endpoint, &e)))
 }
 
 /// Pieces of an answer on their way to its parser at most (each a few KB to a few hundred KB of
@@ -469,38 +588,72 @@ async fn parse_off_runtime<T: Send + 'static>(
         .unwrap_or_else(|e| Err(RowsError::Shape(format!("the parser stopped: {e}"))))
 }
 
-/// Writes a window's rows, its run record and the high-water mark in one transaction.
+/// What a committed window did.
+struct Done {
+    received: u64,
+    written: u64,
+    deleted: u64,
+    kept_on_empty: u64,
+    warnings: Vec<String>,
+    new_mark: Option<NaiveDate>,
+}
+
+/// Writes a window's rows (replacing those of the days it asked for), its run record and the
+/// account's state in one transaction.
 async fn commit(
     scope: &Scope<'_>,
-    account: &str,
+    account: &Account<'_>,
     run_id: i64,
     window: Window,
     parsed: &mut Parsed,
     high_water: Option<NaiveDate>,
     api_requests: u32,
-) -> Result<(u64, u64, Option<NaiveDate>), WindowError> {
-    let new_mark = plan::advance_high_water(high_water, window, scope.today);
-    let state = new_mark
-        .filter(|m| Some(*m) != high_water)
-        .map(|m| StateUpdate {
-            job: scope.job.name.clone(),
-            account_id: account.to_owned(),
-            high_water: m,
-        });
-    let received = parsed.batch.rows() as u64;
-    let written = scope
+) -> Result<Done, WindowError> {
+    let target = account.target;
+    let new_mark = plan::advance_high_water(high_water, window, account.today);
+    let state = StateUpdate {
+        job: scope.job.name.clone(),
+        account_id: target.id.clone(),
+        high_water: new_mark.filter(|m| Some(*m) != high_water),
+        timezone: target.zone.name().to_owned(),
+        currency: target.currency.clone(),
+    };
+    let replace = parsed.asked.map(|days| Replace {
+        account_id: &target.id,
+        first: days.start,
+        last: days.last,
+        empty_answer_empties: scope.allow_empty,
+    });
+    let committed = scope
         .ctx
         .store
-        .commit_window_with(
+        .commit(WindowLoad {
             run_id,
-            &parsed.spec,
-            &parsed.batch,
+            spec: &parsed.spec,
+            batch: &parsed.batch,
             api_requests,
-            state.as_ref(),
-            parsed.ahead.take(),
-        )
+            state: Some(&state),
+            replace,
+            warnings: &parsed.warnings,
+            ahead: parsed.ahead.take(),
+        })
         .await?;
-    Ok((received, written, new_mark))
+    let mut warnings = std::mem::take(&mut parsed.warnings);
+    if committed.kept_on_empty > 0 {
+        warnings.push(format!(
+            "the answer had no rows for days that hold {} rows; they were kept (an empty answer \
+             is taken for a hiccup: `run-now --allow-empty` empties such days)",
+            committed.kept_on_empty
+        ));
+    }
+    Ok(Done {
+        received: parsed.batch.rows() as u64,
+        written: committed.rows_written,
+        deleted: committed.rows_deleted,
+        kept_on_empty: committed.kept_on_empty,
+        warnings,
+        new_mark,
+    })
 }
 
 #[cfg(test)]
@@ -508,7 +661,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::config::{QueryJob, Report};
+    use crate::config::Report;
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 3, d).unwrap()
@@ -516,11 +669,7 @@ mod tests {
 
     /// A parsed Query window holding rows of `days`.
     fn fetched(days: &[u32]) -> Fetched {
-        let job = QueryJob {
-            report: Report::Campaigns,
-            dimensions: vec!["campaign_id".into()],
-            metrics: vec![],
-        };
+        let job = QueryJob::new(Report::Campaigns, vec!["campaign_id".into()], vec![]);
         let body = days
             .iter()
             .map(|d| format!(r#"{{"campaign_id":"1","datetime":"{}"}}"#, day(*d)))
@@ -534,17 +683,20 @@ mod tests {
             "USD",
         )
         .unwrap();
+        let window = Window {
+            start: day(1),
+            last: day(10),
+        };
         Fetched {
-            window: Window {
-                start: day(1),
-                last: day(10),
-            },
+            window,
             run_id: Some(1),
             api_requests: 1,
             started: Instant::now(),
             result: Ok(Parsed {
                 spec: query::table_spec("t", &job),
                 batch,
+                asked: Some(window),
+                warnings: Vec::new(),
                 ahead: None,
             }),
         }
@@ -573,5 +725,39 @@ mod tests {
             !reaches_into(&failed, next),
             "a failed window commits nothing"
         );
+    }
+
+    #[test]
+    fn once_the_api_refuses_a_future_end_windows_stop_at_yesterday() {
+        let w = |a, b| Window {
+            start: day(a),
+            last: day(b),
+        };
+        assert_eq!(asked_days(w(1, 10), day(10), false), Some(w(1, 10)));
+        assert_eq!(asked_days(w(1, 10), day(10), true), Some(w(1, 9)));
+        assert_eq!(asked_days(w(1, 5), day(10), true), Some(w(1, 5)));
+        assert_eq!(asked_days(w(10, 10), day(10), true), None);
+    }
+
+    #[test]
+    fn a_future_end_date_is_recognised_in_the_apis_words() {
+        let status = |status, message: &str| ApiError::Status {
+            status,
+            endpoint: "POST /x".into(),
+            message: message.into(),
+        };
+        assert!(refuses_future_end(&status(
+            400,
+            "endDate cannot be in the future"
+        )));
+        assert!(refuses_future_end(&status(
+            400,
+            "The end date must not be in the future."
+        )));
+        assert!(!refuses_future_end(&status(400, "unknown metric foo")));
+        assert!(!refuses_future_end(&status(
+            403,
+            "endDate cannot be in the future"
+        )));
     }
 }

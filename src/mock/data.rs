@@ -14,7 +14,13 @@
 //!   `age = today - day` clamped to `0..=7`. Days older than 7 days never change; a day 7 days old
 //!   already holds its final value, so it does not change when it leaves the lookback window either.
 //! - Money is converted to the requested currency at fixed rates, per unit and day, before splitting.
-//! - Report days are labelled in the requested time zone; the numbers of a day do not depend on it.
+//! - Report days are days of the requested time zone, and a day's numbers depend on the zone's UTC
+//!   offset that day (a day in Sydney is not a day in New York): the offset is mixed into the
+//!   day's seed, except at offset zero, so UTC reports keep the numbers they always had. Reports in
+//!   zones with the same offset agree.
+//! - Campaigns can be renamed (a report then shows the new name on every day, past days included,
+//!   as the live API does) and a creative's rows can be invalidated from a day on (they vanish
+//!   from every report and total), through the admin API.
 
 use std::collections::HashMap;
 
@@ -24,6 +30,7 @@ use super::slugs::*;
 pub(crate) use super::slugs::{Dim, MetricDef, Report, Sums, currency_rate};
 
 /// One account the credentials can read, with its campaigns and creatives.
+#[derive(Clone)]
 pub(crate) struct Account {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -50,6 +57,7 @@ impl Account {
     }
 }
 
+#[derive(Clone)]
 struct Campaign {
     id: String,
     name: String,
@@ -57,10 +65,13 @@ struct Campaign {
     country: u32,
 }
 
+#[derive(Clone)]
 struct Creative {
     id: String,
     name: String,
     campaign: u32,
+    /// Its rows from this day on are invalidated: no report has them.
+    invalid_from: Option<NaiveDate>,
 }
 
 const ACCOUNT_NAMES: &[&str] = &[
@@ -99,7 +110,9 @@ const CAMPAIGN_NAMES: &[&str] = &[
     "日本語キャンペーン",
 ];
 
-/// Everything the simulation serves, built once from the configuration.
+/// Everything the simulation serves, built from the configuration and changed only through the
+/// admin API (renames, invalidations): a change makes a new catalog.
+#[derive(Clone)]
 pub(crate) struct Catalog {
     seed: u64,
     accounts: Vec<Account>,
@@ -137,6 +150,7 @@ impl Catalog {
                             id: format!("{campaign_id}{:03}", k + 1),
                             name: format!("{campaign_name} / Créative {}", k + 1),
                             campaign: c,
+                            invalid_from: None,
                         });
                     }
                     campaigns.push(Campaign {
@@ -168,6 +182,59 @@ impl Catalog {
 
     pub(crate) fn account(&self, id: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.id == id)
+    }
+
+    /// Gives a campaign a new name (every report, past days included, shows it). False when the
+    /// account or campaign is unknown.
+    pub(crate) fn rename_campaign(&mut self, account: &str, campaign: &str, name: &str) -> bool {
+        let found = self
+            .accounts
+            .iter_mut()
+            .find(|a| a.id == account)
+            .and_then(|a| a.campaigns.iter_mut().find(|c| c.id == campaign));
+        match found {
+            Some(c) => {
+                c.name = name.to_owned();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Invalidates a creative's rows from `from` on: they vanish from every report and total.
+    /// False when the account or creative is unknown.
+    pub(crate) fn invalidate_creative(
+        &mut self,
+        account: &str,
+        creative: &str,
+        from: NaiveDate,
+    ) -> bool {
+        let found = self
+            .accounts
+            .iter_mut()
+            .find(|a| a.id == account)
+            .and_then(|a| a.creatives.iter_mut().find(|c| c.id == creative));
+        match found {
+            Some(c) => {
+                c.invalid_from = Some(from);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The ids of an account's creatives, in order (for tests and the admin API's messages).
+    pub(crate) fn creative_ids(&self, account: &str) -> Vec<String> {
+        self.account(account)
+            .map(|a| a.creatives.iter().map(|c| c.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The ids of an account's campaigns, in order.
+    pub(crate) fn campaign_ids(&self, account: &str) -> Vec<String> {
+        self.account(account)
+            .map(|a| a.campaigns.iter().map(|c| c.id.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Runs a query: one group per (day when `interval`) and combination of `query.dims`, in a
@@ -262,10 +329,21 @@ impl Catalog {
         let mut day = query.start;
         while day <= last && day < query.end_exclusive {
             let slot = if query.interval { Some(day) } else { None };
+            let day_key = day_number(day) ^ zone_salt(query.zone.unwrap_or(chrono_tz::UTC), day);
             for (unit, key) in unit_keys.iter().enumerate() {
                 let Some(key) = key else { continue };
-                let sums = self.base(account, report, unit, day, today, query.currency_rate);
-                let h = mix3(self.seed ^ account.hash, unit as u64 + 1, day_number(day));
+                if report == Report::Campaigns
+                    && account
+                        .creatives
+                        .get(unit)
+                        .and_then(|c| c.invalid_from)
+                        .is_some_and(|from| day >= from)
+                {
+                    continue;
+                }
+                let rate = query.currency_rate.unwrap_or(100);
+                let sums = self.base(account, report, unit, day, day_key, today, rate);
+                let h = mix3(self.seed ^ account.hash, unit as u64 + 1, day_key);
                 let mut path = [0u32; 8];
                 walk(
                     chain,
@@ -382,19 +460,21 @@ impl Catalog {
 
     /// The quantities of one unit on one day, restated as seen from `today`, in the currency whose
     /// rate is `currency_rate` (hundredths per US dollar).
+    #[allow(clippy::too_many_arguments)]
     fn base(
         &self,
         account: &Account,
         report: Report,
         unit: usize,
         day: NaiveDate,
+        day_key: u64,
         today: NaiveDate,
         currency_rate: i64,
     ) -> Sums {
         let h = mix3(
             self.seed ^ account.hash ^ (report as u64) << 40,
             unit as u64 + 1,
-            day_number(day),
+            day_key,
         );
         let r = |i: u64| mix(h, i);
         // Weekends are quieter, as they are for most advertisers.
@@ -453,13 +533,31 @@ pub(crate) struct Query {
     pub(crate) end_exclusive: NaiveDate,
     /// One row per day (with `datetime`) instead of totals over the range.
     pub(crate) interval: bool,
-    pub(crate) currency_rate: i64,
+    /// The report's time zone as asked (`timezoneVariation`); `None`: the account's own (see
+    /// [`Query::for_account`]).
+    pub(crate) zone: Option<chrono_tz::Tz>,
+    /// The currency's rate (hundredths per US dollar) as asked; `None`: the account's own.
+    pub(crate) currency_rate: Option<i64>,
     /// Only rows whose dimension has one of these values.
     pub(crate) filters: Vec<(Dim, Vec<String>)>,
     /// Sort columns, `true` for descending.
     pub(crate) order_by: Vec<(Column, bool)>,
     /// The breakdown chain to use instead of the report's (the legacy partner-source breakdown).
     pub(crate) chain: Option<&'static [Dim]>,
+}
+
+impl Query {
+    /// The query as the API answers it for `account`: a zone or currency it does not name are
+    /// the account's own (`accountTimezone`, `accountCurrencyCode`).
+    pub(crate) fn for_account(mut self, account: &Account) -> Query {
+        if self.zone.is_none() {
+            self.zone = account.timezone.parse().ok();
+        }
+        if self.currency_rate.is_none() {
+            self.currency_rate = currency_rate(account.currency);
+        }
+        self
+    }
 }
 
 /// A sort column: the `i`-th requested dimension, or a metric.
@@ -569,6 +667,19 @@ fn day_number(day: NaiveDate) -> u64 {
     day.num_days_from_ce() as u64
 }
 
+/// What the report zone adds to a day's seed: its UTC offset at noon that day, or nothing at
+/// offset zero (so UTC reports keep the numbers they had before zones mattered).
+fn zone_salt(zone: chrono_tz::Tz, day: NaiveDate) -> u64 {
+    use chrono::{Offset as _, TimeZone as _};
+    let noon = day.and_hms_opt(12, 0, 0).unwrap_or_default();
+    let seconds = zone.offset_from_utc_datetime(&noon).fix().local_minus_utc();
+    if seconds == 0 {
+        0
+    } else {
+        mix(0x5A17_u64, seconds as u64)
+    }
+}
+
 /// splitmix64's finalizer over a combination of two words: cheap, well mixed, stable forever.
 pub(crate) fn mix(a: u64, b: u64) -> u64 {
     let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -609,7 +720,8 @@ mod tests {
             start: day(start),
             end_exclusive: day(end),
             interval,
-            currency_rate: 100,
+            zone: Some(chrono_tz::UTC),
+            currency_rate: Some(100),
             filters: vec![],
             order_by: vec![],
             chain: None,

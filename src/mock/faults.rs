@@ -31,6 +31,22 @@ pub struct Faults {
     pub every_nth_drop: Option<u32>,
     /// Tokens issued from now on expire after this many seconds (0: already expired when issued).
     pub token_lifetime_secs: Option<u64>,
+    /// Query API reports answer without rows in this shape: no `data` key at all, or
+    /// `"data": null` (both seen by real clients, who read them as zero rows).
+    pub answers_without_data: Option<NoData>,
+    /// Query API reports refuse an `endDate` after today (400 `{"message": "endDate cannot be in
+    /// the future"}`, PostHog's sample of a Rokt 400), as the live API may.
+    pub refuse_future_end_date: bool,
+}
+
+/// How an answer without rows looks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoData {
+    /// `{"accountId": ..., "queryTimeMs": ...}`.
+    Missing,
+    /// `{"data": null, "accountId": ..., "queryTimeMs": ...}`.
+    Null,
 }
 
 /// What the simulation served since it started or since the counters were last reset.

@@ -236,7 +236,7 @@ fn legacy(
     if let Some(r) = auth::reject_bearer(shared, headers) {
         return r;
     }
-    let catalog = &shared.catalog;
+    let catalog = shared.catalog();
     let Some(account) = catalog.account(account_id) else {
         return forbidden(account_id);
     };
@@ -248,10 +248,11 @@ fn legacy(
             &format!("campaign {campaign} was not found in account {account_id}"),
         );
     }
-    let (mut query, label) = match parse(params, endpoint) {
+    let (query, label) = match parse(params, endpoint) {
         Ok(q) => q,
         Err(m) => return message(StatusCode::BAD_REQUEST, &m),
     };
+    let mut query = query.for_account(account);
     if let Some(campaign) = campaign_id {
         query
             .filters
@@ -341,18 +342,18 @@ fn parse(params: &HashMap<String, String>, endpoint: Endpoint) -> Result<(Query,
         ));
     }
     let rate = match params.get("currency") {
-        None => 100,
-        Some(c) => currency_rate(c).ok_or_else(|| {
+        None => None,
+        Some(c) => Some(currency_rate(c).ok_or_else(|| {
             format!("currency \"{c}\" is not one of AUD CAD EUR GBP JPY NZD SGD USD KRW CNY")
-        })?,
+        })?),
     };
-    if let Some(tz) = params.get("timeZoneVariation")
-        && tz.parse::<chrono_tz::Tz>().is_err()
-    {
-        return Err(format!(
-            "timeZoneVariation \"{tz}\" is not an Olson time zone name"
-        ));
-    }
+    let zone =
+        match params.get("timeZoneVariation") {
+            None => None,
+            Some(tz) => Some(tz.parse::<chrono_tz::Tz>().map_err(|_| {
+                format!("timeZoneVariation \"{tz}\" is not an Olson time zone name")
+            })?),
+        };
     let label = match endpoint {
         Endpoint::Summary => Label::Account,
         Endpoint::CampaignHistogram => Label::Day,
@@ -369,6 +370,7 @@ fn parse(params: &HashMap<String, String>, endpoint: Endpoint) -> Result<(Query,
         start: start_day,
         end_exclusive,
         interval: matches!(label, Label::Day),
+        zone,
         currency_rate: rate,
         filters: vec![],
         order_by: vec![],

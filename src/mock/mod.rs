@@ -8,8 +8,9 @@
 //! runs (the `faults` module: they hit API paths only, never the token endpoint or the admin API).
 //!
 //! Choices where `rokt-api.md` is silent, so that tests can rely on them:
-//! - A report without `currencyCode` is in USD (whatever the account's `accountCurrencyCode`);
-//!   other currencies are converted at fixed rates.
+//! - A report without `timezoneVariation` or `currencyCode` is in the account's own
+//!   `accountTimezone` and `accountCurrencyCode` (PostHog's docs: leave them blank "to use your
+//!   Rokt account's defaults"); other currencies are converted at fixed rates.
 //! - `datetime` is the report day in the requested `timezoneVariation` written as
 //!   `YYYY-MM-DDT00:00:00Z` (the documented example's form); a day's numbers do not depend on the
 //!   zone. Loaders should take the first ten characters as the day.
@@ -33,6 +34,8 @@
 //! | POST | `/__mock/reset` | zero the counters (faults stay) |
 //! | POST | `/__mock/revoke-tokens` | every issued token becomes unknown |
 //! | POST | `/__mock/advance?days=N` | time passes: see [`MockServer::advance_time`] |
+//! | POST | `/__mock/rename-campaign` | `{"account_id", "campaign_id", "name"}`: every report shows the new name, past days included |
+//! | POST | `/__mock/invalidate-creative` | `{"account_id", "creative_id", "from": "YYYY-MM-DD"}`: the creative's rows from that day on vanish |
 
 mod auth;
 mod data;
@@ -60,7 +63,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use faults::{Counters, Faults};
+pub use faults::{Counters, Faults, NoData};
 
 use crate::config::Credentials;
 use faults::{CounterState, Injected};
@@ -211,9 +214,39 @@ impl MockServer {
         self.shared.today()
     }
 
+    /// Renames a campaign: every report shows the new name on every day, past days included, as
+    /// the live API does. False when the account or campaign is unknown.
+    pub fn rename_campaign(&self, account_id: &str, campaign_id: &str, name: &str) -> bool {
+        self.shared
+            .change_catalog(|c| c.rename_campaign(account_id, campaign_id, name))
+    }
+
+    /// Invalidates a creative's rows from `from` on: they vanish from every report and total.
+    /// False when the account or creative is unknown.
+    pub fn invalidate_creative(
+        &self,
+        account_id: &str,
+        creative_id: &str,
+        from: NaiveDate,
+    ) -> bool {
+        self.shared
+            .change_catalog(|c| c.invalidate_creative(account_id, creative_id, from))
+    }
+
+    /// An account's campaign ids, in order.
+    pub fn campaign_ids(&self, account_id: &str) -> Vec<String> {
+        self.shared.catalog().campaign_ids(account_id)
+    }
+
+    /// An account's creative ids, in order.
+    pub fn creative_ids(&self, account_id: &str) -> Vec<String> {
+        self.shared.catalog().creative_ids(account_id)
+    }
+
     /// The rows the Query API would answer, computed in process, for tests that compare table sums:
     /// as if `POST /v1/query/accounts/{account_id}/{report}` were sent with these dimensions and
-    /// metrics, `interval: "day"` when `interval_day`, currency USD and no filters. Unlike the API,
+    /// metrics, `interval: "day"` when `interval_day`, in the account's own zone and currency (as
+    /// when the request names none) and no filters. Unlike the API,
     /// the range may be longer than 31 days. Empty when the API would answer an error (unknown
     /// account, report or slug, `end_exclusive <= start`); see [`MockServer::try_query_rows`].
     #[allow(clippy::too_many_arguments)]
@@ -251,7 +284,43 @@ impl MockServer {
         end_exclusive: NaiveDate,
         interval_day: bool,
     ) -> Result<Vec<serde_json::Value>, String> {
-        let catalog = &self.shared.catalog;
+        let asked = (account_id, report, dimensions, metrics);
+        self.rows_in(asked, (start, end_exclusive), interval_day, None)
+    }
+
+    /// [`MockServer::query_rows`] in the time zone and currency the request names.
+    #[allow(clippy::too_many_arguments)]
+    pub fn query_rows_in(
+        &self,
+        account_id: &str,
+        report: &str,
+        dimensions: &[String],
+        metrics: &[String],
+        start: NaiveDate,
+        end_exclusive: NaiveDate,
+        timezone: &str,
+        currency: &str,
+    ) -> Vec<serde_json::Value> {
+        let asked = (account_id, report, dimensions, metrics);
+        self.rows_in(
+            asked,
+            (start, end_exclusive),
+            true,
+            Some((timezone, currency)),
+        )
+        .unwrap_or_default()
+    }
+
+    /// The rows of `(account, report, dimensions, metrics)` over `[start, end)`, in `units` (zone
+    /// and currency) or the account's own.
+    fn rows_in(
+        &self,
+        (account_id, report, dimensions, metrics): (&str, &str, &[String], &[String]),
+        (start, end_exclusive): (NaiveDate, NaiveDate),
+        interval_day: bool,
+        in_units: Option<(&str, &str)>,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        let catalog = self.shared.catalog();
         let account = catalog
             .account(account_id)
             .ok_or_else(|| format!("account {account_id} is not accessible"))?;
@@ -262,14 +331,17 @@ impl MockServer {
             "endDate": end_exclusive.to_string(),
             "dimensions": dimensions,
             "metrics": metrics,
-            "currencyCode": "USD",
         });
         if interval_day {
             body["interval"] = "day".into();
         }
+        if let Some((zone, currency)) = in_units {
+            body["timezoneVariation"] = zone.into();
+            body["currencyCode"] = currency.into();
+        }
         let query = query::parse_query_within(report, body.to_string().as_bytes(), None)
             .and_then(|q| query::offered(account, q))?;
-        let (text, _) = query::answer(catalog, account, &query, self.shared.today());
+        let (text, _) = query::answer(&catalog, account, &query, self.shared.today());
         let mut answer: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("unreadable answer: {e}"))?;
         match answer.get_mut("data").map(serde_json::Value::take) {
@@ -300,7 +372,9 @@ impl Drop for MockServer {
 /// State shared by every connection of one server.
 pub(crate) struct Shared {
     config: MockConfig,
-    catalog: data::Catalog,
+    /// Replaced whole by a rename or an invalidation (the admin API); requests hold the one they
+    /// started with.
+    catalog: std::sync::RwLock<Arc<data::Catalog>>,
     days_advanced: AtomicU32,
     faults: Mutex<Faults>,
     /// API requests since the faults were last set ("every Nth" counts these).
@@ -321,13 +395,29 @@ impl Shared {
         );
         Shared {
             faults: Mutex::new(config.faults.clone()),
-            catalog,
+            catalog: std::sync::RwLock::new(Arc::new(catalog)),
             days_advanced: AtomicU32::new(0),
             fault_sequence: AtomicU64::new(0),
             tokens: auth::TokenStore::default(),
             counters: CounterState::default(),
             config,
         }
+    }
+
+    /// The catalog in force.
+    pub(crate) fn catalog(&self) -> Arc<data::Catalog> {
+        Arc::clone(&self.catalog.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Changes the catalog (a rename, an invalidation); `change` says whether it found its target.
+    fn change_catalog(&self, change: impl FnOnce(&mut data::Catalog) -> bool) -> bool {
+        let mut current = self.catalog.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = data::Catalog::clone(&current);
+        let found = change(&mut next);
+        if found {
+            *current = Arc::new(next);
+        }
+        found
     }
 
     fn today(&self) -> NaiveDate {
@@ -406,6 +496,8 @@ fn router(shared: SharedRef) -> Router {
         .route("/__mock/reset", post(admin_reset))
         .route("/__mock/revoke-tokens", post(admin_revoke))
         .route("/__mock/advance", post(admin_advance))
+        .route("/__mock/rename-campaign", post(admin_rename))
+        .route("/__mock/invalidate-creative", post(admin_invalidate))
         .fallback(|| async { message(StatusCode::NOT_FOUND, "Not Found") })
         .with_state(shared)
 }
@@ -457,6 +549,61 @@ async fn admin_reset(State(shared): State<SharedRef>) -> StatusCode {
 async fn admin_revoke(State(shared): State<SharedRef>) -> StatusCode {
     shared.tokens.revoke_all();
     StatusCode::NO_CONTENT
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    account_id: String,
+    campaign_id: String,
+    name: String,
+}
+
+async fn admin_rename(State(shared): State<SharedRef>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Rename>(&body) {
+        Ok(r)
+            if shared
+                .change_catalog(|c| c.rename_campaign(&r.account_id, &r.campaign_id, &r.name)) =>
+        {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(r) => message(
+            StatusCode::NOT_FOUND,
+            &format!("no campaign {} in account {}", r.campaign_id, r.account_id),
+        ),
+        Err(e) => message(
+            StatusCode::BAD_REQUEST,
+            &format!("expected {{\"account_id\", \"campaign_id\", \"name\"}}: {e}"),
+        ),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Invalidate {
+    account_id: String,
+    creative_id: String,
+    from: NaiveDate,
+}
+
+async fn admin_invalidate(State(shared): State<SharedRef>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Invalidate>(&body) {
+        Ok(i)
+            if shared.change_catalog(|c| {
+                c.invalidate_creative(&i.account_id, &i.creative_id, i.from)
+            }) =>
+        {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(i) => message(
+            StatusCode::NOT_FOUND,
+            &format!("no creative {} in account {}", i.creative_id, i.account_id),
+        ),
+        Err(e) => message(
+            StatusCode::BAD_REQUEST,
+            &format!("expected {{\"account_id\", \"creative_id\", \"from\": \"YYYY-MM-DD\"}}: {e}"),
+        ),
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -27,8 +27,8 @@ pub(crate) async fn accounts(State(shared): State<SharedRef>, headers: HeaderMap
         return r;
     }
     let today = shared.today();
-    let list: Vec<Value> = shared
-        .catalog
+    let catalog = shared.catalog();
+    let list: Vec<Value> = catalog
         .accounts()
         .iter()
         .map(|a| {
@@ -85,7 +85,8 @@ fn help(
     if let Some(r) = auth::reject_bearer(&shared, &headers) {
         return r;
     }
-    let Some(account) = shared.catalog.account(&account_id) else {
+    let catalog = shared.catalog();
+    let Some(account) = catalog.account(&account_id) else {
         return forbidden(&account_id);
     };
     let dimensions: Vec<Value> = report
@@ -143,20 +144,35 @@ fn report(
     if let Some(r) = auth::reject_bearer(&shared, &headers) {
         return r;
     }
-    let Some(account) = shared.catalog.account(&account_id) else {
+    let catalog = shared.catalog();
+    let Some(account) = catalog.account(&account_id) else {
         return forbidden(&account_id);
     };
     let query = match parse_query(report, &body).and_then(|q| offered(account, q)) {
         Ok(q) => q,
         Err(m) => return message(StatusCode::BAD_REQUEST, &m),
     };
-    let (text, rows) = answer(&shared.catalog, account, &query, shared.today());
+    let faults = shared.faults();
+    let today = shared.today();
+    if faults.refuse_future_end_date && query.end_exclusive > today {
+        return message(StatusCode::BAD_REQUEST, "endDate cannot be in the future");
+    }
+    if let Some(shape) = faults.answers_without_data {
+        let mut body = serde_json::json!({"accountId": account.id, "queryTimeMs": 3});
+        if shape == super::NoData::Null {
+            body["data"] = Value::Null;
+        }
+        return json_response(StatusCode::OK, body.to_string());
+    }
+    let (text, rows) = answer(&catalog, account, &query, today);
     shared.counters.rows(rows as u64);
     json_response(StatusCode::OK, text)
 }
 
-/// The query, if the account has every dimension and metric it names (its `help` lists them).
+/// The query as `account` answers it (its own zone and currency where the query names none), if
+/// the account has every dimension and metric it names (its `help` lists them).
 pub(crate) fn offered(account: &Account, query: Query) -> Result<Query, String> {
+    let query = query.for_account(account);
     let report = query.report;
     let named = query
         .dims
@@ -355,18 +371,20 @@ pub(crate) fn parse_query_within(
         }
         dims.push(d);
     }
-    match obj.get("timezoneVariation") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(tz)) if tz.parse::<chrono_tz::Tz>().is_ok() => {}
+    // Not named: the account's own (`Query::for_account`), as PostHog's docs say of leaving them
+    // blank.
+    let zone = match obj.get("timezoneVariation") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(tz)) if tz.parse::<chrono_tz::Tz>().is_ok() => tz.parse().ok(),
         Some(other) => {
             return Err(format!(
                 "timezoneVariation {other} is not a time zone; send an Olson name such as \"America/Los_Angeles\""
             ));
         }
-    }
+    };
     let currency_rate = match obj.get("currencyCode") {
-        None | Some(Value::Null) => 100,
-        Some(Value::String(c)) if currency_rate(c).is_some() => currency_rate(c).unwrap_or(100),
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) if currency_rate(c).is_some() => currency_rate(c),
         Some(other) => {
             return Err(format!(
                 "currencyCode {other} is not supported; send one of {}",
@@ -445,6 +463,7 @@ pub(crate) fn parse_query_within(
         start,
         end_exclusive,
         interval,
+        zone,
         currency_rate,
         filters,
         order_by,

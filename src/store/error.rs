@@ -46,7 +46,8 @@ pub enum StoreError {
     /// itself (a key column removed, or reordered): widening is automatic, narrowing is not.
     #[error(
         "table {table:?} has primary key ({existing}) but the job's key is ({wanted}); \
-         the tool only widens a key: change the table by hand or give the job a new table name"
+         the tool widens a key or narrows it to a part of itself, not one into another: set the \
+         job's `key`, change the table by hand, or give the job a new table name"
     )]
     KeyMismatch {
         table: String,

@@ -23,6 +23,26 @@ use super::table::{Batch, ColumnData};
 /// A set of fingerprints. They are uniformly distributed already, so a fast hasher is enough.
 pub(super) type Fingerprints = std::collections::HashSet<u128, foldhash::fast::RandomState>;
 
+/// The fingerprints of the stored rows of a part of a table, and how many rows there have none
+/// (written by a release from before fingerprints).
+#[derive(Debug, Default)]
+pub(super) struct Stored {
+    pub hashes: Fingerprints,
+    pub unhashed: u64,
+}
+
+impl Stored {
+    /// True when no row is stored there.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty() && self.unhashed == 0
+    }
+
+    /// How many rows are stored there.
+    pub fn rows(&self) -> u64 {
+        self.hashes.len() as u64 + self.unhashed
+    }
+}
+
 /// The fingerprints of every row of a batch, by row number, and a hash of each row's key.
 pub(super) struct RowHashes {
     /// `_row_hash`: XXH3-128 of the row's values (see the module docs), as stored.
@@ -193,31 +213,68 @@ pub(super) enum Bound<'a> {
     Dates(&'a str, NaiveDate, NaiveDate),
 }
 
-/// `SELECT "_row_hash" FROM <table> WHERE "_row_hash" IS NOT NULL AND <scope>`, where `param(n)` is
-/// the n-th placeholder (from 1); bind the scope's values in order (a date range binds two).
+/// `SELECT "_row_hash" FROM <table> WHERE <scope>` (null for rows without one), where `param(n)`
+/// is the n-th placeholder (from 1); bind the scope's values in order (a date range binds two).
 pub(super) fn stored_hashes_sql(
     table: &str,
     scope: &[Bound<'_>],
     param: impl Fn(usize) -> String,
 ) -> String {
-    let hash = quote(ROW_HASH_COLUMN);
-    let mut conditions = vec![format!("{hash} IS NOT NULL")];
+    format!(
+        "SELECT {} FROM {} WHERE {}",
+        quote(ROW_HASH_COLUMN),
+        quote(table),
+        scope_sql(scope, param)
+    )
+}
+
+/// The conditions of `scope` (`"account_id" = $1 AND "date" BETWEEN $2 AND $3`), with placeholders
+/// `param(1)`, `param(2)`...: bind the scope's values in order (a date range binds two). The
+/// number of placeholders used is [`scope_params`].
+pub(super) fn scope_sql(scope: &[Bound<'_>], param: impl Fn(usize) -> String) -> String {
     let mut n = 0;
     let mut next = || {
         n += 1;
         param(n)
     };
-    for bound in scope {
-        conditions.push(match bound {
+    let conditions: Vec<String> = scope
+        .iter()
+        .map(|bound| match bound {
             Bound::Text(c, _) | Bound::Bool(c, _) => format!("{} = {}", quote(c), next()),
             Bound::Dates(c, _, _) => format!("{} BETWEEN {} AND {}", quote(c), next(), next()),
-        });
-    }
-    format!(
-        "SELECT {hash} FROM {} WHERE {}",
-        quote(table),
-        conditions.join(" AND ")
-    )
+        })
+        .collect();
+    conditions.join(" AND ")
+}
+
+/// Binds the values of a scope (`&[Bound]`) to a sqlx query, in the order [`scope_sql`] placed
+/// their placeholders.
+macro_rules! bind_scope {
+    ($query:expr, $scope:expr) => {{
+        let mut query = $query;
+        for bound in $scope {
+            query = match *bound {
+                $crate::store::fingerprint::Bound::Text(_, v) => query.bind(v),
+                $crate::store::fingerprint::Bound::Bool(_, v) => query.bind(v),
+                $crate::store::fingerprint::Bound::Dates(_, first, last) => {
+                    query.bind(first).bind(last)
+                }
+            };
+        }
+        query
+    }};
+}
+pub(super) use bind_scope;
+
+/// How many placeholders [`scope_sql`] uses for `scope`.
+pub(super) fn scope_params(scope: &[Bound<'_>]) -> usize {
+    scope
+        .iter()
+        .map(|b| match b {
+            Bound::Dates(..) => 2,
+            Bound::Text(..) | Bound::Bool(..) => 1,
+        })
+        .sum()
 }
 
 /// Where the stored rows a batch can touch are: conditions on a leading run of its key columns
@@ -302,6 +359,7 @@ mod tests {
             table: "t".into(),
             columns,
             key: vec!["account_id".into(), "date".into(), "campaign".into()],
+            descriptive: Vec::new(),
         }
     }
 

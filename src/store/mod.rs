@@ -27,6 +27,7 @@
 mod column;
 mod error;
 mod fingerprint;
+mod load;
 mod postgres;
 mod runs;
 mod spec;
@@ -41,7 +42,7 @@ use crate::config::{Backend, DatabaseConfig};
 pub use column::TextColumn;
 pub(crate) use column::loose;
 pub use error::StoreError;
-pub use runs::{JobStatus, NewRun, RunStatus, STALE_RUN_ERROR, StateUpdate, Trigger};
+pub use runs::{AccountState, JobStatus, NewRun, RunStatus, STALE_RUN_ERROR, StateUpdate, Trigger};
 pub use table::{Batch, ColumnData, ColumnSpec, ColumnType, TableChanges, TableSpec, TypeMismatch};
 
 /// A connection pool to the export database. Cheap to clone (the pool is shared).
@@ -103,9 +104,16 @@ impl Store {
 
     /// Creates the job table if missing (the spec's columns, `NOT NULL` key columns, the primary
     /// key, the metadata columns), adds columns the spec has and the table lacks, and widens the
-    /// primary key when the spec's key gained columns. Never drops or converts anything: a column
-    /// of another type is kept and reported in [`TableChanges::type_mismatches`]. A key that lost
-    /// columns is an error ([`StoreError::KeyMismatch`]).
+    /// primary key when the spec's key gained columns. Never drops or converts a column: a column
+    /// of another type is kept and reported in [`TableChanges::type_mismatches`].
+    ///
+    /// A key that lost columns (a table made when names were part of a Query API job's key) is
+    /// narrowed, in the same transaction: of rows that share the new key, the most recently
+    /// loaded one is kept and the others are deleted (counted in [`TableChanges::collapsed`]); the
+    /// columns that left the key stay, as ordinary columns. A key that is neither a superset nor a
+    /// subset of the table's is an error ([`StoreError::KeyMismatch`]). On Postgres the DDL waits at
+    /// most a few seconds for a lock (`lock_timeout`), so a reader holding a transaction open fails
+    /// the run instead of queueing it, and every query after it, forever.
     ///
     /// Logs what it changed (created, added columns, widened key) at INFO and each type mismatch
     /// at WARN, once here, so callers do not log them again.
@@ -123,6 +131,11 @@ impl Store {
         }
         if changes.key_widened {
             tracing::info!(table = %spec.table, key = ?spec.key, "widened the primary key");
+        }
+        if changes.key_narrowed {
+            tracing::info!(table = %spec.table, key = ?spec.key, collapsed = changes.collapsed,
+                "narrowed the primary key to the rows' grain; of rows that shared it, the most \
+                 recently loaded one was kept");
         }
         for m in &changes.type_mismatches {
             tracing::warn!(
@@ -143,15 +156,8 @@ impl Store {
 
     /// Commits one window in ONE transaction: upserts `batch` into `spec.table`, marks the run
     /// `succeeded` with its rows written and API requests, and raises the high-water mark (never
-    /// lowers it). Any error rolls all of it back; the caller then records it with [`Store::fail_run`].
-    ///
-    /// Rows whose key occurs more than once in the batch: the last one wins (logged at WARN).
-    /// Returns the rows written: inserted plus changed; a row identical to the stored one is not
-    /// rewritten and not counted, so re-reading unchanged days writes 0 rows. Such rows are not even
-    /// sent: the fingerprints (`_row_hash`) of the stored rows the window can touch are read first
-    /// (see `fingerprint.rs`), and only rows with a fingerprint not among them go to the upsert.
-    ///
-    /// The run must be `running`, else [`StoreError::RunNotRunning`] and nothing is committed.
+    /// lowers it). Rows are only upserted: see [`Store::commit`] for a window that replaces its
+    /// days. Returns the rows written.
     pub async fn commit_window(
         &self,
         run_id: i64,
@@ -160,42 +166,66 @@ impl Store {
         api_requests: u32,
         state: Option<&StateUpdate>,
     ) -> Result<u64, StoreError> {
-        self.commit_window_with(run_id, spec, batch, api_requests, state, None)
-            .await
+        let load = WindowLoad {
+            run_id,
+            spec,
+            batch,
+            api_requests,
+            state,
+            replace: None,
+            warnings: &[],
+            ahead: None,
+        };
+        Ok(self.commit(load).await?.rows_written)
     }
 
-    /// [`Store::commit_window`], with the stored fingerprints read ahead by
-    /// [`Store::read_stored_rows`] (used when they cover the batch's rows, else read here).
-    pub async fn commit_window_with(
-        &self,
-        run_id: i64,
-        spec: &TableSpec,
-        batch: &Batch,
-        api_requests: u32,
-        state: Option<&StateUpdate>,
-        ahead: Option<StoredRows>,
-    ) -> Result<u64, StoreError> {
+    /// Commits one window in ONE transaction: upserts its rows into `spec.table` and, when it
+    /// [`Replace`]s its account's days, deletes the rows of those days that the answer no longer
+    /// has; then marks the run `succeeded` with what it did and records the account's state (the
+    /// high-water mark never moves backwards). Any error rolls all of it back; the caller then
+    /// records it with [`Store::fail_run`].
+    ///
+    /// Rows whose key occurs more than once in the batch: the last one wins (logged at WARN). A
+    /// row identical to the stored one is not rewritten and not counted, so re-reading unchanged
+    /// days writes 0 rows. Such rows are not even sent: the fingerprints (`_row_hash`) of the stored
+    /// rows the window can touch are read first (see `fingerprint.rs`), and only rows with a
+    /// fingerprint not among them go to the upsert. The same fingerprints say which stored rows
+    /// the answer no longer has: when every stored one is among the answer's, no delete is sent.
+    ///
+    /// The run must be `running`, else [`StoreError::RunNotRunning`] and nothing is committed.
+    pub async fn commit(&self, window: WindowLoad<'_>) -> Result<Committed, StoreError> {
+        let WindowLoad {
+            run_id,
+            spec,
+            batch,
+            api_requests,
+            state,
+            replace,
+            warnings,
+            ahead,
+        } = window;
         let prepared = spec::prepare(spec)?;
         let rows = spec::check_batch(&prepared, batch)?;
+        let replaced = match &replace {
+            Some(r) => Some(replace_scope(&prepared, batch, r)?),
+            None => None,
+        };
         // The stored fingerprints are read while this window's own are computed: the query goes
         // out first, and the hashing runs while the server answers.
-        let scope = fingerprint::scope(&prepared, batch);
+        let scope = match &replaced {
+            Some(r) => r.read.clone(),
+            None => fingerprint::scope(&prepared, batch),
+        };
         let read_stored = async {
             if scope.is_empty() {
-                return fingerprint::Fingerprints::default();
+                return Ok(fingerprint::Stored::default());
             }
             if let Some(ahead) = ahead
                 && ahead.covers(&spec.table, &scope)
             {
-                return ahead.fingerprints;
+                return Ok(ahead.stored);
             }
-            let found = self.stored_hashes(&prepared, &scope).await;
-            // Only an optimisation: without it every row is sent and the upsert sorts them out.
-            found.unwrap_or_else(|e| {
-                tracing::warn!(table = %spec.table, run_id, error = %e,
-                    "could not read the stored row fingerprints; sending every row");
-                fingerprint::Fingerprints::default()
-            })
+            self.stored_hashes(&prepared, &scope).await
         };
         let compute = async {
             // Lets the query be written to the connection before the CPU work starts.
@@ -206,6 +236,17 @@ impl Store {
             (hashes.values, selection, dropped)
         };
         let (stored, (hashes, selection, dropped)) = tokio::join!(read_stored, compute);
+        let stored = match stored {
+            Ok(stored) => stored,
+            // Knowing what is stored is what a replace needs; for an upsert it is only an
+            // optimisation: without it every row is sent and the upsert sorts them out.
+            Err(e) if replaced.is_some() => return Err(e),
+            Err(e) => {
+                tracing::warn!(table = %spec.table, run_id, error = %e,
+                    "could not read the stored row fingerprints; sending every row");
+                fingerprint::Stored::default()
+            }
+        };
         if dropped > 0 {
             tracing::warn!(
                 table = %spec.table,
@@ -216,12 +257,49 @@ impl Store {
             );
         }
         // Compare before sending: rows whose fingerprint is already stored are left out.
-        let (selection, unchanged) = if stored.is_empty() {
+        let (selection, unchanged) = if stored.hashes.is_empty() {
             (selection, 0)
         } else {
-            selection.retain(|row| !stored.contains(&hashes[row].as_u128()))
+            selection.retain(|row| !stored.hashes.contains(&hashes[row].as_u128()))
         };
-        let load = spec::Load {
+        let mut kept_on_empty = 0;
+        let vanished = match (replaced, &replace) {
+            (Some(r), Some(how)) => {
+                if batch.rows() == 0 && !stored.is_empty() && !how.empty_answer_empties {
+                    // An empty answer for days that hold rows is more often an API hiccup than
+                    // days that lost every row: keep them, and say so.
+                    kept_on_empty = stored.rows();
+                    None
+                } else if unchanged == stored.hashes.len() && stored.unhashed == 0 {
+                    // Every stored fingerprint is one of the answer's: nothing vanished.
+                    None
+                } else {
+                    // Every row's, a duplicate dropped above included: a stored row equal to one
+                    // has its key, so the upsert changes it and it is no candidate after all.
+                    let answer: fingerprint::Fingerprints =
+                        hashes.iter().map(|h| h.as_u128()).collect();
+                    let candidates: Vec<u128> = stored
+                        .hashes
+                        .iter()
+                        .filter(|h| !answer.contains(h))
+                        .copied()
+                        .collect();
+                    Some(load::Vanished {
+                        scope: r.delete,
+                        candidates,
+                    })
+                }
+            }
+            _ => None,
+        };
+        let mut remarks: Vec<String> = warnings.to_vec();
+        if kept_on_empty > 0 {
+            remarks.push(format!(
+                "the answer had no rows; the {kept_on_empty} stored rows of these days were kept"
+            ));
+        }
+        let remarks = (!remarks.is_empty()).then(|| remarks.join("\n"));
+        let load = load::Load {
             run_id,
             prepared: &prepared,
             batch,
@@ -229,14 +307,21 @@ impl Store {
             selection: &selection,
             api_requests,
             state,
+            warnings: remarks.as_deref(),
+            vanished,
             now: Utc::now(),
         };
         let written = match &self.inner {
             Inner::Postgres(s) => s.commit_window(&load).await?,
             Inner::Sqlite(s) => s.commit_window(&load).await?,
         };
-        tracing::debug!(table = %spec.table, run_id, rows, unchanged, written, "window committed");
-        Ok(written)
+        tracing::debug!(table = %spec.table, run_id, rows, unchanged,
+            written = written.written, deleted = written.deleted, "window committed");
+        Ok(Committed {
+            rows_written: written.written,
+            rows_deleted: written.deleted,
+            kept_on_empty,
+        })
     }
 
     /// The fingerprints of the stored rows within `scope` (see `fingerprint::scope`).
@@ -244,7 +329,7 @@ impl Store {
         &self,
         prepared: &spec::Prepared<'_>,
         scope: &[fingerprint::Bound<'_>],
-    ) -> Result<fingerprint::Fingerprints, StoreError> {
+    ) -> Result<fingerprint::Stored, StoreError> {
         match &self.inner {
             Inner::Postgres(s) => s.stored_hashes(prepared, scope).await,
             Inner::Sqlite(s) => s.stored_hashes(prepared, scope).await,
@@ -281,7 +366,7 @@ impl Store {
             day_column: day.name.clone(),
             first,
             last,
-            fingerprints: found.ok()?,
+            stored: found.ok()?,
         })
     }
 
@@ -325,9 +410,56 @@ impl Store {
         job: &str,
         account_id: &str,
     ) -> Result<Option<NaiveDate>, StoreError> {
+        Ok(self.account_state(job, account_id).await?.high_water)
+    }
+
+    /// What is remembered of a job and account: its high-water mark and the zone and currency of
+    /// the rows loaded (the default when nothing yet).
+    pub async fn account_state(
+        &self,
+        job: &str,
+        account_id: &str,
+    ) -> Result<AccountState, StoreError> {
         match &self.inner {
-            Inner::Postgres(s) => s.runs().high_water(job, account_id).await,
-            Inner::Sqlite(s) => s.runs().high_water(job, account_id).await,
+            Inner::Postgres(s) => s.runs().account_state(job, account_id).await,
+            Inner::Sqlite(s) => s.runs().account_state(job, account_id).await,
+        }
+    }
+
+    /// The report zones and currencies of the rows `table` holds for `account_id` (its `timezone`
+    /// and `currency` columns), at most a few: for rows loaded before the state recorded them.
+    /// Empty when the table does not exist or has no such columns.
+    pub async fn table_units(
+        &self,
+        table: &str,
+        account_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        spec::validate_identifier("table", table)?;
+        match &self.inner {
+            Inner::Postgres(s) => s.table_units(table, account_id).await,
+            Inner::Sqlite(s) => s.table_units(table, account_id).await,
+        }
+    }
+
+    /// Deletes every row of `account_id` from `table` (its first key column) and the job's state
+    /// for it, in one transaction: a reload starts from nothing.
+    pub async fn forget_account(
+        &self,
+        job: &str,
+        spec: &TableSpec,
+        account_id: &str,
+    ) -> Result<u64, StoreError> {
+        let prepared = spec::prepare(spec)?;
+        let account = &spec.columns[prepared.key_idx[0]].name;
+        match &self.inner {
+            Inner::Postgres(s) => {
+                s.forget_account(job, &spec.table, account, account_id)
+                    .await
+            }
+            Inner::Sqlite(s) => {
+                s.forget_account(job, &spec.table, account, account_id)
+                    .await
+            }
         }
     }
 
@@ -409,6 +541,98 @@ impl Store {
     }
 }
 
+/// One window to [`Store::commit`].
+pub struct WindowLoad<'a> {
+    /// Its `export_runs` row, `running`.
+    pub run_id: i64,
+    pub spec: &'a TableSpec,
+    pub batch: &'a Batch,
+    pub api_requests: u32,
+    /// The account's state after the window.
+    pub state: Option<&'a StateUpdate>,
+    /// The account and days whose rows the window replaces; `None`: rows are only upserted.
+    pub replace: Option<Replace<'a>>,
+    /// What the run noticed about the answer, one remark each, for the run record.
+    pub warnings: &'a [String],
+    /// The stored fingerprints read ahead ([`Store::read_stored_rows`]), used when they cover
+    /// the window's rows.
+    pub ahead: Option<StoredRows>,
+}
+
+/// The rows a window replaces: those of `account_id` (the table's first key column) on the days
+/// `first..=last` (its second, a date). After the commit the table holds, for them, exactly the
+/// rows of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replace<'a> {
+    pub account_id: &'a str,
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+    /// Whether an answer without any row empties days that hold rows. When false such an answer
+    /// is taken for a hiccup: the rows are kept and counted in [`Committed::kept_on_empty`].
+    pub empty_answer_empties: bool,
+}
+
+/// What [`Store::commit`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Rows inserted or changed.
+    pub rows_written: u64,
+    /// Rows of the replaced days that the answer no longer had.
+    pub rows_deleted: u64,
+    /// Rows kept because the answer had none at all for days that hold them.
+    pub kept_on_empty: u64,
+}
+
+/// Where a replace reads the stored fingerprints (`read`: the account's days and any day the batch
+/// reaches beyond them) and where it deletes (`delete`: the account's days only).
+struct ReplaceScope<'a> {
+    read: Vec<fingerprint::Bound<'a>>,
+    delete: Vec<fingerprint::Bound<'a>>,
+}
+
+fn replace_scope<'a>(
+    prepared: &spec::Prepared<'a>,
+    batch: &Batch,
+    replace: &Replace<'a>,
+) -> Result<ReplaceScope<'a>, StoreError> {
+    let spec = prepared.spec;
+    let account = prepared.key_idx.first().map(|&i| &spec.columns[i]);
+    let day = prepared.key_idx.get(1).map(|&i| (i, &spec.columns[i]));
+    let (Some(account), Some((day_at, day))) = (account, day) else {
+        return Err(StoreError::InvalidSpec {
+            table: spec.table.clone(),
+            reason: "a window can only replace days of a table keyed on an account and a day"
+                .into(),
+        });
+    };
+    if account.ty != ColumnType::Text || day.ty != ColumnType::Date {
+        return Err(StoreError::InvalidSpec {
+            table: spec.table.clone(),
+            reason: "a window can only replace days of a table keyed on an account (text) and a \
+                     day (date)"
+                .into(),
+        });
+    }
+    let (mut first, mut last) = (replace.first, replace.last);
+    if let Some(ColumnData::Date(days)) = batch.columns.get(day_at) {
+        for d in days.iter().flatten() {
+            first = first.min(*d);
+            last = last.max(*d);
+        }
+    }
+    use fingerprint::Bound;
+    Ok(ReplaceScope {
+        read: vec![
+            Bound::Text(&account.name, replace.account_id),
+            Bound::Dates(&day.name, first, last),
+        ],
+        delete: vec![
+            Bound::Text(&account.name, replace.account_id),
+            Bound::Dates(&day.name, replace.first, replace.last),
+        ],
+    })
+}
+
 /// The fingerprints of the stored rows of one account's days, read ahead of a commit
 /// ([`Store::read_stored_rows`]).
 pub struct StoredRows {
@@ -418,7 +642,7 @@ pub struct StoredRows {
     day_column: String,
     first: NaiveDate,
     last: NaiveDate,
-    fingerprints: fingerprint::Fingerprints,
+    stored: fingerprint::Stored,
 }
 
 impl StoredRows {
@@ -528,7 +752,7 @@ mod tests {
             day_column: "date".into(),
             first: day(1),
             last: day(31),
-            fingerprints: fingerprint::Fingerprints::default(),
+            stored: fingerprint::Stored::default(),
         };
         let scope = |account, first, last| {
             vec![

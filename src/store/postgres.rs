@@ -11,11 +11,11 @@ use sqlx::query::QueryScalar;
 use sqlx::{Connection, Executor, PgConnection, Postgres};
 
 use super::error::{StoreError, scrub};
-use super::fingerprint::{Bound, Fingerprints, stored_hashes_sql};
-use super::runs::{Dialect, Runs};
+use super::fingerprint::{Bound, Stored, bind_scope, scope_params, scope_sql, stored_hashes_sql};
+use super::load::{Load, Written};
+use super::runs::{Dialect, Runs, WindowDone};
 use super::spec::{
-    Chunk, LOADED_AT_COLUMN, Load, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote,
-    validate_identifier,
+    Chunk, LOADED_AT_COLUMN, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote, validate_identifier,
 };
 use super::table::{ColumnData, ColumnType, TableChanges, TypeMismatch};
 use crate::config::DatabaseConfig;
@@ -149,6 +149,11 @@ impl PgStore {
         let table = quote(&spec.table);
         let err = |e| StoreError::query(format!("creating or altering table {:?}", spec.table), e);
         let mut tx = self.pool.begin().await.map_err(err)?;
+        // DDL waits for every reader of the table; never queue forever behind one (a SQL client
+        // holding a transaction open), which would also queue every dashboard query behind us.
+        tx.execute("SET LOCAL lock_timeout = '5s'")
+            .await
+            .map_err(err)?;
         // Serialize DDL on this table across processes: two replicas starting together must not
         // both try to create it or add the same column.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -239,16 +244,23 @@ impl PgStore {
                 .collect();
             let same = existing_key.len() == spec.key.len()
                 && existing_key.iter().all(|k| spec.key.iter().any(|s| s == k));
+            let in_existing = |k: &String| existing_key.iter().any(|e| e == k);
+            let widening = existing_key.iter().all(|k| spec.key.iter().any(|s| s == k));
+            // Narrowed only by columns that describe the key (names): dropping any other would
+            // merge rows that are different things.
+            let narrowing = spec.key.iter().all(in_existing)
+                && existing_key
+                    .iter()
+                    .filter(|k| !spec.key.iter().any(|s| s == *k))
+                    .all(|k| spec.descriptive.iter().any(|d| d == k));
+            if !same && !widening && !narrowing {
+                return Err(StoreError::KeyMismatch {
+                    table: spec.table.clone(),
+                    existing: existing_key.join(", "),
+                    wanted: spec.key.join(", "),
+                });
+            }
             if !same {
-                let widening = existing_key.iter().all(|k| spec.key.iter().any(|s| s == k));
-                if !widening {
-                    return Err(StoreError::KeyMismatch {
-                        table: spec.table.clone(),
-                        existing: existing_key.join(", "),
-                        wanted: spec.key.join(", "),
-                    });
-                }
-                // Rows unique on the old key are unique on any superset of it.
                 let constraint: Option<String> = sqlx::query_scalar(
                     "SELECT conname::text FROM pg_constraint \
                      WHERE conrelid = to_regclass($1) AND contype = 'p'",
@@ -257,22 +269,38 @@ impl PgStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(err)?;
-                let drop = constraint
-                    .map(|c| format!("DROP CONSTRAINT {}, ", quote(&c)))
-                    .unwrap_or_default();
-                let sql = format!(
-                    "ALTER TABLE {table} {drop}ADD PRIMARY KEY ({})",
-                    key_list(p)
-                );
+                let mut alter: Vec<String> = Vec::new();
+                if let Some(c) = constraint {
+                    alter.push(format!("DROP CONSTRAINT {}", quote_identifier(&c)));
+                }
+                if !widening {
+                    // Rows unique on the old key may share the new one (a campaign loaded
+                    // under two names): keep the most recently loaded row of each, then the
+                    // columns that leave the key may hold NULL like any other column.
+                    changes.collapsed = collapse_to_key(&mut tx, &table, p).await.map_err(err)?;
+                    for gone in existing_key
+                        .iter()
+                        .filter(|k| !spec.key.iter().any(|s| s == *k))
+                    {
+                        alter.push(format!(
+                            "ALTER COLUMN {} DROP NOT NULL",
+                            quote_identifier(gone)
+                        ));
+                    }
+                }
+                // Rows unique on the old key are unique on any superset of it.
+                alter.push(format!("ADD PRIMARY KEY ({})", key_list(p)));
+                let sql = format!("ALTER TABLE {table} {}", alter.join(", "));
                 tx.execute(sql.as_str()).await.map_err(err)?;
-                changes.key_widened = true;
+                changes.key_widened = widening;
+                changes.key_narrowed = !widening;
             }
         }
         tx.commit().await.map_err(err)?;
         Ok(changes)
     }
 
-    pub async fn commit_window(&self, load: &Load<'_>) -> Result<u64, StoreError> {
+    pub async fn commit_window(&self, load: &Load<'_>) -> Result<Written, StoreError> {
         let p = load.prepared;
         let table = &p.spec.table;
         let upsert_err = |e| StoreError::query(format!("loading rows into {table:?}"), e);
@@ -295,21 +323,126 @@ impl PgStore {
             let changed: i64 = query.fetch_one(&mut *tx).await.map_err(upsert_err)?;
             written += u64::try_from(changed).unwrap_or(0);
         }
+        let mut deleted = 0u64;
+        if let Some(vanished) = &load.vanished {
+            // After the upsert every row of the answer carries a fingerprint of the answer, so
+            // the rows of these days that still have one of the candidates' (or none) are the
+            // rows the answer no longer has.
+            let scope = &vanished.scope;
+            let n = scope_params(scope);
+            let sql = format!(
+                "DELETE FROM {} WHERE {} AND ({hash} IS NULL OR {hash} = ANY(${}::uuid[]))",
+                quote(table),
+                scope_sql(scope, |i| format!("${i}")),
+                n + 1,
+                hash = quote(ROW_HASH_COLUMN),
+            );
+            let query = bind_scope!(sqlx::query(&sql), scope);
+            let candidates: Vec<Uuid> = vanished
+                .candidates
+                .iter()
+                .map(|h| Uuid::from_u128(*h))
+                .collect();
+            let result = query
+                .bind(candidates)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    StoreError::query(format!("deleting vanished rows of {table:?}"), e)
+                })?;
+            deleted = result.rows_affected();
+        }
         // On an error, dropping `tx` rolls the whole window back.
-        Runs::<Postgres>::finish_window(
-            &mut tx,
-            load.run_id,
-            load.now,
-            written,
-            load.api_requests,
-            load.state,
-        )
-        .await?;
+        let done = WindowDone {
+            rows_written: written,
+            rows_deleted: deleted,
+            api_requests: load.api_requests,
+            warnings: load.warnings,
+            state: load.state,
+        };
+        Runs::<Postgres>::finish_window(&mut tx, load.run_id, load.now, &done).await?;
         tx.commit().await.map_err(run_err)?;
         // The connection's write buffer grew to the largest statement (several MB of arrays);
         // every pooled connection would keep one.
         conn.shrink_buffers();
-        Ok(written)
+        Ok(Written { written, deleted })
+    }
+
+    /// The distinct `(timezone, currency)` of `account_id`'s rows in `table`, at most three; empty
+    /// when the table or those columns do not exist.
+    pub async fn table_units(
+        &self,
+        table: &str,
+        account_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let err = |e| StoreError::query(format!("reading the time zones of {table:?}"), e);
+        let wanted = ["account_id", "timezone", "currency"];
+        if !self.has_columns(table, &wanted).await.map_err(err)? {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT DISTINCT coalesce(\"timezone\", ''), coalesce(\"currency\", '') FROM {} \
+             WHERE \"account_id\" = $1 LIMIT 3",
+            quote(table)
+        );
+        sqlx::query_as(&sql)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)
+    }
+
+    /// Deletes `account_id`'s rows of `table` (where `account_column` is it) and its state for
+    /// `job`, in one transaction; returns the rows deleted.
+    pub async fn forget_account(
+        &self,
+        job: &str,
+        table: &str,
+        account_column: &str,
+        account_id: &str,
+    ) -> Result<u64, StoreError> {
+        let err =
+            |e| StoreError::query(format!("deleting account {account_id:?} from {table:?}"), e);
+        let present = self
+            .has_columns(table, &[account_column])
+            .await
+            .map_err(err)?;
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut deleted = 0;
+        if present {
+            let sql = format!(
+                "DELETE FROM {} WHERE {} = $1",
+                quote(table),
+                quote(account_column)
+            );
+            deleted = sqlx::query(&sql)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+        }
+        sqlx::query("DELETE FROM export_state WHERE job = $1 AND account_id = $2")
+            .bind(job)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(deleted)
+    }
+    /// Whether `table` exists in the store's schema with every one of `columns`.
+    async fn has_columns(&self, table: &str, columns: &[&str]) -> Result<bool, sqlx::Error> {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_attribute \
+             WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped \
+               AND attname::text = ANY($2)",
+        )
+        .bind(format!("{}.{}", quote(&self.schema), quote(table)))
+        .bind(columns)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(usize::try_from(found).unwrap_or(0) == columns.len())
     }
 
     /// The fingerprints of the stored rows within `scope` (see [`super::fingerprint::scope`]).
@@ -317,29 +450,28 @@ impl PgStore {
         &self,
         p: &Prepared<'_>,
         scope: &[Bound<'_>],
-    ) -> Result<Fingerprints, StoreError> {
+    ) -> Result<Stored, StoreError> {
         let sql = stored_hashes_sql(&p.spec.table, scope, |n| format!("${n}"));
         // As one array: tens of thousands of one-column rows cost the client more to receive
         // than the server to find (a message, a row and a decode each).
-        let sql = format!("SELECT array_agg(h) FROM ({sql}) AS stored(h)");
-        let mut query = sqlx::query_scalar::<_, Option<Vec<Uuid>>>(&sql);
-        for bound in scope {
-            query = match *bound {
-                Bound::Text(_, v) => query.bind(v),
-                Bound::Bool(_, v) => query.bind(v),
-                Bound::Dates(_, first, last) => query.bind(first).bind(last),
-            };
-        }
+        let sql = format!(
+            "SELECT array_agg(h) FILTER (WHERE h IS NOT NULL), count(*) FILTER (WHERE h IS NULL) \
+             FROM ({sql}) AS stored(h)"
+        );
+        let query = bind_scope!(sqlx::query_as::<_, (Option<Vec<Uuid>>, i64)>(&sql), scope);
         let table = &p.spec.table;
-        let hashes = query
+        let (hashes, unhashed) = query
             .fetch_one(&self.pool)
             .await
             .map_err(|e| StoreError::query(format!("reading row fingerprints of {table:?}"), e))?;
-        Ok(hashes
-            .unwrap_or_default()
-            .iter()
-            .map(Uuid::as_u128)
-            .collect())
+        Ok(Stored {
+            hashes: hashes
+                .unwrap_or_default()
+                .iter()
+                .map(Uuid::as_u128)
+                .collect(),
+            unhashed: u64::try_from(unhashed).unwrap_or(0),
+        })
     }
 
     pub async fn try_lock_job(&self, job: &str) -> Result<Option<PgJobLock>, StoreError> {
@@ -363,14 +495,41 @@ impl PgStore {
 }
 
 impl Dialect for Postgres {
-    const RAISE_HIGH_WATER: &'static str = "INSERT INTO export_state AS s (job, account_id, high_water_date, updated_at) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (job, account_id) DO UPDATE \
-         SET high_water_date = GREATEST(s.high_water_date, excluded.high_water_date), \
-             updated_at = excluded.updated_at";
-
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()
     }
+}
+
+/// Deletes every row that shares the spec's key with a more recently loaded one (by `_loaded_at`,
+/// then `_run_id`, then physical position), so the key can become the primary key. Returns the
+/// rows deleted.
+async fn collapse_to_key(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    table: &str,
+    p: &Prepared<'_>,
+) -> Result<u64, sqlx::Error> {
+    let same_key: Vec<String> = p
+        .spec
+        .key
+        .iter()
+        .map(|k| format!("n.{k} = o.{k}", k = quote(k)))
+        .collect();
+    let newer = format!(
+        "(n.{l}, n.{r}, n.ctid) > (o.{l}, o.{r}, o.ctid)",
+        l = quote(LOADED_AT_COLUMN),
+        r = quote(RUN_ID_COLUMN)
+    );
+    let sql = format!(
+        "DELETE FROM {table} AS o USING {table} AS n WHERE {} AND {newer}",
+        same_key.join(" AND ")
+    );
+    Ok(tx.execute(sql.as_str()).await?.rows_affected())
+}
+
+/// `name` as a double-quoted identifier, whatever it holds (a name read from the catalogue, not
+/// one we validated): embedded quotes are doubled.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A stable 64-bit key for the job lock: FNV-1a over the schema and the job name. Stable across

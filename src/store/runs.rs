@@ -88,15 +88,31 @@ pub struct NewRun {
     pub trigger: Trigger,
 }
 
-/// A new high-water mark for a job and account, committed with a window. The stored mark never
-/// moves backwards: the larger of the stored and the new date wins. Keeping the mark to a
+/// The state of a job and account after a window, committed with it: the report zone and
+/// currency of the rows loaded, and a new high-water mark when the window moved it. The stored mark
+/// never moves backwards: the larger of the stored and the new date wins. Keeping the mark to a
 /// contiguous prefix of loaded days is the caller's job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateUpdate {
     pub job: String,
     pub account_id: String,
+    /// The last day fully loaded, when this window moved it.
+    pub high_water: Option<NaiveDate>,
+    /// The report time zone the rows were read in (an Olson name).
+    pub timezone: String,
+    /// The report currency the rows were read in.
+    pub currency: String,
+}
+
+/// What the store remembers of a job and account (`export_state`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct AccountState {
     /// The last day fully loaded.
-    pub high_water: NaiveDate,
+    pub high_water: Option<NaiveDate>,
+    /// The report zone of the rows loaded (`None`: loaded by a release that did not record it).
+    pub timezone: Option<String>,
+    /// The report currency of the rows loaded (`None` as for `timezone`).
+    pub currency: Option<String>,
 }
 
 /// The state of one job for `rokt-export status`: its latest run (by start time) and the range of
@@ -112,6 +128,7 @@ pub struct JobStatus {
     pub last_finished_at: Option<DateTime<Utc>>,
     pub last_status: Option<RunStatus>,
     pub last_rows_written: Option<i64>,
+    pub last_rows_deleted: Option<i64>,
     pub last_error: Option<String>,
     /// When the latest successful run finished.
     pub last_success_at: Option<DateTime<Utc>>,
@@ -130,10 +147,6 @@ const MAX_ERROR_BYTES: usize = 8192;
 
 /// What differs between the backends in the statements of [`Runs`].
 pub(super) trait Dialect: Database {
-    /// Upserts a job's high-water mark (`$1` job, `$2` account, `$3` date, `$4` now), keeping the
-    /// larger of the stored and the new date.
-    const RAISE_HIGH_WATER: &'static str;
-
     /// The rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }
@@ -161,9 +174,11 @@ where
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> String: Decode<'q, DB> + Type<DB>,
     for<'q> NaiveDate: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<NaiveDate>: Encode<'q, DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
     for<'r> StatusRow: FromRow<'r, DB::Row>,
+    for<'r> AccountState: FromRow<'r, DB::Row>,
 {
     /// Inserts a run with `status` (its error cut to [`MAX_ERROR_BYTES`]); returns its id.
     pub async fn insert(
@@ -208,17 +223,19 @@ where
         Ok(())
     }
 
-    pub async fn high_water(
+    /// What the store remembers of `job` and `account_id`; the default when nothing yet.
+    pub async fn account_state(
         &self,
         job: &str,
         account_id: &str,
-    ) -> Result<Option<NaiveDate>, StoreError> {
-        sqlx::query_scalar(sql::HIGH_WATER)
+    ) -> Result<AccountState, StoreError> {
+        let found: Option<AccountState> = sqlx::query_as(sql::ACCOUNT_STATE)
             .bind(job)
             .bind(account_id)
             .fetch_optional(self.pool)
             .await
-            .map_err(|e| StoreError::query("reading the high-water mark", e))
+            .map_err(|e| StoreError::query("reading the job's state", e))?;
+        Ok(found.unwrap_or_default())
     }
 
     /// The jobs that have a `running` run, by name.
@@ -250,42 +267,53 @@ where
         Ok(rows.into_iter().map(JobStatus::from).collect())
     }
 
-    /// The end of a window's transaction on `conn`: marks the run `succeeded` with `rows_written`
-    /// and `api_requests`, and raises the high-water mark when there is a `state`.
-    /// [`StoreError::RunNotRunning`] when the run is not `running` (the caller's transaction must
-    /// then roll back).
+    /// The end of a window's transaction on `conn`: marks the run `succeeded` with what it did,
+    /// and records the account's `state`. [`StoreError::RunNotRunning`] when the run is not
+    /// `running` (the caller's transaction must then roll back).
     pub async fn finish_window(
         conn: &mut DB::Connection,
         run_id: i64,
         now: DateTime<Utc>,
-        rows_written: u64,
-        api_requests: u32,
-        state: Option<&StateUpdate>,
+        done: &WindowDone<'_>,
     ) -> Result<(), StoreError> {
         let run_err = |e| StoreError::query(format!("recording run {run_id}"), e);
         let finished = sqlx::query(sql::FINISH_RUN)
             .bind(run_id)
             .bind(now)
-            .bind(i64::try_from(rows_written).unwrap_or(i64::MAX))
-            .bind(i32::try_from(api_requests).unwrap_or(i32::MAX))
+            .bind(i64::try_from(done.rows_written).unwrap_or(i64::MAX))
+            .bind(i32::try_from(done.api_requests).unwrap_or(i32::MAX))
+            .bind(i64::try_from(done.rows_deleted).unwrap_or(i64::MAX))
+            .bind(done.warnings.map(|w| truncate(w, MAX_ERROR_BYTES)))
             .execute(&mut *conn)
             .await
             .map_err(run_err)?;
         if DB::rows_affected(&finished) == 0 {
             return Err(StoreError::RunNotRunning(run_id));
         }
-        if let Some(state) = state {
-            sqlx::query(DB::RAISE_HIGH_WATER)
+        if let Some(state) = done.state {
+            sqlx::query(sql::UPDATE_STATE)
                 .bind(state.job.as_str())
                 .bind(state.account_id.as_str())
                 .bind(state.high_water)
                 .bind(now)
+                .bind(state.timezone.as_str())
+                .bind(state.currency.as_str())
                 .execute(&mut *conn)
                 .await
-                .map_err(|e| StoreError::query("updating the high-water mark", e))?;
+                .map_err(|e| StoreError::query("updating the job's state", e))?;
         }
         Ok(())
     }
+}
+
+/// What a committed window did, for its run record and the account's state.
+pub(super) struct WindowDone<'a> {
+    pub rows_written: u64,
+    pub rows_deleted: u64,
+    pub api_requests: u32,
+    /// What the run noticed, one remark per line (no secrets; cut to 8 KiB).
+    pub warnings: Option<&'a str>,
+    pub state: Option<&'a StateUpdate>,
 }
 
 /// One row of [`sql::STATUS`], as the database returns it.
@@ -299,6 +327,7 @@ pub(super) struct StatusRow {
     last_finished_at: Option<DateTime<Utc>>,
     last_status: Option<String>,
     last_rows_written: Option<i64>,
+    last_rows_deleted: Option<i64>,
     last_error: Option<String>,
     last_success_at: Option<DateTime<Utc>>,
     high_water_min: Option<NaiveDate>,
@@ -316,6 +345,7 @@ impl From<StatusRow> for JobStatus {
             last_finished_at: row.last_finished_at,
             last_status: row.last_status.as_deref().and_then(RunStatus::parse),
             last_rows_written: row.last_rows_written,
+            last_rows_deleted: row.last_rows_deleted,
             last_error: row.last_error,
             last_success_at: row.last_success_at,
             high_water_min: row.high_water_min,
@@ -343,8 +373,24 @@ mod sql {
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
 
     pub const FINISH_RUN: &str = "UPDATE export_runs \
-        SET status = 'succeeded', finished_at = $2, rows_written = $3, api_requests = $4 \
+        SET status = 'succeeded', finished_at = $2, rows_written = $3, api_requests = $4, \
+            rows_deleted = $5, warnings = $6 \
         WHERE id = $1 AND status = 'running'";
+
+    /// Upserts an account's state (`$1` job, `$2` account, `$3` new mark or NULL, `$4` now, `$5`
+    /// zone, `$6` currency), keeping the larger of the stored and the new mark. Written without
+    /// `GREATEST`/`max` so that both backends take it as it is (SQLite's `max` is NULL when one
+    /// side is).
+    pub const UPDATE_STATE: &str = "INSERT INTO export_state AS s \
+            (job, account_id, high_water_date, updated_at, timezone, currency) \
+        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job, account_id) DO UPDATE \
+        SET high_water_date = CASE \
+                WHEN excluded.high_water_date IS NULL THEN s.high_water_date \
+                WHEN s.high_water_date IS NULL OR excluded.high_water_date > s.high_water_date \
+                    THEN excluded.high_water_date \
+                ELSE s.high_water_date END, \
+            timezone = excluded.timezone, currency = excluded.currency, \
+            updated_at = excluded.updated_at";
 
     pub const FAIL_RUN: &str = "UPDATE export_runs \
         SET status = 'failed', finished_at = $2, error = $3, api_requests = $4 \
@@ -357,15 +403,16 @@ mod sql {
     pub const RUNNING_JOBS: &str =
         "SELECT DISTINCT job FROM export_runs WHERE status = 'running' ORDER BY job";
 
-    pub const HIGH_WATER: &str =
-        "SELECT high_water_date FROM export_state WHERE job = $1 AND account_id = $2";
+    pub const ACCOUNT_STATE: &str = "SELECT high_water_date AS high_water, timezone, currency \
+        FROM export_state WHERE job = $1 AND account_id = $2";
 
     /// Latest run per job by start time (id breaks ties), plus state; jobs from either table.
     /// Named as the fields of `StatusRow`.
     pub const STATUS: &str = "SELECT j.job AS job, r.id AS last_run_id, \
             r.trigger AS last_trigger, r.account_id AS last_account_id, \
             r.started_at AS last_started_at, r.finished_at AS last_finished_at, \
-            r.status AS last_status, r.rows_written AS last_rows_written, r.error AS last_error, \
+            r.status AS last_status, r.rows_written AS last_rows_written, \
+            r.rows_deleted AS last_rows_deleted, r.error AS last_error, \
             (SELECT max(s.finished_at) FROM export_runs s \
               WHERE s.job = j.job AND s.status = 'succeeded') AS last_success_at, \
             (SELECT min(e.high_water_date) FROM export_state e WHERE e.job = j.job) \

@@ -10,11 +10,7 @@ use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
 use super::error::StoreError;
-use super::runs::StateUpdate;
 use super::table::{Batch, ColumnData, TableSpec};
 
 /// Longest identifier Postgres keeps without truncating (NAMEDATALEN - 1, in bytes).
@@ -69,19 +65,6 @@ impl Prepared<'_> {
     pub fn is_key(&self, i: usize) -> bool {
         self.key_idx.contains(&i)
     }
-}
-
-/// Everything a backend needs to commit one window.
-pub(super) struct Load<'a> {
-    pub run_id: i64,
-    pub prepared: &'a Prepared<'a>,
-    pub batch: &'a Batch,
-    /// The `_row_hash` of every row of `batch`, by row number.
-    pub hashes: &'a [Uuid],
-    pub selection: &'a Selection,
-    pub api_requests: u32,
-    pub state: Option<&'a StateUpdate>,
-    pub now: DateTime<Utc>,
 }
 
 /// Validates names, duplicates and the key of `spec`.
@@ -432,6 +415,7 @@ mod tests {
                 ColumnSpec::new("v", ColumnType::Numeric),
             ],
             key: key.iter().map(|s| s.to_string()).collect(),
+            descriptive: Vec::new(),
         }
     }
 

@@ -19,9 +19,10 @@ use sqlx::sqlite::{
 use sqlx::{Executor, Row, Sqlite};
 
 use super::error::{StoreError, scrub};
-use super::fingerprint::{Bound, Fingerprints, stored_hashes_sql};
-use super::runs::{Dialect, Runs};
-use super::spec::{LOADED_AT_COLUMN, Load, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote};
+use super::fingerprint::{Bound, Stored, bind_scope, scope_params, scope_sql, stored_hashes_sql};
+use super::load::{Load, Written};
+use super::runs::{Dialect, Runs, WindowDone};
+use super::spec::{LOADED_AT_COLUMN, Prepared, ROW_HASH_COLUMN, RUN_ID_COLUMN, quote};
 use super::table::{ColumnData, ColumnType, TableChanges, TypeMismatch};
 use crate::config::DatabaseConfig;
 use uuid::Uuid;
@@ -188,17 +189,28 @@ impl SqliteStore {
             .map(|(n, _, _)| n.as_str())
             .collect();
         let in_spec_key = |k: &&str| spec.key.iter().any(|s| s.eq_ignore_ascii_case(k));
+        let in_existing = |k: &String| existing_key.iter().any(|e| e.eq_ignore_ascii_case(k));
         let same = existing_key.len() == spec.key.len() && existing_key.iter().all(in_spec_key);
+        let widening = existing_key.iter().all(in_spec_key);
+        // Narrowed only by columns that describe the key (names): dropping any other would merge
+        // rows that are different things.
+        let narrowing = spec.key.iter().all(in_existing)
+            && existing_key
+                .iter()
+                .filter(|k| !in_spec_key(k))
+                .all(|k| spec.descriptive.iter().any(|d| d.eq_ignore_ascii_case(k)));
+        if !same && !widening && !narrowing {
+            return Err(StoreError::KeyMismatch {
+                table: spec.table.clone(),
+                existing: existing_key.join(", "),
+                wanted: spec.key.join(", "),
+            });
+        }
         if !same {
-            if !existing_key.iter().all(in_spec_key) {
-                return Err(StoreError::KeyMismatch {
-                    table: spec.table.clone(),
-                    existing: existing_key.join(", "),
-                    wanted: spec.key.join(", "),
-                });
-            }
             // SQLite cannot alter a primary key: rebuild the table under the new key, inside
-            // this transaction, keeping every column and row.
+            // this transaction, keeping every column, and every row (widening) or the most
+            // recently loaded row of each new key (narrowing: rows unique on the old key may
+            // share the new one, a campaign loaded under two names).
             let extra: Vec<&(String, String, i64)> = existing
                 .iter()
                 .filter(|(n, _, _)| {
@@ -220,21 +232,52 @@ impl SqliteStore {
             names.push(quote(LOADED_AT_COLUMN));
             names.push(quote(ROW_HASH_COLUMN));
             let names = names.join(", ");
+            let newest = if widening {
+                String::new()
+            } else {
+                let same_key: Vec<String> = spec
+                    .key
+                    .iter()
+                    .map(|k| format!("n.{k} = o.{k}", k = quote(k)))
+                    .collect();
+                format!(
+                    " AS o WHERE NOT EXISTS (SELECT 1 FROM {table} AS n WHERE {} AND \
+                     (n.{l} > o.{l} OR (n.{l} = o.{l} AND (n.{r} > o.{r} OR \
+                     (n.{r} = o.{r} AND n.rowid > o.rowid)))))",
+                    same_key.join(" AND "),
+                    l = quote(LOADED_AT_COLUMN),
+                    r = quote(RUN_ID_COLUMN),
+                )
+            };
+            let before: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
             for sql in [
                 create,
-                format!("INSERT INTO {new_table} ({names}) SELECT {names} FROM {table}"),
+                format!("INSERT INTO {new_table} ({names}) SELECT {names} FROM {table}{newest}"),
+            ] {
+                tx.execute(sql.as_str()).await.map_err(err)?;
+            }
+            let after: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {new_table}"))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+            for sql in [
                 format!("DROP TABLE {table}"),
                 format!("ALTER TABLE {new_table} RENAME TO {table}"),
             ] {
                 tx.execute(sql.as_str()).await.map_err(err)?;
             }
-            changes.key_widened = true;
+            changes.key_widened = widening;
+            changes.key_narrowed = !widening;
+            changes.collapsed = u64::try_from(before - after).unwrap_or(0);
         }
         tx.commit().await.map_err(err)?;
         Ok(changes)
     }
 
-    pub async fn commit_window(&self, load: &Load<'_>) -> Result<u64, StoreError> {
+    pub async fn commit_window(&self, load: &Load<'_>) -> Result<Written, StoreError> {
         let p = load.prepared;
         let table = &p.spec.table;
         let upsert_err = |e| StoreError::query(format!("loading rows into {table:?}"), e);
@@ -279,18 +322,125 @@ impl SqliteStore {
                 .map_err(upsert_err)?;
             written += run_ids.iter().filter(|&&id| id == load.run_id).count() as u64;
         }
+        let mut deleted = 0u64;
+        if let Some(vanished) = &load.vanished {
+            // After the upsert every row of the answer carries a fingerprint of the answer, so
+            // the rows of these days that still have one of the candidates' (or none) are the
+            // rows the answer no longer has. The candidates go in lists under the bind limit.
+            let scope = &vanished.scope;
+            let room = MAX_PARAMS.saturating_sub(scope_params(scope)).max(1);
+            let delete_err =
+                |e| StoreError::query(format!("deleting vanished rows of {table:?}"), e);
+            let hash = quote(ROW_HASH_COLUMN);
+            let head = format!(
+                "DELETE FROM {} WHERE {} AND ",
+                quote(table),
+                scope_sql(scope, |_| "?".to_owned())
+            );
+            let unhashed = format!("{head}{hash} IS NULL");
+            deleted += bind_scope!(sqlx::query(&unhashed), scope)
+                .execute(&mut *tx)
+                .await
+                .map_err(delete_err)?
+                .rows_affected();
+            for list in vanished.candidates.chunks(room) {
+                let sql = format!("{head}{hash} IN ({})", vec!["?"; list.len()].join(", "));
+                let mut query = bind_scope!(sqlx::query(&sql), scope);
+                for h in list {
+                    query = query.bind(Uuid::from_u128(*h));
+                }
+                deleted += query
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(delete_err)?
+                    .rows_affected();
+            }
+        }
         // On an error, dropping `tx` rolls the whole window back.
-        Runs::<Sqlite>::finish_window(
-            &mut tx,
-            load.run_id,
-            load.now,
-            written,
-            load.api_requests,
-            load.state,
-        )
-        .await?;
+        let done = WindowDone {
+            rows_written: written,
+            rows_deleted: deleted,
+            api_requests: load.api_requests,
+            warnings: load.warnings,
+            state: load.state,
+        };
+        Runs::<Sqlite>::finish_window(&mut tx, load.run_id, load.now, &done).await?;
         tx.commit().await.map_err(run_err)?;
-        Ok(written)
+        Ok(Written { written, deleted })
+    }
+
+    /// The distinct `(timezone, currency)` of `account_id`'s rows in `table`, at most three; empty
+    /// when the table or those columns do not exist.
+    pub async fn table_units(
+        &self,
+        table: &str,
+        account_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let err = |e| StoreError::query(format!("reading the time zones of {table:?}"), e);
+        let wanted = ["account_id", "timezone", "currency"];
+        if !self.has_columns(table, &wanted).await.map_err(err)? {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT DISTINCT coalesce(\"timezone\", ''), coalesce(\"currency\", '') FROM {} \
+             WHERE \"account_id\" = ? LIMIT 3",
+            quote(table)
+        );
+        sqlx::query_as(&sql)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)
+    }
+
+    /// Deletes `account_id`'s rows of `table` (where `account_column` is it) and its state for
+    /// `job`, in one transaction; returns the rows deleted.
+    pub async fn forget_account(
+        &self,
+        job: &str,
+        table: &str,
+        account_column: &str,
+        account_id: &str,
+    ) -> Result<u64, StoreError> {
+        let err =
+            |e| StoreError::query(format!("deleting account {account_id:?} from {table:?}"), e);
+        let present = self
+            .has_columns(table, &[account_column])
+            .await
+            .map_err(err)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+        let mut deleted = 0;
+        if present {
+            let sql = format!(
+                "DELETE FROM {} WHERE {} = ?",
+                quote(table),
+                quote(account_column)
+            );
+            deleted = sqlx::query(&sql)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+        }
+        sqlx::query("DELETE FROM export_state WHERE job = ? AND account_id = ?")
+            .bind(job)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(deleted)
+    }
+    /// Whether `table` exists with every one of `columns`.
+    async fn has_columns(&self, table: &str, columns: &[&str]) -> Result<bool, sqlx::Error> {
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+            .bind(table)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(columns
+            .iter()
+            .all(|c| names.iter().any(|n| n.eq_ignore_ascii_case(c))))
     }
 
     /// The fingerprints of the stored rows within `scope` (see [`super::fingerprint::scope`]).
@@ -298,22 +448,24 @@ impl SqliteStore {
         &self,
         p: &Prepared<'_>,
         scope: &[Bound<'_>],
-    ) -> Result<Fingerprints, StoreError> {
+    ) -> Result<Stored, StoreError> {
         let sql = stored_hashes_sql(&p.spec.table, scope, |_| "?".to_owned());
-        let mut query = sqlx::query_scalar::<_, Uuid>(&sql);
-        for bound in scope {
-            query = match *bound {
-                Bound::Text(_, v) => query.bind(v),
-                Bound::Bool(_, v) => query.bind(v),
-                Bound::Dates(_, first, last) => query.bind(first).bind(last),
-            };
-        }
+        let query = bind_scope!(sqlx::query_scalar::<_, Option<Uuid>>(&sql), scope);
         let table = &p.spec.table;
         let hashes = query
             .fetch_all(&self.pool)
             .await
             .map_err(|e| StoreError::query(format!("reading row fingerprints of {table:?}"), e))?;
-        Ok(hashes.iter().map(Uuid::as_u128).collect())
+        let mut stored = Stored::default();
+        for hash in hashes {
+            match hash {
+                Some(h) => {
+                    stored.hashes.insert(h.as_u128());
+                }
+                None => stored.unhashed += 1,
+            }
+        }
+        Ok(stored)
     }
 
     pub fn try_lock_job(&self, job: &str) -> Option<SqliteJobLock> {
@@ -329,11 +481,6 @@ impl SqliteStore {
 }
 
 impl Dialect for Sqlite {
-    const RAISE_HIGH_WATER: &'static str = "INSERT INTO export_state AS s (job, account_id, high_water_date, updated_at) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (job, account_id) DO UPDATE \
-         SET high_water_date = max(s.high_water_date, excluded.high_water_date), \
-             updated_at = excluded.updated_at";
-
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
     }
@@ -493,6 +640,7 @@ mod tests {
                 ColumnSpec::new("j", ColumnType::Json),
             ],
             key: vec!["k".into()],
+            descriptive: Vec::new(),
         };
         let p = prepare(&spec).unwrap();
         let sql = upsert_sql(&p, 2);

@@ -17,8 +17,15 @@ pub struct TableSpec {
     /// The columns, in table order.
     pub columns: Vec<ColumnSpec>,
     /// The primary key: names from `columns`. A key may gain columns over time (the table's primary
-    /// key is widened; existing rows get '' in a new text key column), never lose them.
+    /// key is widened; existing rows get '' in a new text key column). It loses only columns named
+    /// in `descriptive`.
     pub key: Vec<String>,
+    /// Columns that only describe the key (a campaign's name beside its id): a table whose key
+    /// still holds them, made when names were part of a Query API job's key, is narrowed to `key`,
+    /// collapsing rows that then share it to the most recently loaded. Any other column leaving
+    /// the key would merge rows that are not the same thing (two creatives of a campaign), so that
+    /// is refused ([`super::StoreError::KeyMismatch`]).
+    pub descriptive: Vec<String>,
 }
 
 /// One column of a [`TableSpec`].
@@ -134,6 +141,12 @@ pub struct TableChanges {
     pub added: Vec<String>,
     /// The primary key was widened to the spec's key (it gained columns).
     pub key_widened: bool,
+    /// The primary key was narrowed to the spec's key (it lost columns: a table made when names
+    /// were part of a Query API job's key, brought to its grain).
+    pub key_narrowed: bool,
+    /// Rows that shared a key once it was narrowed: all but the most recently loaded of each were
+    /// deleted.
+    pub collapsed: u64,
     /// Columns that exist with another type than the spec asks for. They are kept as they are
     /// (nothing is converted or dropped behind the operator's back); loading a value that the old
     /// type cannot hold fails the window.

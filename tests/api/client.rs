@@ -56,11 +56,11 @@ fn week() -> (NaiveDate, NaiveDate) {
 }
 
 fn campaigns_job() -> QueryJob {
-    QueryJob {
-        report: Report::Campaigns,
-        dimensions: vec!["campaign_id".into()],
-        metrics: vec!["impressions".into(), "referrals".into()],
-    }
+    QueryJob::new(
+        Report::Campaigns,
+        vec!["campaign_id".into()],
+        vec!["impressions".into(), "referrals".into()],
+    )
 }
 
 async fn campaigns(
@@ -152,7 +152,8 @@ async fn every_job_of_the_shipped_config_is_answered_through_a_client_built_from
                 Accounts::List(ids) => ids.clone(),
             };
             for account_id in &accounts {
-                let (timezone, currency) = (job.timezone.name(), job.currency.as_str());
+                let timezone = job.timezone.map_or("UTC", |tz| tz.name());
+                let currency = job.currency.as_deref().unwrap_or("USD");
                 let response = match &job.kind {
                     JobKind::Query(job) => client
                         .query_report(&ReportRequest {

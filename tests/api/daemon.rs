@@ -60,6 +60,11 @@ fn jobs_toml_with(
 listen = "{listen}"
 shutdown_grace_secs = {grace_secs}
 
+# Fixed units: no accounts request before the windows (some tests slow every API answer down).
+[defaults]
+timezone = "UTC"
+currency = "USD"
+
 [[jobs]]
 name = "{JOB}"
 schedule = "{schedule}"

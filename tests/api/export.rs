@@ -14,6 +14,8 @@ use crate::helpers::TestDb;
 
 const CAMPAIGNS: &str = r#"
 [defaults]
+timezone = "UTC"
+currency = "USD"
 start_date = "2026-01-01"
 lookback_days = 7
 window_days = 10
@@ -89,11 +91,7 @@ async fn pipeline(toml: &str, database_url: &str, mock_config: MockConfig) -> Pi
     let api = ApiClient::new(&config.api, mock.credentials()).unwrap();
     Pipeline {
         mock,
-        ctx: Context {
-            config: Arc::new(config),
-            api,
-            store,
-        },
+        ctx: Context::new(Arc::new(config), api, store),
     }
 }
 
@@ -114,6 +112,8 @@ fn explicit(job: &str, from: NaiveDate, to: NaiveDate) -> RunRequest {
         accounts: Vec::new(),
         trigger: Trigger::RunNow,
         stop: Default::default(),
+        reload: false,
+        allow_empty: false,
     }
 }
 
@@ -123,14 +123,15 @@ fn api_sum(p: &Pipeline, metric: &str, from: NaiveDate, to: NaiveDate) -> i128 {
     let metrics = vec![metric.to_owned()];
     let mut total = 0i128;
     for account in ["3141592", "2718281"] {
-        let rows = p.mock.query_rows(
+        let rows = p.mock.query_rows_in(
             account,
             "campaigns",
             &dims,
             &metrics,
             from,
             to.succ_opt().unwrap(),
-            true,
+            "UTC",
+            "USD",
         );
         for r in rows {
             total += micros(&r[metric].to_string());
@@ -142,14 +143,15 @@ fn api_sum(p: &Pipeline, metric: &str, from: NaiveDate, to: NaiveDate) -> i128 {
 /// How many rows the simulated API serves account 3141592's campaign report for `[from, end)`.
 fn served_rows(mock: &MockServer, from: NaiveDate, end_exclusive: NaiveDate) -> usize {
     let dims = ["campaign_id".to_owned(), "campaign_name".to_owned()];
-    mock.query_rows(
+    mock.query_rows_in(
         "3141592",
         "campaigns",
         &dims,
         &["impressions".to_owned()],
         from,
         end_exclusive,
-        true,
+        "UTC",
+        "USD",
     )
     .len()
 }
@@ -279,6 +281,8 @@ async fn a_scheduled_run_picks_up_restated_conversions() {
         accounts: Vec::new(),
         trigger: Trigger::Schedule,
         stop: Default::default(),
+        reload: false,
+        allow_empty: false,
     };
     let report = export::run_job(&p.ctx, &scheduled, &NoProgress)
         .await
@@ -429,6 +433,8 @@ async fn malformed_json_fails_that_window_and_keeps_the_earlier_ones() {
         accounts: Vec::new(),
         trigger: Trigger::RunNow,
         stop: Default::default(),
+        reload: false,
+        allow_empty: false,
     };
     let report = export::run_job(&p.ctx, &resumed, &NoProgress)
         .await
@@ -975,6 +981,8 @@ async fn the_database_going_away_mid_run_fails_whole_windows_and_the_next_run_ca
         accounts: Vec::new(),
         trigger: Trigger::RunNow,
         stop: Default::default(),
+        reload: false,
+        allow_empty: false,
     };
     let report = export::run_job(&p.ctx, &resumed, &NoProgress)
         .await

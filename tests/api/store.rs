@@ -149,7 +149,9 @@ fn state(job: &str, high_water: NaiveDate) -> StateUpdate {
     StateUpdate {
         job: job.into(),
         account_id: "3141592".into(),
-        high_water,
+        high_water: Some(high_water),
+        timezone: "UTC".into(),
+        currency: "USD".into(),
     }
 }
 
@@ -166,6 +168,7 @@ fn campaign_spec() -> TableSpec {
             ColumnSpec::new("_extra", ColumnType::Json),
         ],
         key: vec!["account_id".into(), "date".into(), "campaign_name".into()],
+        descriptive: Vec::new(),
     }
 }
 
@@ -221,7 +224,7 @@ async fn migrate_twice_is_a_no_op(env: &mut Env) {
     let migrations = env
         .rows("SELECT CAST(count(*) AS TEXT) FROM _sqlx_migrations")
         .await;
-    assert_eq!(migrations[0][0].as_deref(), Some("1"));
+    assert_eq!(migrations[0][0].as_deref(), Some("2"));
 }
 
 async fn ensure_table_creates_adds_and_never_drops(env: &mut Env) {
@@ -456,6 +459,7 @@ async fn odd_names_and_values_round_trip(env: &mut Env) {
             ColumnSpec::new("名前\t🎉 Mixed Case", ColumnType::Numeric),
         ],
         key: vec!["it's key".into()],
+        descriptive: Vec::new(),
     };
     env.store.ensure_table(&spec).await.unwrap();
     let value = "o'brien; \"q\" \t 広告 🚀";
@@ -633,7 +637,9 @@ async fn status_shows_the_latest_run_and_high_water_range(env: &mut Env) {
         let update = StateUpdate {
             job: job.into(),
             account_id: account.into(),
-            high_water: day(mark),
+            high_water: Some(day(mark)),
+            timezone: "UTC".into(),
+            currency: "USD".into(),
         };
         env.store
             .commit_window(

@@ -17,13 +17,14 @@ use std::borrow::Cow;
 use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
 
-use super::rows::{Diversions, EXTRA_COLUMN, RowsError, is_decimal};
+use super::rows::{EXTRA_COLUMN, Notes, RowsError, is_decimal};
 use crate::config::QueryJob;
 use crate::store::{Batch, ColumnData, ColumnSpec, ColumnType, TableSpec, TextColumn};
 use json_row::{Field, Kind};
 use split::{RowSink, RowSplitter};
 
-/// The table of a Query API job: `(account_id, date, <dimensions>)` is the key.
+/// The table of a Query API job: `(account_id, date, <its grain>)` is the key, where the grain is
+/// the job's `key` (its dimensions but names beside their ids: see `catalogue`).
 pub fn table_spec(table: &str, job: &QueryJob) -> TableSpec {
     let mut columns = vec![
         ColumnSpec {
@@ -56,11 +57,18 @@ pub fn table_spec(table: &str, job: &QueryJob) -> TableSpec {
         ty: ColumnType::Json,
     });
     let mut key = vec!["account_id".to_owned(), "date".to_owned()];
-    key.extend(job.dimensions.iter().cloned());
+    key.extend(job.key.iter().cloned());
+    let descriptive = job
+        .dimensions
+        .iter()
+        .filter(|d| !job.key.contains(d))
+        .cloned()
+        .collect();
     TableSpec {
         table: table.to_owned(),
         columns,
         key,
+        descriptive,
     }
 }
 
@@ -72,7 +80,7 @@ pub fn parse_answer(
     account_id: &str,
     timezone: Tz,
     currency: &str,
-) -> Result<(Batch, Diversions), RowsError> {
+) -> Result<(Batch, Notes), RowsError> {
     let mut stream = QueryStream::new(job, timezone);
     stream.write(body);
     stream.finish(account_id, currency)
@@ -128,11 +136,7 @@ impl<'j> QueryStream<'j> {
 
     /// Checks that the answer was complete and well-formed, and returns its rows with the
     /// window's `account_id`, `currency` and `timezone`.
-    pub fn finish(
-        self,
-        account_id: &str,
-        currency: &str,
-    ) -> Result<(Batch, Diversions), RowsError> {
+    pub fn finish(self, account_id: &str, currency: &str) -> Result<(Batch, Notes), RowsError> {
         let QueryStream {
             timezone,
             splitter,
@@ -173,7 +177,7 @@ impl<'j> QueryStream<'j> {
             n,
         )));
         columns.push(ColumnData::Json(shrunk(builder.extra)));
-        Ok((Batch { columns }, builder.diversions))
+        Ok((Batch { columns }, builder.notes))
     }
 }
 
@@ -198,7 +202,7 @@ struct QueryBuilder<'j> {
     metric_at: Vec<Option<usize>>,
     /// The last `datetime` seen (raw JSON) and its day.
     last_day: Option<(String, NaiveDate)>,
-    diversions: Diversions,
+    notes: Notes,
     /// The first row problem; parsing stops there.
     error: Option<RowsError>,
 }
@@ -228,7 +232,7 @@ impl<'j> QueryBuilder<'j> {
             dim_at: vec![None; job.dimensions.len()],
             metric_at: vec![None; job.metrics.len()],
             last_day: None,
-            diversions: Diversions::default(),
+            notes: Notes::default(),
             error: None,
         }
     }
@@ -258,25 +262,31 @@ impl<'j> QueryBuilder<'j> {
                 Slot::Extra => extra_fields.push((key, &text[field.value.clone()])),
             }
         }
+        if fields.is_empty() {
+            // `{}`: nothing to load (tap-rokt skips such rows too).
+            self.notes.empty_rows += 1;
+            self.fields = fields;
+            return Ok(());
+        }
         let problem = match datetime {
             None => Some("has no `datetime` (the day of the row); was `interval` sent?".to_owned()),
             Some(raw) => match self.day(raw) {
-                Ok(day) => match self.dim_at.iter().position(Option::is_none) {
-                    Some(d) => Some(format!(
-                        "has no `{}`, a dimension of this job (a key field)",
-                        job.dimensions[d]
-                    )),
-                    None => {
-                        self.dates.push(Some(day));
-                        None
-                    }
-                },
+                Ok(day) => {
+                    self.dates.push(Some(day));
+                    None
+                }
                 Err(m) => Some(m),
             },
         };
         if let Some(message) = problem {
             self.fields = fields;
             return Err(RowsError::Row { row, message });
+        }
+        for (at, name) in self.dim_at.iter().zip(&job.dimensions) {
+            if at.is_none() {
+                // Kept: a key dimension is stored as '' (see `store::ColumnData`).
+                *self.notes.missing.entry(name.clone()).or_default() += 1;
+            }
         }
         for (at, column) in self.dim_at.iter().zip(self.dims.iter_mut()) {
             column.push(at.and_then(|i| text_of(text, &fields[i], &mut self.unescaped)));
@@ -294,7 +304,7 @@ impl<'j> QueryBuilder<'j> {
                     Err(()) => {
                         column.push(None);
                         extra_fields.push((Cow::Borrowed(m.as_str()), &text[field.value.clone()]));
-                        *self.diversions.by_column.entry(m.clone()).or_default() += 1;
+                        *self.notes.diverted.entry(m.clone()).or_default() += 1;
                     }
                 },
             }
@@ -358,6 +368,18 @@ impl<'j> QueryBuilder<'j> {
 
 impl RowSink for QueryBuilder<'_> {
     fn row(&mut self, text: &str, index: usize, at: usize) -> Result<Option<usize>, RowsError> {
+        if let Some(after) = text.strip_prefix('[') {
+            // `[]`: an empty row some answers hold (tap-rokt skips them); any other array is
+            // refused below, as a row that is not an object.
+            let inside = after.trim_start_matches([' ', '\t', '\n', '\r']);
+            if inside.starts_with(']') {
+                self.notes.empty_rows += 1;
+                return Ok(Some(text.len() - inside.len() + 1));
+            }
+            if inside.is_empty() {
+                return Ok(None); // the rest of `[ ...` is in the next piece
+            }
+        }
         let len = json_row::parse_row(text, &mut self.fields).map_err(|e| RowsError::Row {
             row: index,
             message: format!(
@@ -526,11 +548,11 @@ mod tests {
     use crate::config::Report;
 
     fn job(dims: &[&str], metrics: &[&str]) -> QueryJob {
-        QueryJob {
-            report: Report::Campaigns,
-            dimensions: dims.iter().map(|s| s.to_string()).collect(),
-            metrics: metrics.iter().map(|s| s.to_string()).collect(),
-        }
+        QueryJob::new(
+            Report::Campaigns,
+            dims.iter().map(|s| s.to_string()).collect(),
+            metrics.iter().map(|s| s.to_string()).collect(),
+        )
     }
 
     fn texts(c: &ColumnData) -> Vec<Option<String>> {
@@ -548,7 +570,7 @@ mod tests {
             {"campaign_id":"7","campaign_name":"Caf\u00e9 \"Spring\";\t\ud83d\ude80","impressions":12,"gross_cost":12345678901234567890.123456,"datetime":"2026-03-04T00:00:00Z","surprise":{"a":1}},
             {"campaign_id":8,"campaign_name":null,"impressions":"3.50","gross_cost":"n/a","datetime":"2026-03-05T00:00:00Z"}
         ],"accountId":"1","queryTimeMs":3}"#;
-        let (batch, diversions) = parse_answer(
+        let (batch, notes) = parse_answer(
             body,
             &job(
                 &["campaign_id", "campaign_name"],
@@ -569,7 +591,8 @@ mod tests {
         assert_eq!(batch.columns.len(), spec.columns.len());
         assert_eq!(
             spec.key,
-            ["account_id", "date", "campaign_id", "campaign_name"]
+            ["account_id", "date", "campaign_id"],
+            "a name beside its id is not part of the key"
         );
         let ColumnData::Date(dates) = &batch.columns[1] else {
             panic!()
@@ -605,26 +628,26 @@ mod tests {
             Some(r#"{"gross_cost":"n/a"}"#),
             "…but kept in _extra"
         );
-        assert_eq!(diversions.by_column.get("gross_cost"), Some(&1));
+        assert_eq!(notes.diverted.get("gross_cost"), Some(&1));
     }
 
     #[test]
     fn query_rows_report_missing_fields_and_bad_shapes() {
         let j = job(&["campaign_id"], &["impressions"]);
-        let err = parse_answer(
+        let (rows, notes) = parse_answer(
             br#"{"data":[{"impressions":1,"datetime":"2026-03-04T00:00:00Z"}]}"#,
             &j,
             "1",
             Tz::UTC,
             "USD",
         )
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(rows.rows(), 1, "a row without a dimension is kept");
+        assert_eq!(texts(&rows.columns[2]), [None]);
+        assert_eq!(notes.missing.get("campaign_id"), Some(&1));
         assert_eq!(
-            err,
-            RowsError::Row {
-                row: 0,
-                message: "has no `campaign_id`, a dimension of this job (a key field)".into()
-            }
+            notes.remarks(),
+            ["1 row(s) had no `campaign_id`; they were kept with '' in its column"]
         );
         let err = parse_answer(
             br#"{"data":[{"campaign_id":"1","impressions":1}]}"#,
@@ -635,9 +658,11 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("datetime"), "{err}");
+        let (none, _) = parse_answer(br#"{"accountId":"1"}"#, &j, "1", Tz::UTC, "USD").unwrap();
+        assert_eq!(none.rows(), 0, "an answer without `data` has no rows");
         assert!(matches!(
-            parse_answer(br#"{"rows":[]}"#, &j, "1", Tz::UTC, "USD"),
-            Err(RowsError::Shape(_))
+            parse_answer(br#"{"message":"nope"}"#, &j, "1", Tz::UTC, "USD"),
+            Err(RowsError::Refused(m)) if m == "nope"
         ));
         assert!(matches!(
             parse_answer(br#"{"data":[{"#, &j, "1", Tz::UTC, "USD"),
@@ -661,6 +686,44 @@ mod tests {
         );
         let (empty, _) = parse_answer(br#"{"data":[]}"#, &j, "1", Tz::UTC, "USD").unwrap();
         assert_eq!(empty.columns[0].len(), 0);
+    }
+
+    #[test]
+    fn empty_rows_are_skipped_and_counted_however_the_answer_is_cut() {
+        let j = job(&["campaign_id"], &["impressions"]);
+        let body = br#"{"data":[{}, [ ] ,{"campaign_id":"1","impressions":2,"datetime":"2026-03-04"},[],{ }]}"#;
+        for size in [1, 2, 5, body.len()] {
+            let mut stream = QueryStream::new(&j, Tz::UTC);
+            for piece in body.chunks(size) {
+                assert!(stream.write(piece));
+            }
+            let (rows, notes) = stream.finish("1", "USD").unwrap();
+            assert_eq!(rows.rows(), 1, "pieces of {size}");
+            assert_eq!(notes.empty_rows, 4, "pieces of {size}");
+        }
+        assert!(
+            parse_answer(br#"{"data":[[1]]}"#, &j, "1", Tz::UTC, "USD").is_err(),
+            "an array that is not empty is still no row"
+        );
+    }
+
+    #[test]
+    fn a_datetime_is_read_in_each_form_clients_have_seen() {
+        let j = job(&["campaign_id"], &[]);
+        for datetime in [
+            "2026-03-04T00:00:00Z",
+            "2026-03-04T00:00:00+00:00",
+            "2026-03-04",
+            "2026-03-04T00:00:00.000Z",
+        ] {
+            let body = format!(r#"{{"data":[{{"campaign_id":"1","datetime":"{datetime}"}}]}}"#);
+            let (rows, _) =
+                parse_answer(body.as_bytes(), &j, "1", Tz::America__Los_Angeles, "USD").unwrap();
+            let ColumnData::Date(days) = &rows.columns[1] else {
+                panic!()
+            };
+            assert_eq!(days[0].unwrap().to_string(), "2026-03-04", "{datetime}");
+        }
     }
 
     #[test]

@@ -72,11 +72,17 @@ impl RowSplitter {
         Ok(())
     }
 
-    /// Checks, once the last piece was fed, that the answer ended where it should, with `data`.
+    /// Checks, once the last piece was fed, that the answer ended where it should. An answer
+    /// without `data` (or with `"data": null`) has no rows, as clients of the live API read it,
+    /// unless it holds an error (`message`, `error`, `detail`, `errors`): that fails the window
+    /// with the API's words.
     pub fn finish(&self) -> Result<(), RowsError> {
         match self.scanner.state {
             State::Done if self.scanner.saw_data => Ok(()),
-            State::Done => Err(RowsError::Shape("there is no `data` array".into())),
+            State::Done => match &self.scanner.error {
+                Some(message) => Err(RowsError::Refused(message.clone())),
+                None => Ok(()),
+            },
             State::Start if self.fed == 0 => Err(RowsError::Shape("the answer is empty".into())),
             _ => Err(RowsError::Shape(format!(
                 "the answer ends early, at byte {}, {}",
@@ -98,6 +104,10 @@ struct Scanner {
     /// The key just read is the first `data`.
     key_is_data: bool,
     saw_data: bool,
+    /// The key just read names an error (`message`, `error`, `detail`, `errors`).
+    key_is_error: bool,
+    /// The first error the answer holds, as text, cut to a readable length.
+    error: Option<String>,
     /// Rows found so far.
     row_count: usize,
 }
@@ -205,6 +215,12 @@ impl Scanner {
                         self.saw_data = true;
                         State::FirstRow
                     }
+                    (State::Value, b'n') if self.key_is_data => {
+                        // `"data": null`: no rows (checked as the value it must be, `null`).
+                        self.saw_data = true;
+                        self.begin_unit(State::Skip, pos);
+                        continue;
+                    }
                     (State::Value, _) if self.key_is_data => {
                         return Err(RowsError::Shape(format!(
                             "`data` is not an array (it starts with {:?} at byte {})",
@@ -265,7 +281,14 @@ impl Scanner {
                 let key: String = serde_json::from_slice(unit)
                     .map_err(|e| RowsError::Shape(format!("a key at byte {unit_at}: {e}")))?;
                 self.key_is_data = key == "data" && !self.saw_data;
+                self.key_is_error = ERROR_KEYS.contains(&key.as_str());
                 self.state = State::Colon;
+            }
+            State::Skip if self.key_is_error && self.error.is_none() => {
+                let value: serde_json::Value = serde_json::from_slice(unit)
+                    .map_err(|e| RowsError::Shape(format!("a value at byte {unit_at}: {e}")))?;
+                self.error = error_text(&value);
+                self.state = State::AfterValue;
             }
             State::Skip => {
                 serde_json::from_slice::<serde::de::IgnoredAny>(unit)
@@ -303,6 +326,33 @@ impl Scanner {
         self.unit_start = pos;
         self.value = ValueEnd::default();
     }
+}
+
+/// Keys under which an answer without rows carries an error.
+const ERROR_KEYS: &[&str] = &["message", "error", "error_description", "detail", "errors"];
+
+/// The longest error text kept from an answer, in characters.
+const MAX_ERROR_CHARS: usize = 300;
+
+/// An error value as text: a string as it is, `{"message": ...}` by its message, anything else
+/// as compact JSON; cut to [`MAX_ERROR_CHARS`]. `None` for null or an empty string.
+fn error_text(value: &serde_json::Value) -> Option<String> {
+    let text = match value {
+        serde_json::Value::Null => return None,
+        serde_json::Value::String(s) => s.trim().to_owned(),
+        serde_json::Value::Object(o) => match o.get("message") {
+            Some(serde_json::Value::String(m)) => m.trim().to_owned(),
+            _ => value.to_string(),
+        },
+        other => other.to_string(),
+    };
+    if text.is_empty() {
+        return None;
+    }
+    Some(match text.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    })
 }
 
 /// The longest start of `bytes` that is valid UTF-8.
@@ -503,7 +553,6 @@ mod tests {
                 })
                 .unwrap()
         };
-        assert_eq!(err(r#"{"rows":[]}"#), "there is no `data` array");
         assert_eq!(err(""), "the answer is empty");
         assert!(err(r#"{"data":[{"#).contains("ends early"));
         assert!(err(r#"{"data":[{}"#).contains("ends early"));
@@ -515,6 +564,61 @@ mod tests {
         assert!(err(r#"{"data":[],"x":tru}"#).contains("a value at byte 15"));
         assert!(err(r#"{"data":[]} x"#).contains("after the answer"));
         assert!(err(r#"{data:[]}"#).contains("unexpected 'd' at byte 1"));
+    }
+
+    #[test]
+    fn an_answer_without_data_has_no_rows_unless_it_holds_an_error() {
+        for answer in [
+            r#"{"accountId":"1","queryTimeMs":12}"#,
+            r#"{"data":null,"queryTimeMs":12}"#,
+            r#"{"queryTimeMs":12,"data":null}"#,
+            r#"{"rows":[]}"#,
+            r#"{"message":null}"#,
+            "{}",
+        ] {
+            for size in [1, 3, answer.len()] {
+                assert_eq!(
+                    rows_in_pieces(answer, size),
+                    Ok(Vec::new()),
+                    "{answer} in pieces of {size}"
+                );
+            }
+        }
+        let refused = |answer: &str| {
+            [1, 5, answer.len()]
+                .into_iter()
+                .map(|size| rows_in_pieces(answer, size).unwrap_err())
+                .reduce(|a, b| {
+                    assert_eq!(a, b);
+                    a
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            refused(r#"{"message":"endDate cannot be in the future"}"#),
+            RowsError::Refused("endDate cannot be in the future".into())
+        );
+        assert_eq!(
+            refused(r#"{"queryTimeMs":3,"error":{"message":"throttled"}}"#),
+            RowsError::Refused("throttled".into())
+        );
+        assert_eq!(
+            refused(r#"{"errors":[{"field":"metrics"}]}"#),
+            RowsError::Refused(r#"[{"field":"metrics"}]"#.into())
+        );
+        assert!(matches!(
+            refused(&format!(r#"{{"detail":"{}"}}"#, "x".repeat(5000))),
+            RowsError::Refused(m) if m.chars().count() < 310
+        ));
+        // With data, an error field is only a field.
+        assert_eq!(
+            rows_in_pieces(r#"{"message":"ok","data":[{"a":1}]}"#, 4).unwrap(),
+            [r#"{"a":1}"#]
+        );
+        assert!(
+            rows_in_pieces(r#"{"data":nul}"#, 2).is_err(),
+            "a broken null is still refused"
+        );
     }
 
     #[test]
