@@ -29,6 +29,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// 1 MB each (see docs/performance.md).
 const CHUNK_ROWS: usize = 2_000;
 
+/// Quotes a name read from the catalogue, which was never validated: any character may be in it,
+/// so a `"` is doubled (the names this tool makes never hold one; see `validate_identifier`).
+fn quote_any(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// Pool size: loads are bound by the server (one backend per core), so a few connections suffice;
 /// locks do not count against it (they use their own connections).
 const MAX_CONNECTIONS: u32 = 8;
@@ -258,7 +264,7 @@ impl PgStore {
                 .await
                 .map_err(err)?;
                 let drop = constraint
-                    .map(|c| format!("DROP CONSTRAINT {}, ", quote(&c)))
+                    .map(|c| format!("DROP CONSTRAINT {}, ", quote_any(&c)))
                     .unwrap_or_default();
                 let sql = format!(
                     "ALTER TABLE {table} {drop}ADD PRIMARY KEY ({})",

@@ -13,5 +13,6 @@ mod daemon;
 mod export;
 mod helpers;
 mod mock;
+mod ops;
 mod postgres;
 mod store;
