@@ -110,7 +110,7 @@ pub(crate) enum Command {
     Migrate,
     /// Show each job's last run, its outcome, rows, high-water mark and next fire time.
     Status,
-    /// Run the whole pipeline against the built-in simulated Rokt API into the embedded database: no credentials, no setup.
+    /// Run the whole pipeline against the built-in simulated Rokt API into a database of its own: no credentials, no setup.
     Demo(DemoArgs),
     /// Serve the simulated Rokt API alone (for trying dashboards and for tests).
     MockApi(MockApiArgs),
@@ -138,6 +138,10 @@ pub(crate) struct DemoArgs {
     /// How many recent days to export.
     #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub days: u32,
+    /// The database to write to, instead of the demo's own file rokt-export-demo.db: an empty
+    /// database, or one only the demo has used (DATABASE_URL is never used by the demo).
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
 }
 
 /// Arguments of `mock-api`.

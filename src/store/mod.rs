@@ -390,6 +390,36 @@ impl Store {
         }))
     }
 
+    /// What the database holds already: its tables (in the configured schema on Postgres) other
+    /// than the core ones, and its runs by trigger. Reads only, and works before [`Store::migrate`]
+    /// (no `export_runs` table: no runs). For `demo`, which must write only into a database of its
+    /// own (see [`Contents::all_runs_are_demo_runs`]).
+    pub async fn contents(&self) -> Result<Contents, StoreError> {
+        let names = match &self.inner {
+            Inner::Postgres(s) => s.table_names().await?,
+            Inner::Sqlite(s) => s.table_names().await?,
+        };
+        let runs_by_trigger = if names.iter().any(|n| n == "export_runs") {
+            match &self.inner {
+                Inner::Postgres(s) => s.runs().trigger_counts().await?,
+                Inner::Sqlite(s) => s.runs().trigger_counts().await?,
+            }
+        } else {
+            Vec::new()
+        };
+        let tables = names
+            .into_iter()
+            .filter(|n| !CORE_TABLES.contains(&n.as_str()))
+            .collect();
+        Ok(Contents {
+            tables,
+            runs_by_trigger: runs_by_trigger
+                .into_iter()
+                .map(|(t, n)| (t, u64::try_from(n).unwrap_or(0)))
+                .collect(),
+        })
+    }
+
     /// The number of rows in a job table (for `demo`'s summary).
     pub async fn table_row_count(&self, table: &str) -> Result<i64, StoreError> {
         spec::validate_identifier("table", table)?;
@@ -406,6 +436,32 @@ impl Store {
             Inner::Postgres(s) => s.close().await,
             Inner::Sqlite(s) => s.close().await,
         }
+    }
+}
+
+/// The tables the migrations create (and sqlx's own record of them).
+const CORE_TABLES: [&str; 3] = ["export_runs", "export_state", "_sqlx_migrations"];
+
+/// What a database holds already ([`Store::contents`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contents {
+    /// Tables (and views) besides the core ones: job tables, or anything else that lives there.
+    pub tables: Vec<String>,
+    /// Runs recorded in `export_runs`, by trigger as stored (`schedule`, `run-now`, `demo`).
+    pub runs_by_trigger: Vec<(String, u64)>,
+}
+
+impl Contents {
+    /// Every recorded run was started by `demo` (also true when there is none).
+    pub fn all_runs_are_demo_runs(&self) -> bool {
+        self.runs_by_trigger
+            .iter()
+            .all(|(t, _)| t == Trigger::Demo.as_str())
+    }
+
+    /// How many runs there are.
+    pub fn runs(&self) -> u64 {
+        self.runs_by_trigger.iter().map(|(_, n)| n).sum()
     }
 }
 

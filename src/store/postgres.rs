@@ -145,6 +145,18 @@ impl PgStore {
             .map_err(|e| StoreError::query(action, e))
     }
 
+    /// Every table (or view) in the configured schema, by name.
+    pub async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1",
+        )
+        .bind(&self.schema)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::query("listing the tables", e))
+    }
+
     /// The run-record and state statements on this store's pool.
     pub fn runs(&self) -> Runs<'_, Postgres> {
         Runs::new(&self.pool)

@@ -164,6 +164,7 @@ where
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
     for<'r> StatusRow: FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
 {
     /// Inserts a run with `status` (its error cut to [`MAX_ERROR_BYTES`]); returns its id.
     pub async fn insert(
@@ -240,6 +241,14 @@ where
             .await
             .map_err(|e| StoreError::query("failing runs left running", e))?;
         Ok(DB::rows_affected(&result))
+    }
+
+    /// How many runs each trigger (as stored) started.
+    pub async fn trigger_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as(sql::TRIGGER_COUNTS)
+            .fetch_all(self.pool)
+            .await
+            .map_err(|e| StoreError::query("counting runs by trigger", e))
     }
 
     pub async fn status(&self) -> Result<Vec<JobStatus>, StoreError> {
@@ -356,6 +365,9 @@ mod sql {
 
     pub const RUNNING_JOBS: &str =
         "SELECT DISTINCT job FROM export_runs WHERE status = 'running' ORDER BY job";
+
+    pub const TRIGGER_COUNTS: &str =
+        "SELECT trigger, count(*) FROM export_runs GROUP BY trigger ORDER BY trigger";
 
     pub const HIGH_WATER: &str =
         "SELECT high_water_date FROM export_state WHERE job = $1 AND account_id = $2";

@@ -128,6 +128,17 @@ impl SqliteStore {
             .map_err(|e| StoreError::query(action, e))
     }
 
+    /// Every table (or view) in the file, by name, SQLite's own left out.
+    pub async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::query("listing the tables", e))
+    }
+
     /// The run-record and state statements on this store's pool.
     pub fn runs(&self) -> Runs<'_, Sqlite> {
         Runs::new(&self.pool)

@@ -79,3 +79,187 @@ async fn the_sqlite_file_is_created_readable_by_its_owner_only() {
         assert_eq!(mode, 0o600, "{}: {mode:o}", entry.path().display());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The demo and real exports.
+
+/// Every table of the `rokt` schema with its row count and a digest of all its rows, and the
+/// run records: what must come out of a refused demo exactly as it went in.
+async fn snapshot(url: &str) -> Vec<(String, i64, String)> {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'rokt' AND c.relkind = 'r' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for t in tables {
+        let (n, digest): (i64, String) = sqlx::query_as(&format!(
+            "SELECT count(*), md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) \
+             FROM rokt.\"{t}\" x"
+        ))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        out.push((t, n, digest));
+    }
+    let _ = conn.close().await;
+    out
+}
+
+/// Impressions summed over `rokt.campaign_daily`, as text (exact).
+async fn impressions(url: &str) -> (i64, String) {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    let sums = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(impressions), 0)::text FROM rokt.campaign_daily",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let _ = conn.close().await;
+    sums
+}
+
+/// Runs the binary in `dir` with a clean environment plus `env`, off the async runtime.
+async fn run_in(
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(crate::helpers::binary());
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A database holding real exports: `--run-now campaign_daily` of the shipped jobs.toml against
+/// the simulated API (trigger `run-now`), in `dir` (which holds that jobs.toml).
+async fn real_exports(dir: &std::path::Path, db: &TestDb) {
+    std::fs::copy(crate::helpers::shipped_config(), dir.join("jobs.toml")).unwrap();
+    let mock = rokt_export::mock::MockServer::start(rokt_export::mock::MockConfig::default())
+        .await
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let from = (today - chrono::Days::new(10)).to_string();
+    let to = (today - chrono::Days::new(1)).to_string();
+    let base = mock.base_url();
+    let out = run_in(
+        dir,
+        &["--run-now", "campaign_daily", "--from", &from, "--to", &to],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("ROKT_API_BASE_URL", &base),
+            ("ROKT_APP_ID", "demo-app-id"),
+            ("ROKT_APP_SECRET", "demo-app-secret"),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    mock.stop().await;
+    let (rows, _) = impressions(&db.url).await;
+    assert!(rows > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_leaves_a_database_of_real_exports_unchanged() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    real_exports(dir.path(), &db).await;
+    let before = snapshot(&db.url).await;
+    let sums_before = impressions(&db.url).await;
+
+    // DATABASE_URL set, as in the service's shell: the demo does not use it.
+    let out = run_in(
+        dir.path(),
+        &["demo", "--days", "2"],
+        &[("DATABASE_URL", &db.url)],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stderr.contains("does not use DATABASE_URL"), "{stderr}");
+    assert!(dir.path().join("rokt-export-demo.db").exists());
+    assert!(
+        !dir.path().join("rokt-export.db").exists(),
+        "not the config's default file either"
+    );
+    assert_eq!(snapshot(&db.url).await, before);
+
+    // Named explicitly: refused, with the reason, and nothing changed.
+    let out = run_in(
+        dir.path(),
+        &["demo", "--days", "2", "--database", &db.url],
+        &[],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("does not write to"), "{stderr}");
+    assert!(stderr.contains("runs the demo did not start"), "{stderr}");
+    assert!(stderr.contains("`run-now`"), "{stderr}");
+    assert!(
+        !stderr.contains("simulated Rokt API on"),
+        "refused before anything ran: {stderr}"
+    );
+    assert_eq!(impressions(&db.url).await, sums_before);
+    assert_eq!(snapshot(&db.url).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_refuses_job_tables_without_runs_and_reuses_its_own_database() {
+    // Tables but no run record: nothing says they are the demo's.
+    let db = TestDb::new().await;
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    for sql in [
+        "CREATE SCHEMA rokt",
+        "CREATE TABLE rokt.campaign_daily (account_id text, date date, impressions numeric)",
+        "INSERT INTO rokt.campaign_daily VALUES ('3141592', '2026-01-01', 920)",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    let _ = conn.close().await;
+    let before = snapshot(&db.url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &["demo", "--database", &db.url], &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert!(
+        stderr.contains("campaign_daily") && stderr.contains("no runs"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(&db.url).await, before);
+
+    // An empty database is the demo's; a second demo finds only demo runs and goes ahead.
+    let fresh = TestDb::new().await;
+    for _ in 0..2 {
+        let out = run_in(
+            dir.path(),
+            &["demo", "--days", "1", "--database", &fresh.url],
+            &[],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("psql"), "{stdout}");
+    }
+    let mut conn = PgConnection::connect(&fresh.url).await.unwrap();
+    let (all, demo): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE trigger = 'demo') FROM rokt.export_runs",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(all > 0);
+    assert_eq!(all, demo);
+    let _ = conn.close().await;
+}
