@@ -47,7 +47,10 @@ pub(super) async fn demo(path: &Path, env: &Env, args: &DemoArgs) -> Result<(), 
         if let Err(e) = super::summary::report(demo.config(), result) {
             // Said now, beside the job it is about; the demo goes on with the other jobs.
             if let Some(message) = e.message() {
-                eprintln!("error: {message}");
+                eprintln!(
+                    "error: {}",
+                    crate::telemetry::sanitize_message(message, super::summary::MAX_ERROR_CHARS)
+                );
             }
             if outcome.is_ok() {
                 outcome = Err(Exit::quietly(e.code()));

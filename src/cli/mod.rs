@@ -41,7 +41,11 @@ pub fn main() -> ExitCode {
     } else {
         crate::telemetry::DEFAULT_FILTER
     };
-    crate::telemetry::init_with(cli.log_format.into(), filter);
+    let colour = crate::telemetry::use_colour(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    crate::telemetry::init_with(cli.log_format.into(), filter, colour);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -203,6 +207,9 @@ impl From<LogFormatArg> for LogFormat {
     }
 }
 
+/// The longest line of an error message printed on stderr, in characters.
+const MAX_MESSAGE_CHARS: usize = 4_000;
+
 /// Runs the parsed command line and returns the process exit code; a failure's message goes to
 /// stderr.
 async fn execute(cli: Cli) -> u8 {
@@ -210,6 +217,9 @@ async fn execute(cli: Cli) -> u8 {
         Ok(()) => exit::SUCCESS,
         Err(e) => {
             if let Some(message) = e.message() {
+                // It may quote an API's or a database's text: one line per thing this program
+                // says, no terminal escapes.
+                let message = crate::telemetry::sanitize_message(message, MAX_MESSAGE_CHARS);
                 eprintln!("error: {message}");
             }
             e.code()

@@ -12,6 +12,7 @@ mod credentials;
 mod daemon;
 mod export;
 mod helpers;
+mod logs;
 mod mock;
 mod ops;
 mod postgres;
