@@ -46,6 +46,7 @@ pub fn main() -> ExitCode {
         std::env::var_os("NO_COLOR").as_deref(),
     );
     crate::telemetry::init_with(cli.log_format.into(), filter, colour);
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,6 +58,35 @@ pub fn main() -> ExitCode {
         }
     };
     ExitCode::from(runtime.block_on(execute(cli)))
+}
+
+/// The soft limit on open files this process raises itself to, at most (when the hard limit
+/// allows): database and API connections, the health port's clients and a few files.
+const OPEN_FILES_WANTED: u64 = 65_536;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, at most [`OPEN_FILES_WANTED`]: a common
+/// soft default of 1,024 (or a `ulimit -n 256`) should not be what makes connections fail.
+/// Never lowers it; a failure is logged and harmless.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    let wanted = hard.min(OPEN_FILES_WANTED);
+    let soft = limit.current.unwrap_or(u64::MAX);
+    if soft >= wanted {
+        return;
+    }
+    let raised = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(wanted),
+            maximum: limit.maximum,
+        },
+    );
+    match raised {
+        Ok(()) => tracing::debug!(from = soft, to = wanted, "raised the open files limit"),
+        Err(e) => tracing::warn!(soft, error = %e, "cannot raise the open files limit"),
+    }
 }
 
 /// Exports Rokt Reporting API reports into Postgres (or an embedded SQLite file) on cron schedules.

@@ -178,7 +178,7 @@ async fn open_store(config: &Config, health: &Health) -> Store {
         |_| Verdict::Retry,
         |retrying| {
             let (e, attempt) = (retrying.error, retrying.attempt);
-            health.set_database(Err(e.to_string()));
+            health.set_database(false);
             let retry_in_ms = u64::try_from(retrying.delay.as_millis()).unwrap_or(u64::MAX);
             if e.is_unavailable() {
                 warn!(error = %e, attempt, retry_in_ms, "database not reachable; retrying");
@@ -190,7 +190,7 @@ async fn open_store(config: &Config, health: &Health) -> Store {
     .await;
     match opened {
         Ok((store, attempt)) => {
-            health.set_database(Ok(()));
+            health.set_database(true);
             info!(attempt, database = %config.database.url, "connected to the database");
             store
         }
@@ -230,7 +230,7 @@ async fn ping_forever(store: Store, health: Arc<Health>) {
             _ => {}
         }
         was_ok = result.is_ok();
-        health.set_database(result);
+        health.set_database(result.is_ok());
     }
 }
 

@@ -11,6 +11,7 @@ mod config;
 mod credentials;
 mod daemon;
 mod export;
+mod health;
 mod helpers;
 mod logs;
 mod mock;
