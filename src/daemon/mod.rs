@@ -109,7 +109,12 @@ pub async fn run_until_stopped(
             },
             stopping: stopping.clone(),
         });
-        let scheduler = Scheduler::start(&config.jobs, runner, Arc::clone(&metrics));
+        let scheduler = Scheduler::start(
+            &config.jobs,
+            runner,
+            Arc::clone(&metrics),
+            Arc::clone(&health),
+        );
         health.set_scheduler_running(true);
         let status = format!("scheduling {} jobs", config.jobs.len());
         notify(&[NotifyState::Status(&status)]);
@@ -265,6 +270,38 @@ async fn fail_abandoned(store: &Store, jobs: &[String]) {
     );
 }
 
+/// The `export_runs.error` of the runs of a run that panicked.
+fn panicked_run_error(panic: &str) -> String {
+    format!(
+        "failed: the run panicked (a bug in rokt-export: please report it): {panic}; nothing of \
+         its window in progress was committed"
+    )
+}
+
+/// Marks the `running` rows of `job` failed after its run panicked. The run's lock connection was
+/// dropped with it, and the server may see the closed socket a moment later: until it does the
+/// lock looks held, so look again a few times (bounded); what is still left is for the next
+/// start's stale-run check.
+async fn fail_panicked(store: &Store, job: &str, panic: &str) {
+    let error = panicked_run_error(panic);
+    for _ in 0..20 {
+        match store.fail_running_runs(job, &error).await {
+            Ok(Some(runs)) => {
+                if runs > 0 {
+                    warn!(runs, "marked the panicked run's windows failed");
+                }
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot mark the panicked run's windows failed"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    warn!(
+        "the panicked run's windows may still be marked running; the next start marks them failed"
+    );
+}
+
 /// The real [`Runner`]: `export::run_job` with the daemon's shared context.
 struct Export {
     ctx: Context,
@@ -274,6 +311,10 @@ struct Export {
 }
 
 impl Runner for Export {
+    async fn panicked(&self, job: &str, panic: &str) {
+        fail_panicked(&self.ctx.store, job, panic).await;
+    }
+
     async fn run(&self, job: &str) -> RunSummary {
         let mut request = RunRequest::new(job, Trigger::Schedule);
         request.stop = self.stopping.clone();
@@ -329,5 +370,58 @@ impl Runner for Export {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::{DatabaseConfig, DatabaseUrl};
+    use crate::store::NewRun;
+    use chrono::NaiveDate;
+
+    #[tokio::test]
+    async fn the_rows_of_a_panicked_run_are_marked_failed_with_the_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = DatabaseConfig {
+            url: DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("d.db").display()))
+                .unwrap(),
+            schema: "rokt".into(),
+        };
+        let store = Store::connect(&db).await.unwrap();
+        store.migrate().await.unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let run = |account: &str| NewRun {
+            job: "j".into(),
+            account_id: account.into(),
+            window_start: day,
+            window_end: day,
+            trigger: Trigger::Schedule,
+        };
+        // The panicked run had two accounts' windows open; another job's run is not touched.
+        store.start_run(&run("1")).await.unwrap();
+        store.start_run(&run("2")).await.unwrap();
+        let other = NewRun {
+            job: "other".into(),
+            ..run("1")
+        };
+        store.start_run(&other).await.unwrap();
+        let other_lock = store.try_lock_job("other").await.unwrap().unwrap();
+
+        fail_panicked(&store, "j", "attempt to add with overflow").await;
+
+        let status = store.status().await.unwrap();
+        let j = status.iter().find(|s| s.job == "j").unwrap();
+        assert_eq!(j.last_status, Some(RunStatus::Failed));
+        let error = j.last_error.as_deref().unwrap();
+        assert!(error.contains("panicked"), "{error}");
+        assert!(error.contains("attempt to add with overflow"), "{error}");
+        assert_eq!(store.fail_running_runs("j", "x").await.unwrap(), Some(0));
+        let o = status.iter().find(|s| s.job == "other").unwrap();
+        assert_eq!(o.last_status, Some(RunStatus::Running));
+        assert_eq!(store.fail_running_runs("other", "x").await.unwrap(), None);
+        other_lock.release().await;
+        store.close().await;
     }
 }

@@ -349,8 +349,8 @@ impl Store {
             };
             let now = Utc::now();
             let result = match &self.inner {
-                Inner::Postgres(s) => s.runs().fail_stale(&job, now).await,
-                Inner::Sqlite(s) => s.runs().fail_stale(&job, now).await,
+                Inner::Postgres(s) => s.runs().fail_stale(&job, STALE_RUN_ERROR, now).await,
+                Inner::Sqlite(s) => s.runs().fail_stale(&job, STALE_RUN_ERROR, now).await,
             };
             lock.release().await;
             failed += result?;
@@ -362,6 +362,27 @@ impl Store {
             );
         }
         Ok(failed)
+    }
+
+    /// Marks the `running` runs of `job` failed with `error` (cut to 8 KiB), as
+    /// [`Store::fail_stale_runs`] does for runs a dead process left, but for one job and with the
+    /// reason the caller knows (the daemon, after a run of the job panicked). `None` when a live
+    /// holder runs the job (its lock is taken), and nothing is touched.
+    pub async fn fail_running_runs(
+        &self,
+        job: &str,
+        error: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let Some(lock) = self.try_lock_job(job).await? else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        let result = match &self.inner {
+            Inner::Postgres(s) => s.runs().fail_stale(job, error, now).await,
+            Inner::Sqlite(s) => s.runs().fail_stale(job, error, now).await,
+        };
+        lock.release().await;
+        result.map(Some)
     }
 
     /// Every job that has a run or a high-water mark, by name: its latest run and high-water range.

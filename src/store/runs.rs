@@ -230,13 +230,19 @@ where
             .map_err(|e| StoreError::query("failing runs left running", e))
     }
 
-    /// Marks every `running` run of `job` failed with [`STALE_RUN_ERROR`]; returns how many. The
-    /// caller holds the job's lock (that proves no live holder is running it).
-    pub async fn fail_stale(&self, job: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// Marks every `running` run of `job` failed with `error` ([`STALE_RUN_ERROR`] for runs a
+    /// dead process left); returns how many. The caller holds the job's lock (that proves no live
+    /// holder is running it).
+    pub async fn fail_stale(
+        &self,
+        job: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let result = sqlx::query(sql::FAIL_STALE)
             .bind(job)
             .bind(now)
-            .bind(STALE_RUN_ERROR)
+            .bind(truncate(error, MAX_ERROR_BYTES))
             .execute(self.pool)
             .await
             .map_err(|e| StoreError::query("failing runs left running", e))?;
