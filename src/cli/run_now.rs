@@ -2,13 +2,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::RunNowArgs;
 use super::exit::{Context as _, Exit};
 use crate::api::ApiClient;
+use crate::api::retry::{self, Backoff, Jitter, Policy, Verdict};
 use crate::config::{Credentials, Env};
 use crate::export::{Context, DayRange, RunRequest};
-use crate::store::Trigger;
+use crate::store::{Store, Trigger};
 
 pub(super) async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> Result<(), Exit> {
     if let (Some(from), Some(to)) = (args.from, args.to)
@@ -47,9 +49,88 @@ pub(super) async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> Result
             to: args.to,
         };
     }
+    let signals = super::signals::Signals::install()
+        .map_err(|e| Exit::failed(format!("cannot install the SIGTERM/SIGINT handlers: {e}")))?;
+    let stop = request.stop.clone();
+    let grace = ctx.config.server.shutdown_grace;
     let progress = super::progress::Terminal::new();
-    let result = crate::export::run_job(&ctx, &request, &progress).await;
+    let run = crate::export::run_job(&ctx, &request, &progress);
+    tokio::pin!(run);
+    // The first SIGTERM/SIGINT: no new window; the windows in flight get the grace period. A
+    // second one (or the end of the grace period) drops the run: its windows roll back.
+    let result = tokio::select! {
+        result = &mut run => Some(result),
+        () = signals.nth(1) => {
+            stop.cancel();
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "stopping: no new window; the windows in flight may finish within the grace period \
+                 (a second signal stops at once)"
+            );
+            tokio::select! {
+                result = &mut run => Some(result),
+                () = signals.nth(2) => None,
+                () = tokio::time::sleep(grace) => None,
+            }
+        }
+    };
     progress.finish();
+    close_left_runs(&store, &args.job).await;
     store.close().await;
-    super::summary::report(&ctx.config, result)
+    match result {
+        Some(result) => super::summary::report(&ctx.config, result),
+        None => Err(Exit::failed(
+            "stopped before the run finished: its windows in progress were rolled back; the same \
+             command resumes after the last committed window",
+        )),
+    }
+}
+
+/// The `export_runs.error` of the windows a `--run-now` could not close itself.
+const LEFT_RUNNING_ERROR: &str = "failed: the run could not record this window's end (the database \
+     was unreachable when the window failed, or the run was stopped); nothing of the window was \
+     committed";
+
+/// How often, after the run, closing its windows is tried again while the database does not answer:
+/// 0.5, 1, 2, 4, 4 and 4 s apart, about 15 s in all.
+const CLOSE_RETRIES: u32 = 6;
+
+/// Marks the job's `export_runs` rows that are still `running` after the run failed. When the
+/// database vanished mid-window, the window failed and so did recording its failure: its row would
+/// stay `running` until the next start found it. The run's lock is released by now, so taking it
+/// proves no live process runs the job (else nothing is touched). While the database does not
+/// answer this is retried for about 15 s; if it stays away the row stays `running`, and the next
+/// `run` or `--run-now` marks it failed (nothing else can reach a database that is gone).
+async fn close_left_runs(store: &Store, job: &str) {
+    let policy = Policy {
+        backoff: Backoff {
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(4),
+            jitter: Jitter::Off,
+            ..Backoff::default()
+        },
+        max_retries: Some(CLOSE_RETRIES),
+    };
+    let closed = retry::run(
+        &policy,
+        |_| store.fail_running_runs(job, LEFT_RUNNING_ERROR),
+        |_| Verdict::Retry,
+        |retrying| {
+            let (e, attempt) = (retrying.error, retrying.attempt);
+            tracing::warn!(error = %e, attempt, "cannot close this run's windows yet; retrying");
+        },
+    )
+    .await;
+    match closed {
+        Ok(Some(0) | None) => {}
+        Ok(Some(runs)) => tracing::warn!(
+            runs,
+            "marked windows failed whose end could not be recorded when they ended"
+        ),
+        Err(gave_up) => tracing::warn!(
+            error = %gave_up.error,
+            "the database stayed unreachable: windows of this run may still show `running`; \
+             the next start of `run` or `--run-now` marks them failed"
+        ),
+    }
 }

@@ -12,6 +12,7 @@ mod scheduler;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -41,6 +42,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// so that a database that is down at that moment cannot hold the exit up (the next start marks
 /// the runs failed instead).
 const CLEANUP_LIMIT: Duration = Duration::from_secs(10);
+/// The same after a second stop signal: whoever sent it wants the process gone.
+const HURRIED_CLEANUP_LIMIT: Duration = Duration::from_secs(3);
 
 /// Why the daemon could not run. Everything that can recover by itself (database, API) is
 /// retried instead and never ends up here.
@@ -66,6 +69,26 @@ pub async fn run_until_stopped(
     credentials: Credentials,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), DaemonError> {
+    run_until_stopped_or_hurried(
+        config,
+        credentials,
+        listener,
+        shutdown,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// [`run_until_stopped`], where `hurry` (a second SIGTERM/SIGINT) cuts the grace period short:
+/// runs still going then are abandoned at once (their windows roll back, their `export_runs`
+/// rows are marked failed) and the clean-up gets [`HURRIED_CLEANUP_LIMIT`].
+pub async fn run_until_stopped_or_hurried(
+    config: Arc<Config>,
+    credentials: Credentials,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    hurry: impl Future<Output = ()> + Send,
 ) -> Result<(), DaemonError> {
     crate::tls::install_crypto_provider();
     let api = ApiClient::new(&config.api, credentials)?;
@@ -129,15 +152,28 @@ pub async fn run_until_stopped(
             grace_secs = config.server.shutdown_grace.as_secs(),
             "stopping: no new runs; running windows may finish within the grace period"
         );
-        let abandoned = scheduler.stop(config.server.shutdown_grace).await;
+        let hurried = AtomicBool::new(false);
+        let hurry = async {
+            hurry.await;
+            hurried.store(true, Ordering::SeqCst);
+            info!("stopping now: running windows are rolled back");
+        };
+        let abandoned = scheduler
+            .stop_or_hurry(config.server.shutdown_grace, hurry)
+            .await;
+        let cleanup_limit = if hurried.load(Ordering::SeqCst) {
+            HURRIED_CLEANUP_LIMIT
+        } else {
+            CLEANUP_LIMIT
+        };
         if !abandoned.is_empty() {
             let cleanup = fail_abandoned(&store, &abandoned);
-            if tokio::time::timeout(CLEANUP_LIMIT, cleanup).await.is_err() {
+            if tokio::time::timeout(cleanup_limit, cleanup).await.is_err() {
                 warn!(jobs = ?abandoned, "could not mark the abandoned runs failed in time; the next start does");
             }
         }
         pinger.abort();
-        if tokio::time::timeout(CLEANUP_LIMIT, store.close())
+        if tokio::time::timeout(cleanup_limit, store.close())
             .await
             .is_err()
         {

@@ -129,10 +129,19 @@ async fn job_loop<R: Runner>(
     else {
         return false;
     };
-    let deadline = (*stop.borrow()).unwrap_or_else(Instant::now);
     info!(job = %job.name, "waiting for the running run to finish");
-    if tokio::time::timeout_at(deadline, &mut handle).await.is_ok() {
-        return false;
+    loop {
+        // The deadline may be brought forward (a second stop signal): look again when it changes.
+        let deadline = (*stop.borrow_and_update()).unwrap_or_else(Instant::now);
+        tokio::select! {
+            _ = &mut handle => return false,
+            () = tokio::time::sleep_until(deadline) => break,
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+        }
     }
     handle.abort();
     let _ = handle.await;
@@ -252,11 +261,34 @@ impl Scheduler {
 
     /// Stops firing, waits up to `grace` for running runs, abandons the rest. Returns the jobs
     /// whose run was abandoned.
+    #[cfg(test)]
     pub async fn stop(self, grace: Duration) -> Vec<String> {
+        self.stop_or_hurry(grace, std::future::pending()).await
+    }
+
+    /// [`Scheduler::stop`], cut short when `hurry` completes (a second stop signal): what is still
+    /// running then is abandoned at once.
+    pub async fn stop_or_hurry(
+        self,
+        grace: Duration,
+        hurry: impl Future<Output = ()>,
+    ) -> Vec<String> {
         let _ = self.stop.send(Some(Instant::now() + grace));
+        let stop = self.stop;
+        let hurried = async move {
+            hurry.await;
+            let _ = stop.send(Some(Instant::now()));
+            // Keeps the sender alive: a dropped one would also end the waits.
+            std::future::pending::<()>().await;
+        };
+        tokio::pin!(hurried);
         let mut abandoned = Vec::new();
-        for (job, task) in self.tasks {
-            match task.await {
+        for (job, mut task) in self.tasks {
+            let joined = tokio::select! {
+                joined = &mut task => joined,
+                () = &mut hurried => continue, // never completes
+            };
+            match joined {
                 Ok(false) => {}
                 Ok(true) => abandoned.push(job),
                 Err(e) => {
@@ -535,6 +567,36 @@ mod tests {
         .await;
         assert_eq!(health.readiness(), Ok(()));
         assert!(scheduler.stop(Duration::from_secs(5)).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_second_stop_signal_cuts_the_grace_period_short() {
+        let gate = Arc::new(Gate::default());
+        let metrics = Arc::new(Metrics::new(["j"]));
+        let scheduler = Scheduler::start(
+            &[job("0 0 1 1 *", true)],
+            Arc::clone(&gate),
+            Arc::clone(&metrics),
+            Arc::new(Health::new()),
+        );
+        until("the start run began", || {
+            gate.started.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let (hurry, hurried) = tokio::sync::oneshot::channel::<()>();
+        // An hour of grace: only the second signal can end this stop in time.
+        let stopping = tokio::spawn(scheduler.stop_or_hurry(Duration::from_secs(3600), async {
+            let _ = hurried.await;
+        }));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!stopping.is_finished(), "stop did not wait for the run");
+        hurry.send(()).unwrap();
+        let abandoned = tokio::time::timeout(Duration::from_secs(30), stopping)
+            .await
+            .expect("the second signal ended the wait")
+            .unwrap();
+        assert_eq!(abandoned, ["j"]);
+        assert_eq!(gate.dropped_unfinished.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -263,3 +263,125 @@ async fn demo_refuses_job_tables_without_runs_and_reuses_its_own_database() {
     assert_eq!(all, demo);
     let _ = conn.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// A `--run-now` whose database vanishes mid-window.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_now_whose_database_vanished_mid_window_leaves_no_run_running() {
+    use std::time::{Duration, Instant};
+    let db = TestDb::new().await;
+    let mock = rokt_export::mock::MockServer::start(rokt_export::mock::MockConfig::default())
+        .await
+        .unwrap();
+    mock.set_faults(rokt_export::mock::Faults {
+        latency_ms: 2_000,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobs.toml");
+    std::fs::write(
+        &config,
+        "[[jobs]]\nname = \"campaign_daily\"\nschedule = \"15 5 * * *\"\naccounts = [\"3141592\"]\n\
+         report = \"campaigns\"\nmetrics = [\"impressions\"]\nwindow_days = 1\n",
+    )
+    .unwrap();
+    let log = dir.path().join("run-now.log");
+    let today = chrono::Utc::now().date_naive();
+    let mut child = std::process::Command::new(crate::helpers::binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["--run-now", "campaign_daily", "--from"])
+        .arg((today - chrono::Days::new(6)).to_string())
+        .arg("--to")
+        .arg((today - chrono::Days::new(1)).to_string())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .env("ROKT_API_BASE_URL", mock.base_url())
+        .env("ROKT_APP_ID", "demo-app-id")
+        .env("ROKT_APP_SECRET", "demo-app-secret")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let pool = db.pool().await;
+    let running = "SELECT count(*) FROM rokt.export_runs WHERE status = 'running'";
+    let started = Instant::now();
+    loop {
+        let (n,): (i64,) = sqlx::query_as(running)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or((0,));
+        if n > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            read_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pool.close().await;
+
+    // The database goes away mid-window: no new connections, and the open ones are cut.
+    let other = TestDb::new().await;
+    let admin = other.pool().await;
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS false",
+        db.name
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&db.name)
+        .execute(&admin)
+        .await
+        .unwrap();
+    // The window fails; the run cannot record that yet and says it retries. Then the database
+    // returns.
+    let started = Instant::now();
+    while !read_log().contains("cannot close this run's windows yet") {
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "the run exited without trying to close its windows:\n{}",
+            read_log()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            read_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true",
+        db.name
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_ne!(status.code(), Some(0), "{}", read_log());
+
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as(running).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(n, 0, "{}", read_log());
+    let (closed,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM rokt.export_runs WHERE status = 'failed' \
+         AND error LIKE '%could not record this window''s end%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(closed >= 1, "{}", read_log());
+    let _ = conn.close().await;
+    admin.close().await;
+    mock.stop().await;
+}
