@@ -385,3 +385,87 @@ async fn a_run_now_whose_database_vanished_mid_window_leaves_no_run_running() {
     admin.close().await;
     mock.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_now_stops_on_a_signal_and_at_once_on_a_second_leaving_nothing_running() {
+    use std::time::{Duration, Instant};
+    let db = TestDb::new().await;
+    let mock = rokt_export::mock::MockServer::start(rokt_export::mock::MockConfig::default())
+        .await
+        .unwrap();
+    // Longer than the default 30 s grace: only the second signal ends the wait in time.
+    mock.set_faults(rokt_export::mock::Faults {
+        latency_ms: 120_000,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("jobs.toml");
+    std::fs::write(&config, crate::helpers::MINIMAL_JOB).unwrap();
+    let log = dir.path().join("run-now.log");
+    let mut child = std::process::Command::new(crate::helpers::binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["--run-now", "campaign_daily"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .env("ROKT_API_BASE_URL", mock.base_url())
+        .env("ROKT_APP_ID", "demo-app-id")
+        .env("ROKT_APP_SECRET", "demo-app-secret")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let pool = db.pool().await;
+    let running = "SELECT count(*) FROM rokt.export_runs WHERE status = 'running'";
+    let started = Instant::now();
+    loop {
+        let (n,): (i64,) = sqlx::query_as(running)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or((0,));
+        if n > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            read_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let term = |pid: u32| {
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    term(child.id());
+    let started = Instant::now();
+    while !read_log().contains("stopping: no new window") {
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "the first SIGTERM ended the run at once:\n{}",
+            read_log()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            read_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    term(child.id());
+    let sent = Instant::now();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(25), "{}", read_log());
+    assert_eq!(status.code(), Some(1), "{}", read_log());
+    let (n,): (i64,) = sqlx::query_as(running).fetch_one(&pool).await.unwrap();
+    assert_eq!(n, 0, "{}", read_log());
+    pool.close().await;
+    mock.stop().await;
+}
