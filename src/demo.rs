@@ -1,9 +1,15 @@
 //! `rokt-export demo`: the whole pipeline with nothing installed and no credentials.
 //!
 //! [`Demo::start`] starts the simulated Rokt API on a loopback port, points every job of the config
-//! at it and opens the embedded SQLite file (or `DATABASE_URL` when set); [`Demo::run_job`] then runs
-//! one job once over the most recent days. What to print is the command line's business
-//! (`cli::demo`).
+//! at it and opens the demo's own database: the SQLite file [`DEMO_DATABASE_URL`], or the database
+//! named with `--database`; never `DATABASE_URL` or the config's `[database] url`, which are where
+//! real exports live. [`Demo::run_job`] then runs one job once over the most recent days. What to
+//! print is the command line's business (`cli::demo`).
+//!
+//! The demo writes simulated numbers under the config's real account ids, so it refuses a database
+//! that may hold real exports: one with runs that the demo did not start, or with tables but no
+//! runs at all (see [`refusal`]). A database it refuses is left exactly as it was: it is read, not
+//! migrated.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,16 +17,17 @@ use std::sync::Arc;
 use chrono::{Days, NaiveDate, Utc};
 
 use crate::api::{ApiClient, ApiError};
-use crate::config::{Accounts, Config, ConfigError, DatabaseUrl, ENV_DATABASE_URL, Env, Job};
+use crate::config::{Accounts, Config, ConfigError, DatabaseUrl, Env, Job};
 use crate::export::{self, Context, DayRange, NoProgress, RunError, RunRequest, RunResult};
 use crate::mock::{MockConfig, MockServer};
-use crate::store::{Store, StoreError, Trigger};
+use crate::store::{Contents, Store, StoreError, Trigger};
 
 /// The jobs the demo uses when there is no config file: the shipped `jobs.toml`.
 const SHIPPED_CONFIG: &str = include_str!("../jobs.toml");
 
-/// Where the demo writes when `DATABASE_URL` is not set.
-pub const DEMO_DATABASE_URL: &str = "sqlite://rokt-export.db";
+/// Where the demo writes unless told otherwise: a file of its own, not the config's default
+/// `rokt-export.db`, so that a first real export never lands beside the demo's numbers.
+pub const DEMO_DATABASE_URL: &str = "sqlite://rokt-export-demo.db";
 
 /// What the demo runs.
 #[derive(Debug, Clone)]
@@ -29,6 +36,8 @@ pub struct DemoOptions {
     pub config_path: PathBuf,
     /// How many recent days (today included) each job exports.
     pub days: u32,
+    /// The database to write to (`--database`); [`DEMO_DATABASE_URL`] when `None`.
+    pub database: Option<String>,
 }
 
 /// Why the demo could not start.
@@ -46,6 +55,20 @@ pub enum DemoError {
     },
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// `--database` is not a database URL.
+    #[error("--database: {0}")]
+    BadUrl(String),
+    /// The database may hold real exports: the demo does not write to it.
+    #[error(
+        "the demo does not write to {url}: {reason}. The demo loads simulated numbers under the \
+         config's account ids, which would mix with real exports. Run it without --database (it \
+         then writes to its own file, {file}) or name an empty database, or one only the demo used"
+    )]
+    NotADemoDatabase {
+        url: String,
+        reason: String,
+        file: &'static str,
+    },
 }
 
 /// A started demo: the simulated API, the database and the context the jobs run in.
@@ -60,24 +83,19 @@ pub struct Demo {
 impl Demo {
     /// Loads the config (or the shipped one), starts the simulated API with the config's accounts
     /// and opens the database, migrations applied.
-    pub async fn start(env: &Env, options: &DemoOptions) -> Result<Demo, DemoError> {
-        // The demo never talks to the real API, so ROKT_API_BASE_URL is ignored here on purpose.
-        let env = Env::from_pairs(
-            env.get(ENV_DATABASE_URL)
-                .map(|u| (ENV_DATABASE_URL.to_owned(), u.to_owned())),
-        );
+    pub async fn start(options: &DemoOptions) -> Result<Demo, DemoError> {
+        // The demo never talks to the real API nor writes to the real database, so neither
+        // ROKT_API_BASE_URL nor DATABASE_URL is read: the config sees an empty environment.
+        let env = Env::default();
         let shipped_config = !options.config_path.exists();
         let mut config = if shipped_config {
             Config::from_toml(Path::new("jobs.toml (built in)"), SHIPPED_CONFIG, &env)?
         } else {
             Config::load(&options.config_path, &env)?
         };
-        if env.get(ENV_DATABASE_URL).is_none()
-            && let Ok(url) = DatabaseUrl::parse(DEMO_DATABASE_URL)
-        {
-            // A constant known to parse (a unit test says so).
-            config.database.url = url;
-        }
+        config.database.url =
+            DatabaseUrl::parse(options.database.as_deref().unwrap_or(DEMO_DATABASE_URL))
+                .map_err(DemoError::BadUrl)?;
 
         let today = Utc::now().date_naive();
         let mut accounts: Vec<String> = Vec::new();
@@ -157,22 +175,96 @@ impl Demo {
     }
 }
 
+/// Connects, refuses a database that may hold real exports (before changing anything in it), and
+/// migrates.
 async fn open_store(config: &Config) -> Result<Store, DemoError> {
     let failed = |source| DemoError::Store {
         url: config.database.url.to_string(),
         source,
     };
     let store = Store::connect(&config.database).await.map_err(failed)?;
+    let contents = match store.contents().await {
+        Ok(contents) => contents,
+        Err(e) => {
+            store.close().await;
+            return Err(failed(e));
+        }
+    };
+    if let Some(reason) = refusal(&contents) {
+        store.close().await;
+        return Err(DemoError::NotADemoDatabase {
+            url: config.database.url.to_string(),
+            reason,
+            file: DEMO_FILE,
+        });
+    }
     store.migrate().await.map_err(failed)?;
     Ok(store)
 }
 
+/// The demo's own file, as a person finds it.
+pub const DEMO_FILE: &str = "rokt-export-demo.db";
+
+/// Why the demo must not write to a database holding `contents`, if it must not: it has runs the
+/// demo did not start, or tables (job tables, or anything else in the schema) but no run at all,
+/// so nothing says they are the demo's.
+pub fn refusal(contents: &Contents) -> Option<String> {
+    if !contents.all_runs_are_demo_runs() {
+        let others: Vec<String> = contents
+            .runs_by_trigger
+            .iter()
+            .filter(|(t, _)| t != Trigger::Demo.as_str())
+            .map(|(t, n)| format!("{n} `{t}`"))
+            .collect();
+        return Some(format!(
+            "it holds runs the demo did not start ({})",
+            others.join(", ")
+        ));
+    }
+    if contents.runs() == 0 && !contents.tables.is_empty() {
+        let mut shown: Vec<&str> = contents.tables.iter().take(5).map(String::as_str).collect();
+        if contents.tables.len() > shown.len() {
+            shown.push("...");
+        }
+        return Some(format!(
+            "it holds tables ({}) but no runs, so nothing says they are the demo's",
+            shown.join(", ")
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn the_demo_database_url_parses() {
-        assert!(DatabaseUrl::parse(DEMO_DATABASE_URL).is_ok());
+        let url = DatabaseUrl::parse(DEMO_DATABASE_URL).unwrap();
+        assert!(url.expose().ends_with(DEMO_FILE));
+    }
+
+    #[test]
+    fn only_an_empty_database_or_one_of_demo_runs_is_the_demos() {
+        let contents = |tables: &[&str], runs: &[(&str, u64)]| Contents {
+            tables: tables.iter().map(|t| (*t).to_owned()).collect(),
+            runs_by_trigger: runs.iter().map(|(t, n)| ((*t).to_owned(), *n)).collect(),
+        };
+        assert_eq!(refusal(&contents(&[], &[])), None, "empty");
+        assert_eq!(
+            refusal(&contents(&["campaign_daily"], &[("demo", 3)])),
+            None
+        );
+        let mixed = refusal(&contents(&["t"], &[("demo", 3), ("run-now", 2)])).unwrap();
+        assert!(mixed.contains("2 `run-now`"), "{mixed}");
+        assert!(!mixed.contains("demo`"), "{mixed}");
+        let real = refusal(&contents(&["t"], &[("schedule", 1)])).unwrap();
+        assert!(real.contains("1 `schedule`"), "{real}");
+        let no_runs = refusal(&contents(&["campaign_daily"], &[])).unwrap();
+        assert!(
+            no_runs.contains("campaign_daily") && no_runs.contains("no runs"),
+            "{no_runs}"
+        );
     }
 }

@@ -6,20 +6,29 @@ use std::path::Path;
 
 use super::DemoArgs;
 use super::exit::Exit;
-use crate::config::{Backend, Config, Env};
-use crate::demo::{Demo, DemoError, DemoOptions};
+use crate::config::{Backend, Config, ENV_DATABASE_URL, Env};
+use crate::demo::{DEMO_FILE, Demo, DemoError, DemoOptions};
 
 pub(super) async fn demo(path: &Path, env: &Env, args: &DemoArgs) -> Result<(), Exit> {
+    if args.database.is_none() && env.get(ENV_DATABASE_URL).is_some() {
+        eprintln!(
+            "note: the demo does not use {ENV_DATABASE_URL}; it writes to its own file, {DEMO_FILE} \
+             (--database URL names another database for it)"
+        );
+    }
     let options = DemoOptions {
         config_path: path.to_owned(),
         days: args.days,
+        database: args.database.clone(),
     };
-    let demo = Demo::start(env, &options).await.map_err(|e| match e {
+    let demo = Demo::start(&options).await.map_err(|e| match e {
         DemoError::Config(e) => Exit::from(e),
         DemoError::Api(e) => Exit::from(e),
         DemoError::Store { ref source, .. } if source.is_unavailable() => {
             Exit::new(super::exit::UNAVAILABLE, e.to_string())
         }
+        DemoError::BadUrl(_) => Exit::usage(e.to_string()),
+        DemoError::NotADemoDatabase { .. } => Exit::config(e.to_string()),
         DemoError::Store { .. } | DemoError::Mock(_) => Exit::failed(e.to_string()),
     })?;
     if demo.uses_shipped_config() {
@@ -38,7 +47,10 @@ pub(super) async fn demo(path: &Path, env: &Env, args: &DemoArgs) -> Result<(), 
         if let Err(e) = super::summary::report(demo.config(), result) {
             // Said now, beside the job it is about; the demo goes on with the other jobs.
             if let Some(message) = e.message() {
-                eprintln!("error: {message}");
+                eprintln!(
+                    "error: {}",
+                    crate::telemetry::sanitize_message(message, super::summary::MAX_ERROR_CHARS)
+                );
             }
             if outcome.is_ok() {
                 outcome = Err(Exit::quietly(e.code()));
@@ -93,8 +105,16 @@ fn sample_query(config: &Config) -> String {
         .map(|m| format!("sum({m}) AS {m}"))
         .collect();
     let open = match config.database.url.backend() {
-        Backend::Sqlite => "  sqlite3 rokt-export.db".to_owned(),
-        Backend::Postgres => "  psql \"$DATABASE_URL\"".to_owned(),
+        Backend::Sqlite => format!(
+            "  sqlite3 {}",
+            config
+                .database
+                .url
+                .expose()
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:")
+        ),
+        Backend::Postgres => format!("  psql \"{}\"", config.database.url.redacted()),
     };
     let order = q
         .metrics

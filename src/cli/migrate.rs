@@ -28,8 +28,10 @@ pub(super) async fn migrate(path: &Path, env: &Env) -> Result<(), Exit> {
                 ),
                 Err(e) => {
                     eprintln!(
-                        "error: {}: cannot create or alter table {}: {e}",
-                        job.name, job.table
+                        "error: {}: cannot create or alter table {}: {}",
+                        job.name,
+                        job.table,
+                        crate::telemetry::sanitize(&e.to_string(), super::summary::MAX_ERROR_CHARS)
                     );
                     failed = true;
                 }

@@ -41,7 +41,12 @@ pub fn main() -> ExitCode {
     } else {
         crate::telemetry::DEFAULT_FILTER
     };
-    crate::telemetry::init_with(cli.log_format.into(), filter);
+    let colour = crate::telemetry::use_colour(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    crate::telemetry::init_with(cli.log_format.into(), filter, colour);
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,6 +58,35 @@ pub fn main() -> ExitCode {
         }
     };
     ExitCode::from(runtime.block_on(execute(cli)))
+}
+
+/// The soft limit on open files this process raises itself to, at most (when the hard limit
+/// allows): database and API connections, the health port's clients and a few files.
+const OPEN_FILES_WANTED: u64 = 65_536;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, at most [`OPEN_FILES_WANTED`]: a common
+/// soft default of 1,024 (or a `ulimit -n 256`) should not be what makes connections fail.
+/// Never lowers it; a failure is logged and harmless.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    let wanted = hard.min(OPEN_FILES_WANTED);
+    let soft = limit.current.unwrap_or(u64::MAX);
+    if soft >= wanted {
+        return;
+    }
+    let raised = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(wanted),
+            maximum: limit.maximum,
+        },
+    );
+    match raised {
+        Ok(()) => tracing::debug!(from = soft, to = wanted, "raised the open files limit"),
+        Err(e) => tracing::warn!(soft, error = %e, "cannot raise the open files limit"),
+    }
 }
 
 /// Exports Rokt Reporting API reports into Postgres (or an embedded SQLite file) on cron schedules.
@@ -118,7 +152,7 @@ pub(crate) enum Command {
     Migrate,
     /// Show each job's last run, its outcome, rows, high-water mark and next fire time.
     Status,
-    /// Run the whole pipeline against the built-in simulated Rokt API into the embedded database: no credentials, no setup.
+    /// Run the whole pipeline against the built-in simulated Rokt API into a database of its own: no credentials, no setup.
     Demo(DemoArgs),
     /// Serve the simulated Rokt API alone (for trying dashboards and for tests).
     MockApi(MockApiArgs),
@@ -155,6 +189,10 @@ pub(crate) struct DemoArgs {
     /// How many recent days to export.
     #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub days: u32,
+    /// The database to write to, instead of the demo's own file rokt-export-demo.db: an empty
+    /// database, or one only the demo has used (DATABASE_URL is never used by the demo).
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
 }
 
 /// Arguments of `mock-api`.
@@ -216,6 +254,9 @@ impl From<LogFormatArg> for LogFormat {
     }
 }
 
+/// The longest line of an error message printed on stderr, in characters.
+const MAX_MESSAGE_CHARS: usize = 4_000;
+
 /// Runs the parsed command line and returns the process exit code; a failure's message goes to
 /// stderr.
 async fn execute(cli: Cli) -> u8 {
@@ -223,6 +264,9 @@ async fn execute(cli: Cli) -> u8 {
         Ok(()) => exit::SUCCESS,
         Err(e) => {
             if let Some(message) = e.message() {
+                // It may quote an API's or a database's text: one line per thing this program
+                // says, no terminal escapes.
+                let message = crate::telemetry::sanitize_message(message, MAX_MESSAGE_CHARS);
                 eprintln!("error: {message}");
             }
             e.code()

@@ -14,7 +14,7 @@ pub(super) async fn run(path: &Path, env: &Env) -> Result<(), Exit> {
     let config = super::load_config(path, env)?;
     let credentials = Credentials::from_env(env)?;
     // Handlers first, so that a SIGTERM arriving during start-up is not lost.
-    let stop = super::signals::stop_signal()
+    let signals = super::signals::Signals::install()
         .map_err(|e| Exit::failed(format!("cannot install the SIGTERM/SIGINT handlers: {e}")))?;
     let listener = TcpListener::bind(config.server.listen).await.map_err(|e| {
         Exit::failed(format!(
@@ -23,7 +23,14 @@ pub(super) async fn run(path: &Path, env: &Env) -> Result<(), Exit> {
             config.path.display()
         ))
     })?;
-    crate::daemon::run_until_stopped(Arc::new(config), credentials, listener, stop)
-        .await
-        .map_err(|e| Exit::failed(e.to_string()))
+    // The first signal stops (running windows get the grace period), a second one cuts it short.
+    crate::daemon::run_until_stopped_or_hurried(
+        Arc::new(config),
+        credentials,
+        listener,
+        signals.nth(1),
+        signals.nth(2),
+    )
+    .await
+    .map_err(|e| Exit::failed(e.to_string()))
 }

@@ -2,13 +2,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::RunNowArgs;
 use super::exit::{Context as _, Exit};
 use crate::api::ApiClient;
 use crate::config::{Credentials, Env};
 use crate::export::{Context, DayRange, RunRequest};
-use crate::store::Trigger;
+use crate::store::{Store, Trigger};
 
 pub(super) async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> Result<(), Exit> {
     if let (Some(from), Some(to)) = (args.from, args.to)
@@ -45,9 +46,95 @@ pub(super) async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> Result
             to: args.to,
         };
     }
+    let signals = super::signals::Signals::install()
+        .map_err(|e| Exit::failed(format!("cannot install the SIGTERM/SIGINT handlers: {e}")))?;
+    let stop = request.stop.clone();
+    let grace = ctx.config.server.shutdown_grace;
     let progress = super::progress::Terminal::new();
-    let result = crate::export::run_job(&ctx, &request, &progress).await;
+    let mut run = Box::pin(crate::export::run_job(&ctx, &request, &progress));
+    // The first SIGTERM/SIGINT: no new window; the windows in flight get the grace period. A
+    // second one (or the end of the grace period) drops the run: its windows roll back.
+    let result = tokio::select! {
+        result = &mut run => Some(result),
+        () = signals.nth(1) => {
+            stop.cancel();
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "stopping: no new window; the windows in flight may finish within the grace period \
+                 (a second signal stops at once)"
+            );
+            tokio::select! {
+                result = &mut run => Some(result),
+                () = signals.nth(2) => None,
+                () = tokio::time::sleep(grace) => None,
+            }
+        }
+    };
+    // An unfinished run is dropped here: its window's transaction rolls back, its lock goes.
+    drop(run);
     progress.finish();
+    close_left_runs(&store, &args.job).await;
     store.close().await;
-    super::summary::report(&ctx.config, result)
+    match result {
+        Some(result) => super::summary::report(&ctx.config, result),
+        None => Err(Exit::failed(
+            "stopped before the run finished: its windows in progress were rolled back; the same \
+             command resumes after the last committed window",
+        )),
+    }
+}
+
+/// The `export_runs.error` of the windows a `--run-now` could not close itself.
+const LEFT_RUNNING_ERROR: &str = "failed: the run could not record this window's end (the database \
+     was unreachable when the window failed, or the run was stopped); nothing of the window was \
+     committed";
+
+/// How long, after the run, closing its windows is tried while the database does not answer.
+const CLOSE_LIMIT: Duration = Duration::from_secs(15);
+
+/// How long the job's lock may look held after the run dropped it (a rolled-back run's lock
+/// connection is closed, and the server notices a moment later); held longer, a live process
+/// (a daemon, a replica) runs the job, and its rows are not ours to touch.
+const LOCK_RELEASE_LIMIT: Duration = Duration::from_secs(3);
+
+/// Marks the job's `export_runs` rows that are still `running` after the run. When the database
+/// vanished mid-window, the window failed and so did recording its failure; when the run was
+/// stopped, its window in progress was dropped: either way its row would stay `running` until the
+/// next start found it. The run's lock is released by now, so taking it proves no live process
+/// runs the job (else nothing is touched). While the database does not answer this is retried
+/// for [`CLOSE_LIMIT`]; if it stays away the row stays `running`, and the next `run` or
+/// `--run-now` marks it failed (nothing can reach a database that is gone).
+async fn close_left_runs(store: &Store, job: &str) {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let (wait, what) = match store.fail_running_runs(job, LEFT_RUNNING_ERROR).await {
+            Ok(Some(0)) => return,
+            Ok(Some(runs)) => {
+                tracing::warn!(
+                    runs,
+                    "marked windows failed whose end could not be recorded when they ended"
+                );
+                return;
+            }
+            Ok(None) if started.elapsed() >= LOCK_RELEASE_LIMIT => return,
+            Ok(None) => (Duration::from_millis(100), None),
+            Err(e) => (delay, Some(e)),
+        };
+        if started.elapsed() + wait > CLOSE_LIMIT {
+            if let Some(e) = what {
+                tracing::warn!(
+                    error = %e,
+                    "the database stayed unreachable: windows of this run may still show \
+                     `running`; the next start of `run` or `--run-now` marks them failed"
+                );
+            }
+            return;
+        }
+        if let Some(e) = what {
+            tracing::warn!(error = %e, "cannot close this run's windows yet; retrying");
+            delay = (delay * 2).min(Duration::from_secs(4));
+        }
+        tokio::time::sleep(wait).await;
+    }
 }

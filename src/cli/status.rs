@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::exit::{Context as _, Exit};
 use crate::config::{Config, Env};
 use crate::store::JobStatus;
+use crate::telemetry::sanitize;
 
 pub(super) async fn status(path: &Path, env: &Env) -> Result<(), Exit> {
     let config = super::load_config(path, env)?;
@@ -44,7 +45,9 @@ fn status_table(config: &Config, rows: &[JobStatus], now: DateTime<Utc>) -> Stri
     }
     for r in rows {
         if config.job(&r.job).is_none() {
-            lines.push(status_line(&r.job, Some(r), "(not in the config)".into()));
+            // A name only the database knows: anything may be in it.
+            let job = sanitize(&r.job, 200);
+            lines.push(status_line(&job, Some(r), "(not in the config)".into()));
         }
     }
     let mut widths = header.map(str::len);
@@ -72,7 +75,12 @@ fn status_table(config: &Config, rows: &[JobStatus], now: DateTime<Utc>) -> Stri
         .collect();
     for r in failed {
         if let Some(e) = &r.last_error {
-            let _ = writeln!(out, "\n{}: last error: {e}", r.job);
+            let _ = writeln!(
+                out,
+                "\n{}: last error: {}",
+                sanitize(&r.job, 200),
+                sanitize(e, super::summary::MAX_ERROR_CHARS)
+            );
         }
     }
     out

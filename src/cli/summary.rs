@@ -6,6 +6,11 @@ use std::fmt::Write as _;
 use super::exit::Exit;
 use crate::config::Config;
 use crate::export::{RunError, RunResult, WindowOutcome};
+use crate::telemetry::sanitize;
+
+/// The longest error quoted per failed window, in characters (the full text is in
+/// `export_runs.error` and the log).
+pub(super) const MAX_ERROR_CHARS: usize = 1_000;
 
 /// Prints a run's summary on stdout and returns how the command ends: `Ok` when every window
 /// succeeded, else the exit code of the most actionable failure (its errors are in the summary);
@@ -26,7 +31,12 @@ pub(super) fn report(config: &Config, result: Result<RunResult, RunError>) -> Re
 pub(super) fn summary(config: &Config, report: &RunResult) -> String {
     let mut out = String::new();
     if let Some(reason) = &report.skipped {
-        let _ = writeln!(out, "{}: skipped: {reason}", report.job);
+        let _ = writeln!(
+            out,
+            "{}: skipped: {}",
+            report.job,
+            sanitize(reason, MAX_ERROR_CHARS)
+        );
         return out;
     }
     let count =
@@ -67,10 +77,13 @@ pub(super) fn summary(config: &Config, report: &RunResult) -> String {
     }
     for w in &report.windows {
         if let WindowOutcome::Failed { error, .. } = &w.outcome {
+            // The account id and the error may come from the API: one line each, no escapes.
             let _ = writeln!(
                 out,
-                "  failed: account {} {}: {error}",
-                w.account_id, w.window
+                "  failed: account {} {}: {}",
+                sanitize(&w.account_id, 100),
+                w.window,
+                sanitize(error, MAX_ERROR_CHARS)
             );
         }
     }

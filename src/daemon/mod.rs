@@ -12,6 +12,7 @@ mod scheduler;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -41,6 +42,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(3);
 /// so that a database that is down at that moment cannot hold the exit up (the next start marks
 /// the runs failed instead).
 const CLEANUP_LIMIT: Duration = Duration::from_secs(10);
+/// The same after a second stop signal: whoever sent it wants the process gone.
+const HURRIED_CLEANUP_LIMIT: Duration = Duration::from_secs(3);
 
 /// Why the daemon could not run. Everything that can recover by itself (database, API) is
 /// retried instead and never ends up here.
@@ -66,6 +69,26 @@ pub async fn run_until_stopped(
     credentials: Credentials,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), DaemonError> {
+    run_until_stopped_or_hurried(
+        config,
+        credentials,
+        listener,
+        shutdown,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// [`run_until_stopped`], where `hurry` (a second SIGTERM/SIGINT) cuts the grace period short:
+/// runs still going then are abandoned at once (their windows roll back, their `export_runs`
+/// rows are marked failed) and the clean-up gets [`HURRIED_CLEANUP_LIMIT`].
+pub async fn run_until_stopped_or_hurried(
+    config: Arc<Config>,
+    credentials: Credentials,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    hurry: impl Future<Output = ()> + Send,
 ) -> Result<(), DaemonError> {
     crate::tls::install_crypto_provider();
     let api = ApiClient::new(&config.api, credentials)?;
@@ -105,7 +128,12 @@ pub async fn run_until_stopped(
             ctx: Context::new(Arc::clone(&config), api, store.clone()),
             stopping: stopping.clone(),
         });
-        let scheduler = Scheduler::start(&config.jobs, runner, Arc::clone(&metrics));
+        let scheduler = Scheduler::start(
+            &config.jobs,
+            runner,
+            Arc::clone(&metrics),
+            Arc::clone(&health),
+        );
         health.set_scheduler_running(true);
         let status = format!("scheduling {} jobs", config.jobs.len());
         notify(&[NotifyState::Status(&status)]);
@@ -120,15 +148,28 @@ pub async fn run_until_stopped(
             grace_secs = config.server.shutdown_grace.as_secs(),
             "stopping: no new runs; running windows may finish within the grace period"
         );
-        let abandoned = scheduler.stop(config.server.shutdown_grace).await;
+        let hurried = AtomicBool::new(false);
+        let hurry = async {
+            hurry.await;
+            hurried.store(true, Ordering::SeqCst);
+            info!("stopping now: running windows are rolled back");
+        };
+        let abandoned = scheduler
+            .stop_or_hurry(config.server.shutdown_grace, hurry)
+            .await;
+        let cleanup_limit = if hurried.load(Ordering::SeqCst) {
+            HURRIED_CLEANUP_LIMIT
+        } else {
+            CLEANUP_LIMIT
+        };
         if !abandoned.is_empty() {
             let cleanup = fail_abandoned(&store, &abandoned);
-            if tokio::time::timeout(CLEANUP_LIMIT, cleanup).await.is_err() {
+            if tokio::time::timeout(cleanup_limit, cleanup).await.is_err() {
                 warn!(jobs = ?abandoned, "could not mark the abandoned runs failed in time; the next start does");
             }
         }
         pinger.abort();
-        if tokio::time::timeout(CLEANUP_LIMIT, store.close())
+        if tokio::time::timeout(cleanup_limit, store.close())
             .await
             .is_err()
         {
@@ -174,7 +215,7 @@ async fn open_store(config: &Config, health: &Health) -> Store {
         |_| Verdict::Retry,
         |retrying| {
             let (e, attempt) = (retrying.error, retrying.attempt);
-            health.set_database(Err(e.to_string()));
+            health.set_database(false);
             let retry_in_ms = u64::try_from(retrying.delay.as_millis()).unwrap_or(u64::MAX);
             if e.is_unavailable() {
                 warn!(error = %e, attempt, retry_in_ms, "database not reachable; retrying");
@@ -186,7 +227,7 @@ async fn open_store(config: &Config, health: &Health) -> Store {
     .await;
     match opened {
         Ok((store, attempt)) => {
-            health.set_database(Ok(()));
+            health.set_database(true);
             info!(attempt, database = %config.database.url, "connected to the database");
             store
         }
@@ -226,7 +267,7 @@ async fn ping_forever(store: Store, health: Arc<Health>) {
             _ => {}
         }
         was_ok = result.is_ok();
-        health.set_database(result);
+        health.set_database(result.is_ok());
     }
 }
 
@@ -261,6 +302,38 @@ async fn fail_abandoned(store: &Store, jobs: &[String]) {
     );
 }
 
+/// The `export_runs.error` of the runs of a run that panicked.
+fn panicked_run_error(panic: &str) -> String {
+    format!(
+        "failed: the run panicked (a bug in rokt-export: please report it): {panic}; nothing of \
+         its window in progress was committed"
+    )
+}
+
+/// Marks the `running` rows of `job` failed after its run panicked. The run's lock connection was
+/// dropped with it, and the server may see the closed socket a moment later: until it does the
+/// lock looks held, so look again a few times (bounded); what is still left is for the next
+/// start's stale-run check.
+async fn fail_panicked(store: &Store, job: &str, panic: &str) {
+    let error = panicked_run_error(panic);
+    for _ in 0..20 {
+        match store.fail_running_runs(job, &error).await {
+            Ok(Some(runs)) => {
+                if runs > 0 {
+                    warn!(runs, "marked the panicked run's windows failed");
+                }
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot mark the panicked run's windows failed"),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    warn!(
+        "the panicked run's windows may still be marked running; the next start marks them failed"
+    );
+}
+
 /// The real [`Runner`]: `export::run_job` with the daemon's shared context.
 struct Export {
     ctx: Context,
@@ -270,6 +343,10 @@ struct Export {
 }
 
 impl Runner for Export {
+    async fn panicked(&self, job: &str, panic: &str) {
+        fail_panicked(&self.ctx.store, job, panic).await;
+    }
+
     async fn run(&self, job: &str) -> RunSummary {
         let mut request = RunRequest::new(job, Trigger::Schedule);
         request.stop = self.stopping.clone();
@@ -327,5 +404,58 @@ impl Runner for Export {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::{DatabaseConfig, DatabaseUrl};
+    use crate::store::NewRun;
+    use chrono::NaiveDate;
+
+    #[tokio::test]
+    async fn the_rows_of_a_panicked_run_are_marked_failed_with_the_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = DatabaseConfig {
+            url: DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("d.db").display()))
+                .unwrap(),
+            schema: "rokt".into(),
+        };
+        let store = Store::connect(&db).await.unwrap();
+        store.migrate().await.unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let run = |account: &str| NewRun {
+            job: "j".into(),
+            account_id: account.into(),
+            window_start: day,
+            window_end: day,
+            trigger: Trigger::Schedule,
+        };
+        // The panicked run had two accounts' windows open; another job's run is not touched.
+        store.start_run(&run("1")).await.unwrap();
+        store.start_run(&run("2")).await.unwrap();
+        let other = NewRun {
+            job: "other".into(),
+            ..run("1")
+        };
+        store.start_run(&other).await.unwrap();
+        let other_lock = store.try_lock_job("other").await.unwrap().unwrap();
+
+        fail_panicked(&store, "j", "attempt to add with overflow").await;
+
+        let status = store.status().await.unwrap();
+        let j = status.iter().find(|s| s.job == "j").unwrap();
+        assert_eq!(j.last_status, Some(RunStatus::Failed));
+        let error = j.last_error.as_deref().unwrap();
+        assert!(error.contains("panicked"), "{error}");
+        assert!(error.contains("attempt to add with overflow"), "{error}");
+        assert_eq!(store.fail_running_runs("j", "x").await.unwrap(), Some(0));
+        let o = status.iter().find(|s| s.job == "other").unwrap();
+        assert_eq!(o.last_status, Some(RunStatus::Running));
+        assert_eq!(store.fail_running_runs("other", "x").await.unwrap(), None);
+        other_lock.release().await;
+        store.close().await;
     }
 }

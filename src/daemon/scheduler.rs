@@ -12,14 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{Instrument as _, info, info_span, warn};
+use tracing::{Instrument as _, error, info, info_span, warn};
 
 use crate::config::Job;
 use crate::metrics::{Metrics, RunCounts, RunOutcome};
 use crate::schedule::Ticker;
+use crate::server::Health;
 
 /// What one run of a job came to, as far as the scheduler and the metrics care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +31,17 @@ pub struct RunSummary {
 }
 
 /// Performs one run of a job: `export::run_job` in the daemon, a fake in the scheduler's unit
-/// tests (the seam that lets them drive overlaps and shutdowns without a database).
+/// tests (the seam that lets them drive overlaps, panics and shutdowns without a database).
 pub trait Runner: Send + Sync + 'static {
     /// Runs `job` once. Dropping the future abandons the run (the shutdown's last resort).
     fn run(&self, job: &str) -> impl Future<Output = RunSummary> + Send;
+
+    /// Called after a run of `job` panicked (`panic` is its message), once the run's future is
+    /// gone: closes what the run left open (its `export_runs` rows, in the daemon).
+    fn panicked(&self, job: &str, panic: &str) -> impl Future<Output = ()> + Send {
+        let _ = (job, panic);
+        async {}
+    }
 }
 
 /// Why a run was started.
@@ -69,12 +78,20 @@ async fn job_loop<R: Runner>(
     job: Job,
     runner: Arc<R>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     mut stop: StopSignal,
 ) -> bool {
     let mut ticker = Ticker::new(job.schedule.clone(), job.cron_zone());
     let mut current: Option<InFlight> = None;
     if job.run_on_start {
-        current = Some(start_run(&job, &runner, &metrics, Cause::Start, Utc::now()));
+        current = Some(start_run(
+            &job,
+            &runner,
+            &metrics,
+            &health,
+            Cause::Start,
+            Utc::now(),
+        ));
     }
     loop {
         let fire = tokio::select! {
@@ -95,7 +112,14 @@ async fn job_loop<R: Runner>(
                 "firing skipped: the previous run of this job is still running"
             );
         } else {
-            current = Some(start_run(&job, &runner, &metrics, Cause::Schedule, at));
+            current = Some(start_run(
+                &job,
+                &runner,
+                &metrics,
+                &health,
+                Cause::Schedule,
+                at,
+            ));
         }
     }
     let Some(InFlight {
@@ -105,10 +129,19 @@ async fn job_loop<R: Runner>(
     else {
         return false;
     };
-    let deadline = (*stop.borrow()).unwrap_or_else(Instant::now);
     info!(job = %job.name, "waiting for the running run to finish");
-    if tokio::time::timeout_at(deadline, &mut handle).await.is_ok() {
-        return false;
+    loop {
+        // The deadline may be brought forward (a second stop signal): look again when it changes.
+        let deadline = (*stop.borrow_and_update()).unwrap_or_else(Instant::now);
+        tokio::select! {
+            _ = &mut handle => return false,
+            () = tokio::time::sleep_until(deadline) => break,
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+        }
     }
     handle.abort();
     let _ = handle.await;
@@ -126,10 +159,15 @@ async fn job_loop<R: Runner>(
 }
 
 /// Spawns one run of `job` in its own span; the metrics are recorded when it ends.
+///
+/// A run that panics (a bug) is caught here: logged at ERROR with the panic's message, handed to
+/// [`Runner::panicked`] (which marks its `export_runs` rows failed), counted as `failed`, and
+/// `health` reports the job as not ready until one of its runs ends without a panic.
 fn start_run<R: Runner>(
     job: &Job,
     runner: &Arc<R>,
     metrics: &Arc<Metrics>,
+    health: &Arc<Health>,
     cause: Cause,
     fire_time: DateTime<Utc>,
 ) -> InFlight {
@@ -142,10 +180,31 @@ fn start_run<R: Runner>(
     let name = job.name.clone();
     let runner = Arc::clone(runner);
     let metrics = Arc::clone(metrics);
+    let health = Arc::clone(health);
     let started = Instant::now();
     let handle = tokio::spawn(
         async move {
-            let summary = runner.run(&name).await;
+            let run = std::panic::AssertUnwindSafe(runner.run(&name)).catch_unwind();
+            let summary = match run.await {
+                Ok(summary) => {
+                    health.run_ended(&name, false);
+                    summary
+                }
+                Err(panic) => {
+                    let message = panic_message(panic.as_ref());
+                    error!(
+                        panic = %message,
+                        "the run panicked (a bug: please report it); it is recorded as failed and \
+                         /readyz reports the job until one of its runs ends without a panic"
+                    );
+                    runner.panicked(&name, &message).await;
+                    health.run_ended(&name, true);
+                    RunSummary {
+                        outcome: RunOutcome::Failed,
+                        counts: RunCounts::default(),
+                    }
+                }
+            };
             if summary.outcome == RunOutcome::Skipped {
                 // Another process held the job's lock: the same overlap, seen across replicas.
                 metrics.overlap_skipped(&name);
@@ -157,6 +216,17 @@ fn start_run<R: Runner>(
     InFlight { handle, started }
 }
 
+/// The text of a panic's payload (what `panic!` was given), or a placeholder.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".to_owned()
+    }
+}
+
 /// The job tasks of a running scheduler: one per job, each firing its job on its schedule.
 pub struct Scheduler {
     stop: watch::Sender<Option<Instant>>,
@@ -164,8 +234,14 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts one task per job; each runs its job through `runner` and records into `metrics`.
-    pub fn start<R: Runner>(jobs: &[Job], runner: Arc<R>, metrics: Arc<Metrics>) -> Scheduler {
+    /// Starts one task per job; each runs its job through `runner`, records into `metrics` and
+    /// tells `health` about runs that panicked.
+    pub fn start<R: Runner>(
+        jobs: &[Job],
+        runner: Arc<R>,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Scheduler {
         let (stop, stop_rx) = watch::channel(None);
         let tasks = jobs
             .iter()
@@ -174,6 +250,7 @@ impl Scheduler {
                     job.clone(),
                     Arc::clone(&runner),
                     Arc::clone(&metrics),
+                    Arc::clone(&health),
                     stop_rx.clone(),
                 ));
                 (job.name.clone(), task)
@@ -184,11 +261,34 @@ impl Scheduler {
 
     /// Stops firing, waits up to `grace` for running runs, abandons the rest. Returns the jobs
     /// whose run was abandoned.
+    #[cfg(test)]
     pub async fn stop(self, grace: Duration) -> Vec<String> {
+        self.stop_or_hurry(grace, std::future::pending()).await
+    }
+
+    /// [`Scheduler::stop`], cut short when `hurry` completes (a second stop signal): what is still
+    /// running then is abandoned at once.
+    pub async fn stop_or_hurry(
+        self,
+        grace: Duration,
+        hurry: impl Future<Output = ()>,
+    ) -> Vec<String> {
         let _ = self.stop.send(Some(Instant::now() + grace));
+        let stop = self.stop;
+        let hurried = async move {
+            hurry.await;
+            let _ = stop.send(Some(Instant::now()));
+            // Keeps the sender alive: a dropped one would also end the waits.
+            std::future::pending::<()>().await;
+        };
+        tokio::pin!(hurried);
         let mut abandoned = Vec::new();
-        for (job, task) in self.tasks {
-            match task.await {
+        for (job, mut task) in self.tasks {
+            let joined = tokio::select! {
+                joined = &mut task => joined,
+                () = &mut hurried => continue, // never completes
+            };
+            match joined {
                 Ok(false) => {}
                 Ok(true) => abandoned.push(job),
                 Err(e) => {
@@ -308,6 +408,7 @@ mod tests {
             &[job("* * * * * *", false)],
             Arc::clone(&gate),
             Arc::clone(&metrics),
+            Arc::new(Health::new()),
         );
         until("a run started", || gate.started.load(Ordering::SeqCst) == 1).await;
         until("two firings were skipped", || {
@@ -344,6 +445,7 @@ mod tests {
             &[job("0 0 1 1 *", true)],
             Arc::clone(&gate),
             Arc::clone(&metrics),
+            Arc::new(Health::new()),
         );
         until("the start run began", || {
             gate.started.load(Ordering::SeqCst) == 1
@@ -382,6 +484,7 @@ mod tests {
             &[job("0 0 1 1 *", true)],
             Arc::clone(&gate),
             Arc::clone(&metrics),
+            Arc::new(Health::new()),
         );
         until("the start run began", || {
             gate.started.load(Ordering::SeqCst) == 1
@@ -400,6 +503,108 @@ mod tests {
         );
     }
 
+    /// A runner whose first run panics (as a bug would) and whose later runs succeed.
+    #[derive(Default)]
+    struct PanicsOnce {
+        runs: AtomicUsize,
+        told: Mutex<Vec<(String, String)>>,
+    }
+
+    impl Runner for PanicsOnce {
+        async fn run(&self, _job: &str) -> RunSummary {
+            if self.runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("token lifetime overflow");
+            }
+            RunSummary {
+                outcome: RunOutcome::Succeeded,
+                counts: RunCounts {
+                    rows_written: 1,
+                    ..RunCounts::default()
+                },
+            }
+        }
+
+        async fn panicked(&self, job: &str, panic: &str) {
+            self.told
+                .lock()
+                .unwrap()
+                .push((job.to_owned(), panic.to_owned()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_run_is_counted_failed_closed_and_makes_the_job_unready() {
+        let runner = Arc::new(PanicsOnce::default());
+        let metrics = Arc::new(Metrics::new(["j"]));
+        let health = Arc::new(Health::new());
+        health.set_database(true);
+        health.set_scheduler_running(true);
+        // Every second: the start run panics, the next firing's run succeeds.
+        let scheduler = Scheduler::start(
+            &[job("* * * * * *", true)],
+            Arc::clone(&runner),
+            Arc::clone(&metrics),
+            Arc::clone(&health),
+        );
+        until("the panicking run was counted", || {
+            metric(
+                &metrics,
+                "rokt_export_runs_total{job=\"j\",outcome=\"failed\"} ",
+            ) == 1
+        })
+        .await;
+        assert_eq!(
+            *runner.told.lock().unwrap(),
+            [("j".to_owned(), "token lifetime overflow".to_owned())],
+            "the runner was told, to close the run's records"
+        );
+        let not_ready = health.readiness().unwrap_err();
+        assert!(
+            not_ready.contains("job j") && not_ready.contains("panicked"),
+            "{not_ready}"
+        );
+        // The job task survived the panic: the next firing runs, and readiness comes back.
+        until("a later run succeeded", || {
+            metric(
+                &metrics,
+                "rokt_export_runs_total{job=\"j\",outcome=\"succeeded\"} ",
+            ) >= 1
+        })
+        .await;
+        assert_eq!(health.readiness(), Ok(()));
+        assert!(scheduler.stop(Duration::from_secs(5)).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_second_stop_signal_cuts_the_grace_period_short() {
+        let gate = Arc::new(Gate::default());
+        let metrics = Arc::new(Metrics::new(["j"]));
+        let scheduler = Scheduler::start(
+            &[job("0 0 1 1 *", true)],
+            Arc::clone(&gate),
+            Arc::clone(&metrics),
+            Arc::new(Health::new()),
+        );
+        until("the start run began", || {
+            gate.started.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let (hurry, hurried) = tokio::sync::oneshot::channel::<()>();
+        // An hour of grace: only the second signal can end this stop in time.
+        let stopping = tokio::spawn(scheduler.stop_or_hurry(Duration::from_secs(3600), async {
+            let _ = hurried.await;
+        }));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!stopping.is_finished(), "stop did not wait for the run");
+        hurry.send(()).unwrap();
+        let abandoned = tokio::time::timeout(Duration::from_secs(30), stopping)
+            .await
+            .expect("the second signal ended the wait")
+            .unwrap();
+        assert_eq!(abandoned, ["j"]);
+        assert_eq!(gate.dropped_unfinished.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn stopping_an_idle_scheduler_abandons_nothing() {
         let gate = Arc::new(Gate::default());
@@ -408,6 +613,7 @@ mod tests {
             &[job("0 0 1 1 *", false)],
             Arc::clone(&gate),
             Arc::clone(&metrics),
+            Arc::new(Health::new()),
         );
         assert!(scheduler.stop(Duration::ZERO).await.is_empty());
         assert_eq!(gate.started.load(Ordering::SeqCst), 0);

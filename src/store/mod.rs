@@ -481,8 +481,8 @@ impl Store {
             };
             let now = Utc::now();
             let result = match &self.inner {
-                Inner::Postgres(s) => s.runs().fail_stale(&job, now).await,
-                Inner::Sqlite(s) => s.runs().fail_stale(&job, now).await,
+                Inner::Postgres(s) => s.runs().fail_stale(&job, STALE_RUN_ERROR, now).await,
+                Inner::Sqlite(s) => s.runs().fail_stale(&job, STALE_RUN_ERROR, now).await,
             };
             lock.release().await;
             failed += result?;
@@ -494,6 +494,27 @@ impl Store {
             );
         }
         Ok(failed)
+    }
+
+    /// Marks the `running` runs of `job` failed with `error` (cut to 8 KiB), as
+    /// [`Store::fail_stale_runs`] does for runs a dead process left, but for one job and with the
+    /// reason the caller knows (the daemon, after a run of the job panicked). `None` when a live
+    /// holder runs the job (its lock is taken), and nothing is touched.
+    pub async fn fail_running_runs(
+        &self,
+        job: &str,
+        error: &str,
+    ) -> Result<Option<u64>, StoreError> {
+        let Some(lock) = self.try_lock_job(job).await? else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        let result = match &self.inner {
+            Inner::Postgres(s) => s.runs().fail_stale(job, error, now).await,
+            Inner::Sqlite(s) => s.runs().fail_stale(job, error, now).await,
+        };
+        lock.release().await;
+        result.map(Some)
     }
 
     /// Every job that has a run or a high-water mark, by name: its latest run and high-water range.
@@ -520,6 +541,36 @@ impl Store {
             job: job.to_owned(),
             inner,
         }))
+    }
+
+    /// What the database holds already: its tables (in the configured schema on Postgres) other
+    /// than the core ones, and its runs by trigger. Reads only, and works before [`Store::migrate`]
+    /// (no `export_runs` table: no runs). For `demo`, which must write only into a database of its
+    /// own (see [`Contents::all_runs_are_demo_runs`]).
+    pub async fn contents(&self) -> Result<Contents, StoreError> {
+        let names = match &self.inner {
+            Inner::Postgres(s) => s.table_names().await?,
+            Inner::Sqlite(s) => s.table_names().await?,
+        };
+        let runs_by_trigger = if names.iter().any(|n| n == "export_runs") {
+            match &self.inner {
+                Inner::Postgres(s) => s.runs().trigger_counts().await?,
+                Inner::Sqlite(s) => s.runs().trigger_counts().await?,
+            }
+        } else {
+            Vec::new()
+        };
+        let tables = names
+            .into_iter()
+            .filter(|n| !CORE_TABLES.contains(&n.as_str()))
+            .collect();
+        Ok(Contents {
+            tables,
+            runs_by_trigger: runs_by_trigger
+                .into_iter()
+                .map(|(t, n)| (t, u64::try_from(n).unwrap_or(0)))
+                .collect(),
+        })
     }
 
     /// The number of rows in a job table (for `demo`'s summary).
@@ -631,6 +682,32 @@ fn replace_scope<'a>(
             Bound::Dates(&day.name, replace.first, replace.last),
         ],
     })
+}
+
+/// The tables the migrations create (and sqlx's own record of them).
+const CORE_TABLES: [&str; 3] = ["export_runs", "export_state", "_sqlx_migrations"];
+
+/// What a database holds already ([`Store::contents`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contents {
+    /// Tables (and views) besides the core ones: job tables, or anything else that lives there.
+    pub tables: Vec<String>,
+    /// Runs recorded in `export_runs`, by trigger as stored (`schedule`, `run-now`, `demo`).
+    pub runs_by_trigger: Vec<(String, u64)>,
+}
+
+impl Contents {
+    /// Every recorded run was started by `demo` (also true when there is none).
+    pub fn all_runs_are_demo_runs(&self) -> bool {
+        self.runs_by_trigger
+            .iter()
+            .all(|(t, _)| t == Trigger::Demo.as_str())
+    }
+
+    /// How many runs there are.
+    pub fn runs(&self) -> u64 {
+        self.runs_by_trigger.iter().map(|(_, n)| n).sum()
+    }
 }
 
 /// The fingerprints of the stored rows of one account's days, read ahead of a commit

@@ -29,6 +29,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// 1 MB each (see docs/performance.md).
 const CHUNK_ROWS: usize = 2_000;
 
+/// Quotes a name read from the catalogue, which was never validated: any character may be in it,
+/// so a `"` is doubled (the names this tool makes never hold one; see `validate_identifier`).
+fn quote_any(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// Pool size: loads are bound by the server (one backend per core), so a few connections suffice;
 /// locks do not count against it (they use their own connections).
 const MAX_CONNECTIONS: u32 = 8;
@@ -137,6 +143,18 @@ impl PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| StoreError::query(action, e))
+    }
+
+    /// Every table (or view) in the configured schema, by name.
+    pub async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1",
+        )
+        .bind(&self.schema)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::query("listing the tables", e))
     }
 
     /// The run-record and state statements on this store's pool.
@@ -271,7 +289,7 @@ impl PgStore {
                 .map_err(err)?;
                 let mut alter: Vec<String> = Vec::new();
                 if let Some(c) = constraint {
-                    alter.push(format!("DROP CONSTRAINT {}", quote_identifier(&c)));
+                    alter.push(format!("DROP CONSTRAINT {}", quote_any(&c)));
                 }
                 if !widening {
                     // Rows unique on the old key may share the new one (a campaign loaded
@@ -282,10 +300,7 @@ impl PgStore {
                         .iter()
                         .filter(|k| !spec.key.iter().any(|s| s == *k))
                     {
-                        alter.push(format!(
-                            "ALTER COLUMN {} DROP NOT NULL",
-                            quote_identifier(gone)
-                        ));
+                        alter.push(format!("ALTER COLUMN {} DROP NOT NULL", quote_any(gone)));
                     }
                 }
                 // Rows unique on the old key are unique on any superset of it.
@@ -524,12 +539,6 @@ async fn collapse_to_key(
         same_key.join(" AND ")
     );
     Ok(tx.execute(sql.as_str()).await?.rows_affected())
-}
-
-/// `name` as a double-quoted identifier, whatever it holds (a name read from the catalogue, not
-/// one we validated): embedded quotes are doubled.
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A stable 64-bit key for the job lock: FNV-1a over the schema and the job name. Stable across

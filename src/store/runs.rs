@@ -179,6 +179,7 @@ where
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB>,
     for<'r> StatusRow: FromRow<'r, DB::Row>,
     for<'r> AccountState: FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
 {
     /// Inserts a run with `status` (its error cut to [`MAX_ERROR_BYTES`]); returns its id.
     pub async fn insert(
@@ -246,17 +247,31 @@ where
             .map_err(|e| StoreError::query("failing runs left running", e))
     }
 
-    /// Marks every `running` run of `job` failed with [`STALE_RUN_ERROR`]; returns how many. The
-    /// caller holds the job's lock (that proves no live holder is running it).
-    pub async fn fail_stale(&self, job: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// Marks every `running` run of `job` failed with `error` ([`STALE_RUN_ERROR`] for runs a
+    /// dead process left); returns how many. The caller holds the job's lock (that proves no live
+    /// holder is running it).
+    pub async fn fail_stale(
+        &self,
+        job: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let result = sqlx::query(sql::FAIL_STALE)
             .bind(job)
             .bind(now)
-            .bind(STALE_RUN_ERROR)
+            .bind(truncate(error, MAX_ERROR_BYTES))
             .execute(self.pool)
             .await
             .map_err(|e| StoreError::query("failing runs left running", e))?;
         Ok(DB::rows_affected(&result))
+    }
+
+    /// How many runs each trigger (as stored) started.
+    pub async fn trigger_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as(sql::TRIGGER_COUNTS)
+            .fetch_all(self.pool)
+            .await
+            .map_err(|e| StoreError::query("counting runs by trigger", e))
     }
 
     pub async fn status(&self) -> Result<Vec<JobStatus>, StoreError> {
@@ -405,6 +420,9 @@ mod sql {
 
     pub const ACCOUNT_STATE: &str = "SELECT high_water_date AS high_water, timezone, currency \
         FROM export_state WHERE job = $1 AND account_id = $2";
+
+    pub const TRIGGER_COUNTS: &str =
+        "SELECT trigger, count(*) FROM export_runs GROUP BY trigger ORDER BY trigger";
 
     /// Latest run per job by start time (id breaks ties), plus state; jobs from either table.
     /// Named as the fields of `StatusRow`.

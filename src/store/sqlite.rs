@@ -47,6 +47,20 @@ pub(super) struct SqliteStore {
     file: String,
 }
 
+/// Creates the database file, empty and readable by its owner only (0600), when it does not exist
+/// yet; SQLite then gives its `-wal` and `-shm` files the same mode. An existing file is left as
+/// it is; any error is left for the connection to report.
+fn create_private(path: &std::path::Path) {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let _ = options.open(path);
+}
+
 /// A job lock held inside this process; dropping it releases it.
 pub(super) struct SqliteJobLock {
     entry: (String, String),
@@ -76,6 +90,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        create_private(options.get_filename());
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
@@ -112,6 +127,17 @@ impl SqliteStore {
             .fetch_one(&self.pool)
             .await
             .map_err(|e| StoreError::query(action, e))
+    }
+
+    /// Every table (or view) in the file, by name, SQLite's own left out.
+    pub async fn table_names(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::query("listing the tables", e))
     }
 
     /// The run-record and state statements on this store's pool.

@@ -734,3 +734,39 @@ async fn database_lost_mid_life_turns_readyz_503_until_it_returns() {
     .await;
     daemon.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn a_second_sigterm_cuts_the_grace_period_short_and_leaves_nothing_running() {
+    let db = TestDb::new().await;
+    let api = mock_api(120_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let grace = 100;
+    let mut d = Daemon::spawn(
+        dir.path(),
+        "d",
+        &jobs_toml(ANY_PORT, grace, "0 0 1 1 *", true),
+        &db.url,
+        &api,
+    );
+    let pool = db.pool().await;
+    wait_for("a running window", Duration::from_secs(30), || async {
+        (count(&runs(&pool).await, "running") == 1).then_some(())
+    })
+    .await;
+    d.terminate();
+    wait_for(
+        "the daemon to be stopping",
+        Duration::from_secs(30),
+        || async { d.log().contains("stopping: no new runs").then_some(()) },
+    )
+    .await;
+    let sent = Instant::now();
+    d.terminate();
+    // Far below the 100 s grace period the first signal granted.
+    let status = d.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status}\n{}", d.log());
+    assert!(sent.elapsed() < Duration::from_secs(30));
+    let all = runs(&pool).await;
+    assert_eq!(count(&all, "running"), 0, "{all:?}");
+    assert_eq!(count(&all, "failed"), 1, "{all:?}");
+}

@@ -881,7 +881,10 @@ async fn demo_runs_end_to_end_with_no_setup() {
     );
     assert!(stdout.contains("what landed"), "{stdout}");
     assert!(stdout.contains("SELECT"), "{stdout}");
-    let url = format!("sqlite://{}", dir.path().join("rokt-export.db").display());
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("rokt-export-demo.db").display()
+    );
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     for table in [
         "campaign_daily",
