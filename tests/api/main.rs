@@ -12,6 +12,8 @@ mod credentials;
 mod daemon;
 mod export;
 mod helpers;
+mod hostile;
+mod hostile_peers;
 mod mock;
 mod postgres;
 mod store;
