@@ -877,7 +877,11 @@ mod tests {
         assert_eq!(dot_segment("/a/./b"), Some("."));
         assert_eq!(dot_segment("/a/%2E%2e/b"), Some("%2E%2e"));
         assert_eq!(dot_segment("/a/.%2E"), Some(".%2E"));
-        assert_eq!(dot_segment("/a/b?x=/../"), None, "the query is not the path");
+        assert_eq!(
+            dot_segment("/a/b?x=/../"),
+            None,
+            "the query is not the path"
+        );
     }
 
     #[test]
