@@ -3,12 +3,20 @@
 //! error's description without its URL; whether a status or a transport error is worth retrying,
 //! and how long the server asked us to wait (`Retry-After`).
 //!
-//! A leaf: it knows reqwest and serde_json, nothing else of this crate, so that both users can
-//! import it without importing each other.
+//! A leaf: it knows reqwest, hyper, rustls and serde_json, nothing else of this crate, so that
+//! both users can import it without importing each other.
+//!
+//! Every server text quoted in a message goes through a [`Redact`] first (the token manager's
+//! secrets: see `scrub.rs`), then is cut to length.
 
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{self, HeaderMap};
+
+/// Removes secrets from a text a server sent, before it is quoted anywhere.
+pub(crate) trait Redact {
+    fn redact(&self, text: &str) -> String;
+}
 
 /// Why one HTTP exchange failed, before the retry decision. `E` is the caller's error for a
 /// failure that retrying cannot fix.
@@ -36,22 +44,29 @@ impl<E: std::fmt::Display> std::fmt::Display for Failure<E> {
 
 impl<E> Failure<E> {
     /// A retriable answer (see [`is_retriable_status`]): `HTTP <status>: <the server's message>`.
-    pub(crate) fn answered(status: u16, body: &[u8], retry_after: Option<Duration>) -> Failure<E> {
+    pub(crate) fn answered(
+        status: u16,
+        body: &[u8],
+        retry_after: Option<Duration>,
+        redact: &dyn Redact,
+    ) -> Failure<E> {
         Failure::Transient {
-            description: format!("HTTP {status}: {}", error_message(body, status)),
+            description: format!("HTTP {status}: {}", error_message(body, status, redact)),
             retry_after,
         }
     }
 
-    /// A request that got no answer. An invalid request (a bad URL, a header reqwest refuses) or
-    /// a redirect loop will fail the same way every time, so `fatal` turns its description into
-    /// the caller's error; anything else (refused, reset, timed out) is transient.
+    /// A request that got no answer. Some will fail the same way every time, so `fatal` turns
+    /// their description into the caller's error: an invalid request (a bad URL, a header
+    /// reqwest refuses), a redirect loop, a TLS failure (a certificate that does not verify, a
+    /// server that does not speak TLS) and an answer that is not HTTP or whose head is too large
+    /// (see [`is_permanent`]). Anything else (refused, reset, timed out) is transient.
     pub(crate) fn unanswered(
         error: &reqwest::Error,
         fatal: impl FnOnce(String) -> E,
     ) -> Failure<E> {
         let description = describe_transport(error);
-        if error.is_builder() || error.is_redirect() {
+        if error.is_builder() || error.is_redirect() || is_permanent(error) {
             Failure::Fatal(fatal(description))
         } else {
             Failure::Transient {
@@ -60,6 +75,35 @@ impl<E> Failure<E> {
             }
         }
     }
+}
+
+/// Whether a transport error will come back on every attempt: somewhere in its causes, a TLS
+/// error (rustls: a certificate that does not verify, a handshake the peer cannot do, a reply
+/// that is not TLS) or an HTTP parse error (hyper: an answer that is not HTTP, a head too large).
+/// These say the server or the configuration is wrong, not that the network hiccuped.
+fn is_permanent(error: &reqwest::Error) -> bool {
+    // Every cause: each error's source and, for an `io::Error`, the error it wraps
+    // (`io::Error::source` skips that one: it returns the wrapped error's source), since
+    // tokio-rustls and hyper-util wrap a `rustls::Error` in one `io::Error` inside another.
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![error];
+    while let Some(e) = pending.pop() {
+        if e.downcast_ref::<rustls::Error>().is_some()
+            || e.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_parse)
+        {
+            return true;
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            pending.push(inner);
+        }
+        if let Some(source) = e.source() {
+            pending.push(source);
+        }
+    }
+    false
 }
 
 /// Whether an HTTP status is worth retrying: rate limiting, a request timeout, or a server error
@@ -92,31 +136,32 @@ const MAX_MESSAGE_CHARS: usize = 500;
 
 /// The server's explanation of a failure: the first of `message`, `error`, `error_description`,
 /// `detail`, `errors` in a JSON body (strings as they are, anything else as compact JSON), else the
-/// body's text, else the status's reason phrase.
-pub(crate) fn error_message(body: &[u8], status: u16) -> String {
+/// body's text, else the status's reason phrase; secrets cut by `redact`, then cut to length.
+pub(crate) fn error_message(body: &[u8], status: u16, redact: &dyn Redact) -> String {
+    let quote = |text: &str| truncate(&redact.redact(text));
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
         for key in ["message", "error", "error_description", "detail", "errors"] {
             match value.get(key) {
                 None | Some(serde_json::Value::Null) => {}
                 Some(serde_json::Value::String(s)) if s.trim().is_empty() => {}
-                Some(serde_json::Value::String(s)) => return truncate(s.trim()),
+                Some(serde_json::Value::String(s)) => return quote(s.trim()),
                 Some(serde_json::Value::Object(o))
                     if o.get("message").is_some_and(|m| m.is_string()) =>
                 {
-                    return truncate(
+                    return quote(
                         o.get("message")
                             .and_then(|m| m.as_str())
                             .unwrap_or_default(),
                     );
                 }
-                Some(other) => return truncate(&other.to_string()),
+                Some(other) => return quote(&other.to_string()),
             }
         }
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if !text.is_empty() {
-        return truncate(text);
+        return quote(text);
     }
     reqwest::StatusCode::from_u16(status)
         .ok()
@@ -171,6 +216,38 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Redacts nothing.
+    struct Nothing;
+
+    impl Redact for Nothing {
+        fn redact(&self, text: &str) -> String {
+            text.to_owned()
+        }
+    }
+
+    fn error_message(body: &[u8], status: u16) -> String {
+        super::error_message(body, status, &Nothing)
+    }
+
+    #[test]
+    fn error_message_redacts_before_it_cuts() {
+        struct Secret;
+        impl Redact for Secret {
+            fn redact(&self, text: &str) -> String {
+                text.replace("hunter2", "***")
+            }
+        }
+        let body = format!("{}hunter2 and more", "x".repeat(496));
+        let message = super::error_message(body.as_bytes(), 502, &Secret);
+        assert!(!message.contains("hunt"), "{message}");
+        assert!(message.contains("***"), "{message}");
+        let json = br#"{"message":"Authorization: Basic hunter2"}"#;
+        assert_eq!(
+            super::error_message(json, 400, &Secret),
+            "Authorization: Basic ***"
+        );
+    }
+
     #[test]
     fn error_message_looks_in_the_usual_places() {
         assert_eq!(
@@ -209,8 +286,12 @@ mod tests {
 
     #[test]
     fn a_retriable_answer_is_described_with_its_status() {
-        let failure: Failure<()> =
-            Failure::answered(503, br#"{"message":"busy"}"#, Some(Duration::from_secs(2)));
+        let failure: Failure<()> = Failure::answered(
+            503,
+            br#"{"message":"busy"}"#,
+            Some(Duration::from_secs(2)),
+            &Nothing,
+        );
         match failure {
             Failure::Transient {
                 description,

@@ -2,33 +2,47 @@
 //!
 //! What it guarantees, whoever calls it:
 //! - at most `max_concurrent_requests` requests in flight across the whole process (a permit is held
-//!   only while a request is on the wire, never during a backoff sleep);
-//! - 429, 5xx (but 501), timeouts and broken connections are retried through [`retry::run`] with
-//!   exponential backoff and full jitter (see [`retry::Backoff`]), honouring `Retry-After`, up to
-//!   `max_retries` times, with a fresh look at the token before every attempt;
-//! - a 401 invalidates the token that was used, renews it and retries once;
-//! - other 4xx fail at once with the API's own message;
+//!   only while a request is on the wire or waits out an API-wide pause, never during its own
+//!   backoff sleep);
+//! - a `Retry-After` pauses the whole API, not one request: until it has passed no request is sent
+//!   (see `gate.rs`);
+//! - 401, 429, 5xx (but 501), timeouts and broken connections are retried through [`retry::run`]
+//!   with exponential backoff and full jitter (see [`retry::Backoff`]), honouring `Retry-After`, up
+//!   to `max_retries` times, with a fresh look at the token before every attempt; a 401 first
+//!   invalidates the token it was answered to, so each retry after one has a new token;
+//! - TLS failures, answers that are not HTTP or whose head is too large, redirects (none is
+//!   followed) and other 4xx fail at once, a 4xx with the API's own message;
 //! - the body is returned as bytes, or sent piece by piece through a channel as it arrives (a
 //!   report's rows are parsed on the way in and its body is never held whole): parsing (and so a
 //!   malformed-JSON error naming the endpoint and position) is the caller's job, and is never
-//!   retried;
-//! - nothing secret is logged: method, path, status, latency and attempt, never headers.
+//!   retried; a body larger than `[api] max_body_bytes` once decompressed is refused;
+//! - only `https://`, or `http://` to this machine unless `[api] allow_insecure_http` (checked
+//!   when the client is built, as the configuration does);
+//! - no request leaves its endpoint: an account id must be one
+//!   ([`crate::config::account_id`]), and a path with a `.` or `..` segment is refused before it
+//!   is sent (a URL parser would resolve it into another path);
+//! - nothing secret is logged: method, path, status, latency and attempt, never headers; server
+//!   messages are scrubbed of the credentials and tokens (`scrub.rs`) before they are quoted.
 //!
 //! It logs at DEBUG (every request) and WARN (every retry) and never at ERROR: the caller decides
 //! what a failure means.
 //!
 //! The folder: this file is the client; [`token`] the token manager (the only user of the app
 //! credentials); [`retry`] the crate's one retry loop; `http_error` what a failed exchange means
-//! (error bodies, transport errors, `Retry-After`); `stats` the counters behind
-//! [`ApiClient::stats`].
+//! (error bodies, transport errors, `Retry-After`); `gate` the API-wide `Retry-After` pause;
+//! `body` bounded body reads; `scrub` secrets cut from server messages; `stats` the counters
+//! behind [`ApiClient::stats`].
 
+mod body;
+mod gate;
 mod http_error;
 pub mod retry;
+mod scrub;
 mod stats;
 pub mod token;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,10 +54,14 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{debug, instrument, warn};
 
+use crate::config::account_id::{ACCOUNT_ID_RULE, is_account_id, quote_id};
 use crate::config::template::Values;
-use crate::config::{ApiConfig, Credentials, GenericJob, Method, QueryJob};
+use crate::config::{ApiConfig, Credentials, GenericJob, Method, QueryJob, check_base_url};
+use body::{describe_size, read_capped};
+use gate::Gate;
 use http_error::{Failure, describe_transport, error_message};
 use retry::{Backoff, Policy, Verdict};
+use scrub::redirect_message;
 pub use stats::{ApiStats, LatencyHistogram};
 use token::{AccessToken, AuthError, TokenManager};
 
@@ -72,7 +90,7 @@ pub struct ApiResponse {
     pub body: Bytes,
     /// Method and path, e.g. `POST /v1/query/accounts/1/campaigns/`, for messages.
     pub endpoint: String,
-    /// HTTP requests made for this call, counting retries and the retry after a 401.
+    /// HTTP requests made for this call, counting retries (those after a 401 too).
     pub attempts: u32,
 }
 
@@ -110,8 +128,9 @@ pub enum ApiError {
     /// No token could be had.
     #[error(transparent)]
     Auth(#[from] AuthError),
-    /// The API refused the request (a 4xx other than 429, or a second 401); retrying will not help.
-    #[error("{endpoint} answered HTTP {status}: {message}")]
+    /// The API refused the request (a 4xx other than 429, a 401 to every fresh token, or a
+    /// redirect); retrying will not help.
+    #[error("{endpoint} answered HTTP {status}: {message}{}", status_hint(*status))]
     Status {
         status: u16,
         endpoint: String,
@@ -133,9 +152,14 @@ pub enum ApiError {
         column: usize,
         message: String,
     },
-    /// The request could not be sent for a reason retrying cannot fix (an invalid URL, a redirect loop).
+    /// The request could not be sent for a reason retrying cannot fix (an invalid URL, a TLS
+    /// failure such as a certificate that does not verify, an answer that is not HTTP).
     #[error("{endpoint}: {message}")]
     Transport { endpoint: String, message: String },
+    /// rokt-export refused the request or its answer: a path that would leave its endpoint, an
+    /// account id that is not one, an answer larger than `[api] max_body_bytes`.
+    #[error("{endpoint}: {message}")]
+    Refused { endpoint: String, message: String },
     /// The HTTP client could not be built (TLS set-up).
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
@@ -149,9 +173,10 @@ impl ApiError {
             ApiError::Auth(e) => e.is_retriable(),
             ApiError::RetriesExhausted { .. } => true,
             ApiError::Status { status, .. } => http_error::is_retriable_status(*status),
-            ApiError::MalformedJson { .. } | ApiError::Transport { .. } | ApiError::Client(_) => {
-                false
-            }
+            ApiError::MalformedJson { .. }
+            | ApiError::Transport { .. }
+            | ApiError::Refused { .. }
+            | ApiError::Client(_) => false,
         }
     }
 
@@ -169,6 +194,20 @@ impl ApiError {
     /// [`AuthError::is_config`]). Never true together with [`ApiError::is_unavailable`].
     pub fn is_config(&self) -> bool {
         matches!(self, ApiError::Auth(e) if e.is_config())
+    }
+}
+
+/// What a status may mean beyond the API's words, appended to [`ApiError::Status`].
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        // AWS API Gateway, in front of the API, answers an unknown path or method 403 ("Missing
+        // Authentication Token") rather than 404, even with a valid token.
+        403 => {
+            " (with a valid token, a 403 means either that the path or method is wrong: the API's \
+             gateway answers an unknown path 403 \"Missing Authentication Token\"; or that these \
+             credentials may not read this account)"
+        }
+        _ => "",
     }
 }
 
@@ -198,19 +237,35 @@ impl ApiClient {
         credentials: Credentials,
         backoff: Backoff,
     ) -> Result<ApiClient, ApiError> {
+        // The configuration checks this already; a client built from an `ApiConfig` made in code
+        // is held to the same rules.
+        let base_url = check_base_url(&api.base_url, api.allow_insecure_http).map_err(|e| {
+            ApiError::Client(format!(
+                "[api] base_url \"{}\" {e}",
+                crate::config::printable_url(&api.base_url)
+            ))
+        })?;
         crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("rokt-export/", env!("CARGO_PKG_VERSION")))
             .gzip(true)
             .timeout(api.request_timeout)
             .connect_timeout(api.connect_timeout)
+            // See `scrub::redirect_message` for why none is followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiError::Client(describe_transport(&e)))?;
-        let tokens = TokenManager::with_backoff(http.clone(), api, credentials, backoff);
+        let api = ApiConfig {
+            base_url,
+            ..api.clone()
+        };
+        let tokens = TokenManager::with_backoff(http.clone(), &api, credentials, backoff);
         Ok(ApiClient {
             inner: Arc::new(Inner {
                 http,
-                base_url: api.base_url.trim_end_matches('/').to_owned(),
+                base_url: api.base_url.clone(),
+                max_body_bytes: usize::try_from(api.max_body_bytes).unwrap_or(usize::MAX),
+                gate: Gate::default(),
                 tokens,
                 // Zero would block every request forever; config validation should prevent it.
                 permits: Semaphore::new(api.max_concurrent_requests.max(1)),
@@ -269,6 +324,7 @@ impl ApiClient {
             utf8_percent_encode(request.account_id, PATH_SEGMENT),
             request.job.report.path_suffix()
         );
+        check_account_id(request.account_id, &path, reqwest::Method::POST)?;
         let body = report_body(request);
         self.send(reqwest::Method::POST, path, &[], Some(&body), pieces)
             .await
@@ -286,6 +342,7 @@ impl ApiClient {
             Method::Post => reqwest::Method::POST,
         };
         let path = job.endpoint.expand_path(values);
+        check_account_id(values.account_id, &path, method.clone())?;
         let query: Vec<(String, String)> = job
             .query
             .iter()
@@ -311,6 +368,15 @@ impl ApiClient {
         pieces: Option<&PieceSender>,
     ) -> Result<ApiResponse, ApiError> {
         let endpoint = format!("{method} {path}");
+        if let Some(segment) = dot_segment(&path) {
+            return Err(ApiError::Refused {
+                endpoint,
+                message: format!(
+                    "the path has a `{segment}` segment, which would make it another path; \
+                     refused before sending"
+                ),
+            });
+        }
         let url = format!("{}{}", self.inner.base_url, path);
         let body = match body {
             Some(b) => Some(Bytes::from(serde_json::to_vec(b).map_err(|e| {
@@ -329,7 +395,7 @@ impl ApiClient {
             endpoint,
             pieces,
             requests: AtomicU32::new(0),
-            renewed_after_401: AtomicBool::new(false),
+            unauthorized: Mutex::new(None),
         };
         let policy = Policy {
             backoff: self.inner.backoff,
@@ -358,6 +424,10 @@ impl ApiClient {
         )
         .await;
         let attempts = call.requests.into_inner();
+        let unauthorized = call
+            .unauthorized
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
         let endpoint = call.endpoint;
         match answered {
             Ok(body) => Ok(ApiResponse {
@@ -365,9 +435,19 @@ impl ApiClient {
                 endpoint,
                 attempts,
             }),
-            Err(gave_up) => Err(match gave_up.error {
-                Failure::Fatal(error) => error,
-                Failure::Transient { description, .. } => ApiError::RetriesExhausted {
+            Err(gave_up) => Err(match (gave_up.error, unauthorized) {
+                (Failure::Fatal(error), _) => error,
+                // Every retry had a fresh token and was refused: not an outage, the tokens this
+                // token endpoint issues are not accepted here.
+                (Failure::Transient { .. }, Some(message)) => ApiError::Status {
+                    status: 401,
+                    endpoint,
+                    message: format!(
+                        "{message} (refused {attempts} times in a row, with a new token after \
+                         each refusal)"
+                    ),
+                },
+                (Failure::Transient { description, .. }, None) => ApiError::RetriesExhausted {
                     endpoint,
                     attempts,
                     last: description,
@@ -376,53 +456,102 @@ impl ApiClient {
         }
     }
 
-    /// One attempt of a call: a request with the current token, and after a 401 (the token expired
-    /// early or was revoked) at once a second one with a renewed token, once per call. The
-    /// token, not the server, was the problem, so that second request neither waits for a backoff
-    /// nor counts as a retry.
+    /// One attempt of a call: a request with the current token. A 401 (the token expired early
+    /// or was revoked) invalidates that token, so that the retry asks for a new one, and is
+    /// retried like any transient failure (counted against `max_retries`). An answer with
+    /// `Retry-After` pauses every request to the API ([`Gate`]).
     async fn try_once(&self, call: &Call<'_>) -> Result<Bytes, Failure<ApiError>> {
-        loop {
-            let token = self.inner.tokens.token().await;
-            let token = token.map_err(|e| Failure::Fatal(ApiError::Auth(e)))?;
-            let attempt = call.requests.fetch_add(1, Ordering::Relaxed) + 1;
-            let answer = self.attempt(call, &token, attempt).await.map_err(|e| {
-                Failure::unanswered(&e, |message| ApiError::Transport {
+        let secrets = self.inner.tokens.secrets();
+        let token = self.inner.tokens.token().await;
+        let token = token.map_err(|e| Failure::Fatal(ApiError::Auth(e)))?;
+        let attempt = call.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        let unauthorized = |message: Option<String>| {
+            *call.unauthorized.lock().unwrap_or_else(|e| e.into_inner()) = message;
+        };
+        let answer = match self.attempt(call, &token, attempt).await {
+            Ok(answer) => answer,
+            Err(Unanswered::Transport(e)) => {
+                unauthorized(None);
+                return Err(Failure::unanswered(&e, |message| ApiError::Transport {
                     endpoint: call.endpoint.clone(),
                     message,
-                })
-            })?;
-            let status = answer.status;
-            if (200..300).contains(&status) {
-                return Ok(answer.body);
+                }));
             }
-            if status == 401 && !call.renewed_after_401.swap(true, Ordering::Relaxed) {
-                debug!(attempt, "401 Unauthorized; renewing the token");
-                self.inner.tokens.invalidate(&token).await;
-                continue;
-            }
-            return Err(if http_error::is_retriable_status(status) {
-                Failure::answered(status, &answer.body, answer.retry_after)
-            } else {
-                Failure::Fatal(ApiError::Status {
-                    status,
+            Err(Unanswered::TooLarge { .. }) => {
+                return Err(Failure::Fatal(ApiError::Refused {
                     endpoint: call.endpoint.clone(),
-                    message: error_message(&answer.body, status),
-                })
+                    message: format!(
+                        "the answer is larger than [api] max_body_bytes ({}, counted \
+                         decompressed); it was not read further and is not retried (a genuine \
+                         answer this large needs a smaller window_days)",
+                        describe_size(self.inner.max_body_bytes as u64)
+                    ),
+                }));
+            }
+        };
+        let status = answer.status;
+        if (200..300).contains(&status) {
+            return Ok(answer.body);
+        }
+        if status == 401 {
+            debug!(attempt, "401 Unauthorized; the token is invalidated");
+            self.inner.tokens.invalidate(&token).await;
+            let message = error_message(&answer.body, status, secrets);
+            unauthorized(Some(message.clone()));
+            return Err(Failure::Transient {
+                description: format!("HTTP 401: {message}"),
+                retry_after: None,
             });
         }
+        unauthorized(None);
+        if http_error::is_retriable_status(status) {
+            if let Some(wait) = answer.retry_after {
+                let wait = wait.min(self.inner.backoff.retry_after_cap);
+                if !wait.is_zero() {
+                    debug!(
+                        wait_ms = millis(wait),
+                        "Retry-After: no request to the API until it has passed"
+                    );
+                }
+                self.inner.gate.pause_for(wait);
+            }
+            return Err(Failure::answered(
+                status,
+                &answer.body,
+                answer.retry_after,
+                secrets,
+            ));
+        }
+        let message = if (300..400).contains(&status) {
+            redirect_message(answer.location.as_deref(), secrets)
+        } else {
+            error_message(&answer.body, status, secrets)
+        };
+        Err(Failure::Fatal(ApiError::Status {
+            status,
+            endpoint: call.endpoint.clone(),
+            message,
+        }))
     }
 
-    /// One HTTP request, holding a concurrency permit from sending until the body is read (and,
-    /// with a channel, handed over).
+    /// One HTTP request, holding a concurrency permit from before the API-wide pause check until
+    /// the body is read (and, with a channel, handed over).
     async fn attempt(
         &self,
         call: &Call<'_>,
         token: &AccessToken,
         attempt: u32,
-    ) -> Result<Answer, reqwest::Error> {
+    ) -> Result<Answer, Unanswered> {
         // The semaphore is never closed, so acquiring cannot fail; if it somehow did, sending
         // without a permit is better than failing the run.
         let _permit = self.inner.permits.acquire().await.ok();
+        let paused = self.inner.gate.wait().await;
+        if !paused.is_zero() {
+            debug!(
+                waited_ms = millis(paused),
+                attempt, "waited for the API's Retry-After"
+            );
+        }
         let started = Instant::now();
         let result = self.exchange(call, token).await;
         let latency = started.elapsed();
@@ -437,7 +566,7 @@ impl ApiClient {
                     "API answered"
                 );
             }
-            Err(e) => {
+            Err(Unanswered::Transport(e)) => {
                 self.inner.stats.request(None, latency);
                 debug!(
                     latency_ms = millis(latency),
@@ -446,15 +575,20 @@ impl ApiClient {
                     "API request got no answer"
                 );
             }
+            Err(Unanswered::TooLarge { status }) => {
+                self.inner.stats.request(Some(*status), latency);
+                debug!(
+                    latency_ms = millis(latency),
+                    attempt,
+                    limit = self.inner.max_body_bytes,
+                    "API answer larger than max_body_bytes; refused"
+                );
+            }
         }
         result
     }
 
-    async fn exchange(
-        &self,
-        call: &Call<'_>,
-        token: &AccessToken,
-    ) -> Result<Answer, reqwest::Error> {
+    async fn exchange(&self, call: &Call<'_>, token: &AccessToken) -> Result<Answer, Unanswered> {
         let mut builder = self
             .inner
             .http
@@ -472,15 +606,30 @@ impl ApiClient {
         let mut response = builder.send().await?;
         let status = response.status().as_u16();
         let retry_after = http_error::retry_after(response.headers());
-        let mut bytes = 0;
+        let location = (300..400).contains(&status).then(|| {
+            response
+                .headers()
+                .get(header::LOCATION)
+                .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned())
+        });
+        let success = (200..300).contains(&status);
+        let limit = self.inner.max_body_bytes;
+        if success && response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(Unanswered::TooLarge { status });
+        }
         if let Some(pieces) = call.pieces
-            && (200..300).contains(&status)
+            && success
         {
             // A closed receiver stops the reading: the rest is not read and the connection is
-            // closed, not reused.
+            // closed, not reused. The count is of decompressed bytes (reqwest undoes gzip
+            // before it hands a chunk over): one addition and one comparison per chunk.
+            let mut bytes = 0usize;
             if pieces.send(Piece::Start).await.is_ok() {
                 while let Some(chunk) = response.chunk().await? {
                     bytes += chunk.len();
+                    if bytes > limit {
+                        return Err(Unanswered::TooLarge { status });
+                    }
                     if pieces.send(Piece::Data(chunk)).await.is_err() {
                         break;
                     }
@@ -489,28 +638,27 @@ impl ApiClient {
             return Ok(Answer {
                 status,
                 retry_after,
+                location: None,
                 body: Bytes::new(),
                 bytes,
             });
         }
-        // Gathered into one buffer as the chunks arrive, sized by Content-Length when there is
-        // one, rather than with `Response::bytes()`, which keeps every chunk until the end and
-        // then copies them into a second buffer: the body would be held twice at its end.
-        let expected = response
-            .content_length()
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(0)
-            .min(MAX_PREALLOCATED_BODY_BYTES);
-        let mut body = Vec::with_capacity(expected);
-        while let Some(chunk) = response.chunk().await? {
-            body.extend_from_slice(&chunk);
+        // An error answer is read only as far as its message can matter.
+        let limit = if success {
+            limit
+        } else {
+            limit.min(MAX_ERROR_BODY_BYTES)
+        };
+        let capped = read_capped(&mut response, limit).await?;
+        if success && capped.truncated {
+            return Err(Unanswered::TooLarge { status });
         }
-        bytes = body.len();
         Ok(Answer {
             status,
             retry_after,
-            body: Bytes::from(body),
-            bytes,
+            location: location.flatten(),
+            bytes: capped.bytes.len(),
+            body: capped.bytes,
         })
     }
 }
@@ -528,6 +676,10 @@ impl std::fmt::Debug for ApiClient {
 struct Inner {
     http: reqwest::Client,
     base_url: String,
+    /// `[api] max_body_bytes`.
+    max_body_bytes: usize,
+    /// The API-wide `Retry-After` pause.
+    gate: Gate,
     tokens: TokenManager,
     permits: Semaphore,
     max_retries: u32,
@@ -546,24 +698,41 @@ struct Call<'a> {
     endpoint: String,
     /// Where a successful answer's body goes as it arrives, if not into [`Answer::body`].
     pieces: Option<&'a PieceSender>,
-    /// HTTP requests made so far, the one after a 401 included.
+    /// HTTP requests made so far, retries included.
     requests: AtomicU32,
-    /// Whether the token was renewed after a 401 already: once per call, not per attempt.
-    renewed_after_401: AtomicBool,
+    /// The API's message when the last attempt was answered 401 (the final error then says that
+    /// fresh tokens were refused, rather than that the API was unavailable).
+    unauthorized: Mutex<Option<String>>,
 }
 
 struct Answer {
     status: u16,
     retry_after: Option<Duration>,
-    /// Empty when the body went to a sink.
+    /// A redirect's `Location`.
+    location: Option<String>,
+    /// Empty when the body went to a sink; an error answer's first [`MAX_ERROR_BODY_BYTES`].
     body: Bytes,
     /// Bytes of body received.
     bytes: usize,
 }
 
-/// The most a body's buffer is sized to up front from its `Content-Length` (the header is the
-/// server's word, not a promise): beyond this it grows as the bytes arrive.
-const MAX_PREALLOCATED_BODY_BYTES: usize = 64 << 20;
+/// Why an exchange produced no answer to look at.
+enum Unanswered {
+    Transport(reqwest::Error),
+    /// A successful answer's body exceeds `[api] max_body_bytes`.
+    TooLarge {
+        status: u16,
+    },
+}
+
+impl From<reqwest::Error> for Unanswered {
+    fn from(e: reqwest::Error) -> Unanswered {
+        Unanswered::Transport(e)
+    }
+}
+
+/// How much of an error answer is read: its message is quoted to 500 characters at most.
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
 /// Characters left as they are in a path segment (RFC 3986 unreserved), as in
 /// [`crate::config::template::Template::expand_path`].
@@ -572,6 +741,31 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// Refuses an account id that is not one ([`ACCOUNT_ID_RULE`]) before anything is sent.
+fn check_account_id(id: &str, path: &str, method: reqwest::Method) -> Result<(), ApiError> {
+    if is_account_id(id) {
+        return Ok(());
+    }
+    Err(ApiError::Refused {
+        endpoint: format!("{method} {path}"),
+        message: format!(
+            "{} is not an account id (an id is {ACCOUNT_ID_RULE}); refused before sending",
+            quote_id(id)
+        ),
+    })
+}
+
+/// The first `.` or `..` segment of `path` (before its query), however it is written: a URL
+/// parser resolves `%2e` and `%2E` like a dot, and so would make the request another path.
+fn dot_segment(path: &str) -> Option<&str> {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.split('/').find(|segment| {
+        let lower = segment.to_ascii_lowercase();
+        let dots = lower.replace("%2e", ".");
+        dots == "." || dots == ".."
+    })
+}
 
 /// The Query API request body for one window.
 fn report_body(request: &ReportRequest<'_>) -> serde_json::Value {
@@ -616,10 +810,22 @@ fn parse_accounts(response: &ApiResponse) -> Result<Vec<Account>, ApiError> {
         .iter()
         .enumerate()
         .map(|(i, item)| {
+            let account_id = text(item, "accountId").ok_or_else(|| {
+                shape_error(&format!("account {i} has no `accountId` string or number"))
+            })?;
+            // It goes into request paths and tables: refuse the whole list rather than guess.
+            if !is_account_id(&account_id) {
+                return Err(ApiError::Refused {
+                    endpoint: response.endpoint.clone(),
+                    message: format!(
+                        "account {i} has the id {}, which is not an account id (an id is \
+                         {ACCOUNT_ID_RULE}); the list is refused",
+                        quote_id(&account_id)
+                    ),
+                });
+            }
             Ok(Account {
-                account_id: text(item, "accountId").ok_or_else(|| {
-                    shape_error(&format!("account {i} has no `accountId` string or number"))
-                })?,
+                account_id,
                 account_name: text(item, "accountName"),
                 currency: text(item, "accountCurrencyCode"),
                 timezone: text(item, "accountTimezone"),
@@ -660,6 +866,21 @@ mod tests {
                 "metrics": ["impressions", "referrals"], "dimensions": ["campaign_id"],
                 "timezoneVariation": "America/Los_Angeles", "currencyCode": "USD",
             })
+        );
+    }
+
+    #[test]
+    fn dot_segments_are_found_however_spelled() {
+        assert_eq!(dot_segment("/v1/query/accounts/1/campaigns/"), None);
+        assert_eq!(dot_segment("/reporting/a.b/..c/x"), None);
+        assert_eq!(dot_segment("/v1/query/accounts/../campaigns/"), Some(".."));
+        assert_eq!(dot_segment("/a/./b"), Some("."));
+        assert_eq!(dot_segment("/a/%2E%2e/b"), Some("%2E%2e"));
+        assert_eq!(dot_segment("/a/.%2E"), Some(".%2E"));
+        assert_eq!(
+            dot_segment("/a/b?x=/../"),
+            None,
+            "the query is not the path"
         );
     }
 

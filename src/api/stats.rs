@@ -16,7 +16,7 @@ pub struct ApiStats {
     pub requests_by_status: BTreeMap<u16, u64>,
     /// Requests that got no HTTP answer (timeouts, refused or reset connections).
     pub transport_errors: u64,
-    /// Retries made after 429, 5xx or transport errors (not counting the retry after a 401).
+    /// Retries made after 401, 429, 5xx or transport errors.
     pub retries: u64,
     /// Latency of every request, answered or not.
     pub latency: LatencyHistogram,

@@ -12,8 +12,17 @@
 //! - **Nothing secret leaves.** The Basic header is built by [`Credentials::basic_authorization`],
 //!   the bearer header by [`AccessToken`]; both are marked sensitive and neither is ever logged.
 //!
+//! - **A bounded lifetime.** `expires_in` is taken up to [`MAX_LIFETIME`] (a day) and the renewal
+//!   time computed with checked arithmetic: a server that says 2^64-1 seconds gets a token
+//!   renewed daily, not a panic.
+//! - **Secrets scrubbed.** Every form of the credentials and of the latest tokens is cut from
+//!   what servers say before it reaches a message (`scrub::Secrets`, shared with the client
+//!   through `TokenManager::secrets`).
+//!
 //! Transient failures of the token endpoint (408, 429, 5xx, timeouts, resets) are retried through
-//! [`retry::run`] with the client's backoff and retry budget, honouring `Retry-After`.
+//! [`retry::run`] with the client's backoff and retry budget, honouring `Retry-After`. Its answer
+//! is read up to [`MAX_TOKEN_ANSWER_BYTES`] (or `[api] max_body_bytes` when smaller); a redirect
+//! is not followed.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,8 +36,10 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, warn};
 
-use super::http_error::{self, Failure, error_message, truncate};
+use super::body::{describe_size, read_capped};
+use super::http_error::{self, Failure, Redact, error_message, truncate};
 use super::retry::{self, Backoff, Policy, Verdict};
+use super::scrub::{Secrets, redirect_message};
 use crate::config::{ApiConfig, Credentials};
 
 /// Hands out access tokens for the Rokt API. Cheap to clone: clones share one cache.
@@ -127,10 +138,15 @@ impl TokenManager {
         credentials: Credentials,
         backoff: Backoff,
     ) -> TokenManager {
+        let body_limit = usize::try_from(api.max_body_bytes)
+            .unwrap_or(usize::MAX)
+            .min(MAX_TOKEN_ANSWER_BYTES);
         TokenManager {
             inner: Arc::new(Inner {
                 http,
                 url: format!("{}{}", api.base_url.trim_end_matches('/'), api.token_path),
+                secrets: Secrets::new(&credentials.echoable_forms()),
+                body_limit,
                 credentials,
                 retry: Policy {
                     backoff,
@@ -194,6 +210,11 @@ impl TokenManager {
     pub fn renewals(&self) -> u64 {
         self.inner.renewals.load(Ordering::Relaxed)
     }
+
+    /// The credentials and the latest tokens, in every spelling, to cut from server messages.
+    pub(crate) fn secrets(&self) -> &Secrets {
+        &self.inner.secrets
+    }
 }
 
 impl fmt::Debug for TokenManager {
@@ -245,6 +266,9 @@ struct Inner {
     http: reqwest::Client,
     url: String,
     credentials: Credentials,
+    secrets: Secrets,
+    /// The largest token answer read.
+    body_limit: usize,
     retry: Policy,
     state: Mutex<State>,
     generations: AtomicU64,
@@ -296,6 +320,12 @@ fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Err
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// The most a token is renewed ahead of its expiry.
 const MAX_RENEWAL_MARGIN: Duration = Duration::from_secs(300);
+/// The longest lifetime believed: a token said to last longer is renewed after a day anyway (and
+/// a lifetime of 2^64-1 seconds does not overflow the clock).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
+/// The largest token answer read: a token answer is a few kilobytes (a Cognito access token is
+/// about one), so anything near this is not one.
+pub const MAX_TOKEN_ANSWER_BYTES: usize = 1 << 20;
 
 /// How long before expiry to renew: a tenth of the lifetime, at most five minutes. A one-hour token
 /// is renewed five minutes early; a three-second test token 0.3 s early, not on every request.
@@ -341,15 +371,14 @@ impl Inner {
 
     fn accept(&self, answer: (TokenResponse, HeaderValue), sent: Instant) -> Cached {
         let (response, header) = answer;
-        let lifetime = response
-            .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_LIFETIME);
+        let lifetime = lifetime(response.expires_in);
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         self.renewals.fetch_add(1, Ordering::Relaxed);
+        self.secrets.add_token(&response.access_token);
         debug!(
             generation,
-            expires_in_secs = lifetime.as_secs(),
+            expires_in_secs = response.expires_in,
+            renew_after_secs = lifetime.as_secs(),
             "access token renewed"
         );
         Cached {
@@ -358,7 +387,7 @@ impl Inner {
                 header,
                 generation,
             },
-            renew_at: sent + lifetime.saturating_sub(renewal_margin(lifetime)),
+            renew_at: renew_at(sent, lifetime),
         }
     }
 
@@ -383,10 +412,17 @@ impl Inner {
             .form(&[("grant_type", "client_credentials")])
             .send()
             .await;
-        let response = result.map_err(|e| self.unanswered(&e))?;
+        let mut response = result.map_err(|e| self.unanswered(&e))?;
         let status = response.status().as_u16();
         let retry_after = http_error::retry_after(response.headers());
-        let body = response.bytes().await.map_err(|e| self.unanswered(&e))?;
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+        let capped = read_capped(&mut response, self.body_limit)
+            .await
+            .map_err(|e| self.unanswered(&e))?;
+        let body = capped.bytes;
         debug!(
             method = "POST",
             url = %self.url,
@@ -395,9 +431,18 @@ impl Inner {
             "token endpoint answered"
         );
         match status {
+            200..=299 if capped.truncated => Err(Failure::Fatal(AuthError::Malformed(format!(
+                "it is larger than {}",
+                describe_size(self.body_limit as u64)
+            )))),
             200..=299 => parse_token(&body).map_err(Failure::Fatal),
+            300..=399 => Err(Failure::Fatal(AuthError::Unexpected {
+                status,
+                url: self.url.clone(),
+                message: redirect_message(location.as_deref(), &self.secrets),
+            })),
             400 | 401 | 403 => {
-                let (code, message) = oauth_error(&body, status);
+                let (code, message) = oauth_error(&body, status, &self.secrets);
                 Err(Failure::Fatal(AuthError::Rejected {
                     status,
                     code,
@@ -406,12 +451,12 @@ impl Inner {
                 }))
             }
             s if http_error::is_retriable_status(s) => {
-                Err(Failure::answered(s, &body, retry_after))
+                Err(Failure::answered(s, &body, retry_after, &self.secrets))
             }
             s => Err(Failure::Fatal(AuthError::Unexpected {
                 status: s,
                 url: self.url.clone(),
-                message: error_message(&body, s),
+                message: error_message(&body, s, &self.secrets),
             })),
         }
     }
@@ -446,15 +491,33 @@ fn parse_token(body: &[u8]) -> Result<(TokenResponse, HeaderValue), AuthError> {
     Ok((response, header))
 }
 
+/// How long a token is used before renewal is due: `expires_in` (an hour when absent), at most
+/// [`MAX_LIFETIME`].
+fn lifetime(expires_in: Option<u64>) -> Duration {
+    expires_in
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_LIFETIME)
+        .min(MAX_LIFETIME)
+}
+
+/// When a token obtained by a request sent at `sent` is renewed. Checked: should the clock have no
+/// room left (it cannot with [`MAX_LIFETIME`], but the arithmetic does not rely on it), the token
+/// is due at once rather than the process panicking.
+fn renew_at(sent: Instant, lifetime: Duration) -> Instant {
+    sent.checked_add(lifetime.saturating_sub(renewal_margin(lifetime)))
+        .unwrap_or(sent)
+}
+
 /// The OAuth `error` code and description of a refusal (RFC 6749 section 5.2), tolerating other
 /// shapes: the code falls back to the HTTP status, the description to whatever message is there.
-fn oauth_error(body: &[u8], status: u16) -> (String, String) {
+/// Both are the server's words: secrets are cut from them.
+fn oauth_error(body: &[u8], status: u16, secrets: &dyn Redact) -> (String, String) {
     let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let code = value
         .as_ref()
         .and_then(|v| v.get("error"))
         .and_then(|v| v.as_str())
-        .map(str::to_owned);
+        .map(|c| truncate(&secrets.redact(c)));
     let description = value
         .as_ref()
         .and_then(|v| {
@@ -462,12 +525,15 @@ fn oauth_error(body: &[u8], status: u16) -> (String, String) {
                 .iter()
                 .find_map(|k| v.get(*k).and_then(|m| m.as_str()))
         })
-        .map(str::to_owned);
+        .map(|d| truncate(&secrets.redact(d)));
     match (code, description) {
-        (Some(code), Some(description)) => (code, truncate(&description)),
+        (Some(code), Some(description)) => (code, description),
         (Some(code), None) => (code, String::new()),
-        (None, Some(description)) => (format!("http_{status}"), truncate(&description)),
-        (None, None) => (format!("http_{status}"), error_message(body, status)),
+        (None, Some(description)) => (format!("http_{status}"), description),
+        (None, None) => (
+            format!("http_{status}"),
+            error_message(body, status, secrets),
+        ),
     }
 }
 
@@ -519,19 +585,45 @@ mod tests {
     }
 
     #[test]
-    fn oauth_errors_are_read_in_any_shape() {
+    fn oauth_errors_are_read_in_any_shape_and_scrubbed() {
+        let none = Secrets::default();
         assert_eq!(
             oauth_error(
                 br#"{"error":"invalid_client","error_description":"bad"}"#,
-                400
+                400,
+                &none
             ),
             ("invalid_client".into(), "bad".into())
         );
         assert_eq!(
-            oauth_error(br#"{"message":"Forbidden"}"#, 403),
+            oauth_error(br#"{"message":"Forbidden"}"#, 403, &none),
             ("http_403".into(), "Forbidden".into())
         );
-        assert_eq!(oauth_error(b"", 403).0, "http_403");
+        assert_eq!(oauth_error(b"", 403, &none).0, "http_403");
+        let secrets = Secrets::new(&Credentials::new("the-id", "the-secret").echoable_forms());
+        let (code, description) = oauth_error(
+            br#"{"error":"bad the-id","error_description":"got the-id:the-secret"}"#,
+            400,
+            &secrets,
+        );
+        assert_eq!(
+            (code.as_str(), description.as_str()),
+            ("bad ***", "got ***")
+        );
+    }
+
+    #[test]
+    fn lifetimes_are_bounded_and_never_overflow_the_clock() {
+        assert_eq!(lifetime(None), DEFAULT_LIFETIME);
+        assert_eq!(lifetime(Some(3600)), Duration::from_secs(3600));
+        assert_eq!(lifetime(Some(u64::MAX)), MAX_LIFETIME);
+        let now = Instant::now();
+        assert_eq!(
+            renew_at(now, lifetime(Some(u64::MAX))),
+            now + MAX_LIFETIME - MAX_RENEWAL_MARGIN
+        );
+        // Even unclamped, the arithmetic does not panic.
+        assert_eq!(renew_at(now, Duration::MAX), now);
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! (`ROKT_APP_ID`), a file named by `ROKT_APP_ID_FILE` (Kubernetes secret volumes), or a file of the
 //! same name in `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`). Setting both the variable and
 //! its `_FILE` form is an error, because which one wins would be a guess.
+//!
+//! A credential file must be a regular file (not `/dev/zero`, a FIFO or a directory) of at most
+//! [`MAX_CREDENTIAL_FILE_BYTES`]; one that other users may read (or a group other than the
+//! process's own) is used, with a warning (logged, and kept in [`Credentials::warnings`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,12 +20,17 @@ pub const ENV_APP_ID: &str = "ROKT_APP_ID";
 pub const ENV_APP_SECRET: &str = "ROKT_APP_SECRET";
 pub const ENV_CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 
+/// The largest credential file read. An app id or secret is tens of bytes; a bound keeps a
+/// variable pointed at the wrong file (a log, `/dev/zero`) from eating memory.
+pub const MAX_CREDENTIAL_FILE_BYTES: u64 = 4096;
+
 /// The app id and secret. `Debug` shows neither.
 #[derive(Clone)]
 pub struct Credentials {
     app_id: SecretString,
     app_secret: SecretString,
     source: CredentialSource,
+    warnings: Vec<String>,
 }
 
 /// Where the credentials came from, in words an operator can act on (no values).
@@ -66,9 +75,11 @@ pub enum CredentialsError {
 
 impl Credentials {
     /// Reads both credentials from `env` (and the files it names).
+    /// Each warning (a credential file readable by others) is logged at WARN as it is found.
     pub fn from_env(env: &Env) -> Result<Credentials, CredentialsError> {
-        let (app_id, id_source) = read_one(env, ENV_APP_ID)?;
-        let (app_secret, secret_source) = read_one(env, ENV_APP_SECRET)?;
+        let mut warnings = Vec::new();
+        let (app_id, id_source) = read_one(env, ENV_APP_ID, &mut warnings)?;
+        let (app_secret, secret_source) = read_one(env, ENV_APP_SECRET, &mut warnings)?;
         Ok(Credentials {
             app_id,
             app_secret,
@@ -76,6 +87,7 @@ impl Credentials {
                 app_id: id_source,
                 app_secret: secret_source,
             },
+            warnings,
         })
     }
 
@@ -88,7 +100,14 @@ impl Credentials {
                 app_id: "the built-in demo app id".into(),
                 app_secret: "the built-in demo app secret".into(),
             },
+            warnings: Vec::new(),
         }
+    }
+
+    /// What was found questionable while reading them (a credential file that its group or
+    /// other users may read), in words an operator can act on.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     pub fn app_id(&self) -> &SecretString {
@@ -119,6 +138,25 @@ impl Credentials {
         )
         .into()
     }
+
+    /// Every form in which the credentials travel (the app id, the secret, `id:secret` and its
+    /// base64, the Basic value), for the API client to cut from server messages that may echo
+    /// a request's headers. Only `api::token` calls it.
+    pub fn echoable_forms(&self) -> Vec<SecretString> {
+        use base64::Engine as _;
+        let raw = format!(
+            "{}:{}",
+            self.app_id.expose_secret(),
+            self.app_secret.expose_secret()
+        );
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&raw);
+        vec![
+            self.app_id.clone(),
+            self.app_secret.clone(),
+            raw.into(),
+            encoded.into(),
+        ]
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -131,7 +169,11 @@ impl fmt::Debug for Credentials {
     }
 }
 
-fn read_one(env: &Env, var: &'static str) -> Result<(SecretString, String), CredentialsError> {
+fn read_one(
+    env: &Env,
+    var: &'static str,
+    warnings: &mut Vec<String>,
+) -> Result<(SecretString, String), CredentialsError> {
     let file_var = format!("{var}_FILE");
     let direct = env.get(var);
     let file = env.get(&file_var);
@@ -139,14 +181,16 @@ fn read_one(env: &Env, var: &'static str) -> Result<(SecretString, String), Cred
         (Some(_), Some(_)) => return Err(CredentialsError::Ambiguous { var }),
         (Some(v), None) => (v.to_owned(), var.to_owned()),
         (None, Some(path)) => (
-            read_file(var, Path::new(path))?,
+            read_file(var, Path::new(path), warnings)?,
             format!("{file_var} ({path})"),
         ),
         (None, None) => match env.get(ENV_CREDENTIALS_DIRECTORY) {
-            Some(dir) if Path::new(dir).join(var).is_file() => {
+            // Anything by that name is the credential: one that is not a regular file is an
+            // error that says so, not a silent "missing".
+            Some(dir) if Path::new(dir).join(var).exists() => {
                 let path = Path::new(dir).join(var);
                 (
-                    read_file(var, &path)?,
+                    read_file(var, &path, warnings)?,
                     format!("$CREDENTIALS_DIRECTORY/{var}"),
                 )
             }
@@ -164,10 +208,83 @@ fn read_one(env: &Env, var: &'static str) -> Result<(SecretString, String), Cred
     Ok((value.into(), source))
 }
 
-fn read_file(var: &'static str, path: &Path) -> Result<String, CredentialsError> {
-    std::fs::read_to_string(path).map_err(|e| CredentialsError::Unreadable {
+/// Reads a credential file: a regular file of at most [`MAX_CREDENTIAL_FILE_BYTES`], checked
+/// before it is opened (opening a FIFO would block) and again on the open file (it may have been
+/// replaced in between); the read itself stops one byte past the bound.
+fn read_file(
+    var: &'static str,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<String, CredentialsError> {
+    use std::io::Read as _;
+    let unreadable = |reason: String| CredentialsError::Unreadable {
         var,
         path: path.to_owned(),
-        reason: e.to_string(),
+        reason,
+    };
+    let check = |meta: &std::fs::Metadata| {
+        if !meta.is_file() {
+            Err(unreadable(
+                "not a regular file (a credential file holds the value itself)".into(),
+            ))
+        } else if meta.len() > MAX_CREDENTIAL_FILE_BYTES {
+            Err(unreadable(format!(
+                "{} bytes, more than the {MAX_CREDENTIAL_FILE_BYTES} a credential file may have",
+                meta.len()
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    check(&std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?)?;
+    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| unreadable(e.to_string()))?;
+    check(&meta)?;
+    if let Some(warning) = readable_by_others(var, path, &meta) {
+        tracing::warn!("{warning}");
+        warnings.push(warning);
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CREDENTIAL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| unreadable(e.to_string()))?;
+    if bytes.len() as u64 > MAX_CREDENTIAL_FILE_BYTES {
+        return Err(unreadable(format!(
+            "more than the {MAX_CREDENTIAL_FILE_BYTES} bytes a credential file may have"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| unreadable("not valid UTF-8".into()))
+}
+
+/// A warning when other users may read the file, or its group may and that group is not the
+/// process's own. A Kubernetes secret volume with `fsGroup` is group-readable by design (the
+/// kubelet turns `defaultMode: 0400` into 0440, group `fsGroup`, which is the pod's own group), so
+/// it is not warned about; a file readable by a group of other users is.
+#[cfg(unix)]
+fn readable_by_others(var: &str, path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let mode = meta.permissions().mode() & 0o777;
+    let others = mode & 0o004 != 0;
+    let group = mode & 0o040 != 0 && own_group() != Some(meta.gid());
+    (others || group).then(|| {
+        format!(
+            "the file holding {var} ({}) has mode {mode:04o}: {} can read it; make it readable \
+             by this service's user only (chmod 0400 or 0600; on Kubernetes `defaultMode: 0400` \
+             on the secret volume)",
+            path.display(),
+            if others { "other users" } else { "its group" }
+        )
     })
+}
+
+/// The process's effective group, as the owner of `/proc/self` shows it (Linux); `None` elsewhere.
+#[cfg(unix)]
+fn own_group() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").ok().map(|m| m.gid())
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_: &str, _: &Path, _: &std::fs::Metadata) -> Option<String> {
+    None
 }

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use toml::de::DeValue;
 
+use super::account_id;
 use super::context::{Cx, Invalid, Item, Span, Tbl, join};
 use super::keys::{self, Place, Section};
 use super::template::Template;
@@ -173,11 +174,15 @@ impl Cx<'_> {
                     continue;
                 }
             };
-            if id.is_empty() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            if !account_id::is_account_id(&id) {
                 result = Err(self.problem(
                     Some(v.span()),
                     &entry,
-                    "an account id must be non-empty and contain no spaces",
+                    format!(
+                        "{} is not an account id: an id is {}",
+                        account_id::quote_id(&id),
+                        account_id::ACCOUNT_ID_RULE
+                    ),
                 ));
             } else if !seen.insert(id.clone()) {
                 result = Err(self.problem(

@@ -138,7 +138,8 @@ pub(crate) const KEYS: &[Key] = &[
         kind: Kind::Str {
             default: "https://api.rokt.com",
         },
-        doc: "API host; env `ROKT_API_BASE_URL` wins",
+        doc: "API host: `https://`, or `http://` to this machine only (see `allow_insecure_http`); \
+              no user or password in it; env `ROKT_API_BASE_URL` wins",
     },
     Key {
         name: "token_path",
@@ -186,7 +187,32 @@ pub(crate) const KEYS: &[Key] = &[
             max: 20,
             default: 5,
         },
-        doc: "retries per request for 429, 5xx, timeouts and resets",
+        doc: "retries per request for 401 (each with a fresh token), 429, 5xx, timeouts and resets",
+    },
+    // The default, 128 MiB, is sized from a 31-day window with room: a Query API row with four
+    // dimensions and eight metrics is about 360 bytes of JSON, so the benchmark's largest window
+    // (1,000 campaign x creative rows a day for 31 days) is 11 MB, and 128 MiB holds twelve times
+    // that. A report body is parsed as it arrives (never held whole), so this bounds what a hostile
+    // or broken server (a gzip bomb: 1 MB that inflates to 1 GiB) can make us read; a generic job's
+    // body is held whole, so this also bounds its memory. An account that outgrows it should use
+    // a smaller `window_days` before a larger limit.
+    Key {
+        name: "max_body_bytes",
+        place: Place::Api,
+        kind: Kind::Int {
+            min: 65_536,
+            max: 4_294_967_296,
+            default: 134_217_728,
+        },
+        doc: "the largest answer taken, in bytes once decompressed (128 MiB: a 31-day window of \
+              ~12,000 rows a day); a larger one fails its window, not retried",
+    },
+    Key {
+        name: "allow_insecure_http",
+        place: Place::Api,
+        kind: Kind::Bool { default: false },
+        doc: "accept an `http://` base URL to a host other than this machine (credentials and \
+              tokens then travel in clear); `https://` and loopback `http://` need no flag",
     },
     Key {
         name: "url",

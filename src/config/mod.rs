@@ -15,10 +15,13 @@
 //!   problems, a leaf so the other three extend it without importing one another.
 //! - `database_url.rs`: database URLs, and the one place that knows where their secrets are.
 //! - [`template`]: placeholders in generic jobs; [`credentials`]: the app credentials, read from
-//!   the environment only.
+//!   the environment only; `api_url.rs`: the rules of `[api] base_url` (https, no userinfo);
+//!   [`account_id`]: what an account id may be.
 //!
 //! Nothing here touches the network or a database.
 
+pub mod account_id;
+mod api_url;
 mod context;
 pub mod credentials;
 mod database_url;
@@ -40,6 +43,8 @@ use chrono_tz::Tz;
 
 pub use crate::catalogue::Report;
 use crate::schedule::Schedule;
+pub(crate) use api_url::check_base_url;
+pub use api_url::printable as printable_url;
 pub use credentials::{CredentialSource, Credentials, CredentialsError};
 pub use database_url::{Backend, DatabaseUrl, redact_url};
 pub use error::{ConfigError, Problem};
@@ -116,8 +121,12 @@ pub struct ApiConfig {
     pub connect_timeout: Duration,
     /// Requests in flight at once, across all jobs.
     pub max_concurrent_requests: usize,
-    /// Retries per request for 429, 5xx, timeouts and resets.
+    /// Retries per request for 401, 429, 5xx, timeouts and resets.
     pub max_retries: u32,
+    /// The largest answer body taken, counted decompressed.
+    pub max_body_bytes: u64,
+    /// Whether `base_url` may be plain `http://` to a host that is not this machine.
+    pub allow_insecure_http: bool,
 }
 
 /// `[database]`.

@@ -23,7 +23,7 @@ use super::keys::{KEYS, Section};
 use super::values::{Values, is_identifier};
 use super::{
     ApiConfig, Config, ConfigError, DatabaseConfig, DatabaseUrl, ENV_API_BASE_URL,
-    ENV_DATABASE_URL, Env, ServerConfig,
+    ENV_DATABASE_URL, Env, ServerConfig, check_base_url, printable_url,
 };
 
 pub(super) fn parse(path: &Path, text: &str, env: &Env) -> Result<Config, ConfigError> {
@@ -96,15 +96,21 @@ impl Cx<'_> {
 
     fn api(&mut self, t: Option<&Tbl<'_, '_>>, env: &Env) -> Result<ApiConfig, Invalid> {
         let v = self.values(t, Section::Api, None);
+        // An unreadable value counts as `false`: its own problem is reported already.
+        let allow_insecure_http = self.get(&v, "allow_insecure_http");
+        let insecure_ok = *allow_insecure_http.as_ref().unwrap_or(&false);
         let mut base_url = self.check(&v, "base_url", |url| {
-            check_http_url(url).map_err(|e| format!("\"{url}\" {e}"))
+            check_base_url(url, insecure_ok).map_err(|e| format!("\"{}\" {e}", printable_url(url)))
         });
         if let Some(url) = env.get(ENV_API_BASE_URL) {
-            let from_env = check_http_url(url).map_err(|e| {
+            let from_env = check_base_url(url, insecure_ok).map_err(|e| {
                 self.problem(
                     None,
                     ENV_API_BASE_URL,
-                    format!("the environment variable ROKT_API_BASE_URL=\"{url}\" {e}"),
+                    format!(
+                        "the environment variable ROKT_API_BASE_URL=\"{}\" {e}",
+                        printable_url(url)
+                    ),
                 )
             });
             base_url = base_url.and(from_env);
@@ -122,6 +128,7 @@ impl Cx<'_> {
         let connect_timeout = self.get(&v, "connect_timeout_secs");
         let max_concurrent_requests = self.get(&v, "max_concurrent_requests");
         let max_retries = self.get(&v, "max_retries");
+        let max_body_bytes = self.get(&v, "max_body_bytes");
         Ok(ApiConfig {
             base_url: base_url?,
             token_path: token_path?,
@@ -129,6 +136,8 @@ impl Cx<'_> {
             connect_timeout: Duration::from_secs(connect_timeout?),
             max_concurrent_requests: max_concurrent_requests?,
             max_retries: max_retries?,
+            max_body_bytes: max_body_bytes?,
+            allow_insecure_http: allow_insecure_http?,
         })
     }
 
@@ -286,17 +295,6 @@ impl Cx<'_> {
             }
         }
         result
-    }
-}
-
-fn check_http_url(url: &str) -> Result<String, String> {
-    let trimmed = url.trim().trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("https://")
-        .or_else(|| trimmed.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ']) => Ok(trimmed.to_owned()),
-        _ => Err("is not an http(s) base URL such as \"https://api.rokt.com\"".into()),
     }
 }
 

@@ -24,10 +24,11 @@ use base64::Engine as _;
 use super::data::mix;
 use super::{Shared, json_response, message};
 
-/// Tokens issued and not revoked, with when each expires.
+/// Tokens issued and not revoked, with when each expires (`None`: a lifetime beyond the clock's
+/// range, such as 2^64-1 seconds, never expires).
 #[derive(Default)]
 pub(crate) struct TokenStore {
-    tokens: Mutex<HashMap<String, Instant>>,
+    tokens: Mutex<HashMap<String, Option<Instant>>>,
 }
 
 /// Makes tokens unique across every simulated server of the process (two servers with the same
@@ -41,7 +42,7 @@ impl TokenStore {
         let b = mix(a, u64::from(std::process::id()));
         let c = mix(b, n.rotate_left(17));
         let token = format!("mock.{a:016x}{b:016x}{c:016x}");
-        let expires = Instant::now() + lifetime;
+        let expires = Instant::now().checked_add(lifetime);
         self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -61,7 +62,9 @@ impl TokenStore {
         let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         match tokens.get(token) {
             None => Err("Unauthorized"),
-            Some(expires) if Instant::now() >= *expires => Err("The incoming token has expired"),
+            Some(Some(expires)) if Instant::now() >= *expires => {
+                Err("The incoming token has expired")
+            }
             Some(_) => Ok(()),
         }
     }
@@ -211,5 +214,7 @@ mod tests {
         assert_eq!(store.check(&dead), Err("The incoming token has expired"));
         store.revoke_all();
         assert_eq!(store.check(&live), Err("Unauthorized"));
+        let forever = store.issue(1, Duration::from_secs(u64::MAX));
+        assert_eq!(store.check(&forever), Ok(()));
     }
 }

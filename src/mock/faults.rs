@@ -4,10 +4,17 @@
 //! token endpoint or the admin API: a test that injects "every 3rd request answers 500" then knows
 //! exactly which report requests fail, whatever the token manager does in between.
 //! "Every Nth" counts API requests from the last time the faults were set.
+//!
+//! The counters also say whether a client honoured a `Retry-After` for the whole API: a 429 the
+//! simulation answers announces a pause, and an API request that arrives before that pause is
+//! over is counted in [`Counters::early_requests`]. A request that arrives within
+//! [`IN_FLIGHT_GRACE`] of the announcement is not counted: it may have been sent before the
+//! client read the 429 (it crossed the answer on the wire), which no client can prevent.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +36,9 @@ pub struct Faults {
     pub every_nth_malformed: Option<u32>,
     /// Every Nth API request gets no answer: the connection is closed.
     pub every_nth_drop: Option<u32>,
+    /// Every Nth API request finds every token revoked (as `POST /__mock/revoke-tokens` does
+    /// just before it), so it and every other request still using those tokens are answered 401.
+    pub every_nth_revoke: Option<u32>,
     /// Tokens issued from now on expire after this many seconds (0: already expired when issued).
     pub token_lifetime_secs: Option<u64>,
     /// Query API reports answer without rows in this shape: no `data` key at all, or
@@ -62,20 +72,31 @@ pub struct Counters {
     pub max_concurrent_requests: u64,
     /// Report rows served (Query API `data` rows and legacy `items`).
     pub rows_served: u64,
+    /// API requests that arrived while a `Retry-After` the simulation had announced (with a 429)
+    /// was still pending, not counting those within 250 ms (`IN_FLIGHT_GRACE`) of it. A
+    /// client that pauses the whole API for a `Retry-After` sends none.
+    pub early_requests: u64,
 }
+
+/// How long after announcing a pause arrivals are not counted as early (see the module docs).
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_millis(250);
 
 /// The fault picked for one API request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Injected {
     Drop,
-    TooManyRequests { retry_after_secs: u64 },
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
     Status(u16),
     Malformed,
+    /// Revoke every token, then answer as usual (so: 401).
+    Revoke,
 }
 
 impl Faults {
     /// The fault for the `n`-th API request (1-based) since the faults were set. When several
-    /// apply, the first of: drop, 429, 500, 503, malformed.
+    /// apply, the first of: drop, 429, 500, 503, malformed, revoke.
     pub(crate) fn pick(&self, n: u64) -> Option<Injected> {
         let hits =
             |every: Option<u32>| every.is_some_and(|e| e > 0 && n.is_multiple_of(u64::from(e)));
@@ -91,6 +112,8 @@ impl Faults {
             Some(Injected::Status(503))
         } else if hits(self.every_nth_malformed) {
             Some(Injected::Malformed)
+        } else if hits(self.every_nth_revoke) {
+            Some(Injected::Revoke)
         } else {
             None
         }
@@ -106,6 +129,9 @@ pub(crate) struct CounterState {
     in_flight: AtomicU64,
     max_concurrent: AtomicU64,
     rows_served: AtomicU64,
+    early_requests: AtomicU64,
+    /// The last pause announced: from when arrivals count as early, until when.
+    pause: Mutex<Option<(Instant, Instant)>>,
 }
 
 impl CounterState {
@@ -113,9 +139,17 @@ impl CounterState {
         self.token_requests.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts an API request as started; it stays in flight until the guard is dropped.
+    /// Counts an API request as started (and as early, during an announced pause); it stays in
+    /// flight until the guard is dropped.
     pub(crate) fn api_request(&self) -> InFlight<'_> {
         self.api_requests.fetch_add(1, Ordering::Relaxed);
+        let pause = *self.pause.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((from, until)) = pause {
+            let now = Instant::now();
+            if from <= now && now < until {
+                self.early_requests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_concurrent.fetch_max(now, Ordering::SeqCst);
         InFlight(self)
@@ -124,6 +158,21 @@ impl CounterState {
     pub(crate) fn answered(&self, status: u16) {
         let mut map = self.by_status.lock().unwrap_or_else(|e| e.into_inner());
         *map.entry(status).or_default() += 1;
+    }
+
+    /// A 429 with `Retry-After: wait` was answered: no API request should arrive for `wait`.
+    pub(crate) fn pause_announced(&self, wait: Duration) {
+        let now = Instant::now();
+        let (Some(from), Some(until)) = (now.checked_add(IN_FLIGHT_GRACE), now.checked_add(wait))
+        else {
+            return;
+        };
+        let mut pause = self.pause.lock().unwrap_or_else(|e| e.into_inner());
+        let until = match *pause {
+            Some((_, current)) if current > until => current,
+            _ => until,
+        };
+        *pause = Some((from, until));
     }
 
     pub(crate) fn rows(&self, n: u64) {
@@ -141,6 +190,7 @@ impl CounterState {
                 .clone(),
             max_concurrent_requests: self.max_concurrent.load(Ordering::SeqCst),
             rows_served: self.rows_served.load(Ordering::Relaxed),
+            early_requests: self.early_requests.load(Ordering::Relaxed),
         }
     }
 
@@ -156,6 +206,7 @@ impl CounterState {
         self.max_concurrent
             .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
         self.rows_served.store(0, Ordering::Relaxed);
+        self.early_requests.store(0, Ordering::Relaxed);
     }
 }
 
@@ -203,6 +254,53 @@ mod tests {
             ..Faults::default()
         };
         assert_eq!(zero.pick(5), None, "every 0th request means never");
+    }
+
+    #[test]
+    fn revoke_comes_last() {
+        let f = Faults {
+            every_nth_revoke: Some(2),
+            every_nth_503: Some(3),
+            ..Faults::default()
+        };
+        let picked: Vec<Option<Injected>> = (1..=6).map(|n| f.pick(n)).collect();
+        assert_eq!(
+            picked,
+            vec![
+                None,
+                Some(Injected::Revoke),
+                Some(Injected::Status(503)),
+                Some(Injected::Revoke),
+                None,
+                Some(Injected::Status(503)),
+            ]
+        );
+    }
+
+    #[test]
+    fn arrivals_during_an_announced_pause_are_early() {
+        let c = CounterState::default();
+        drop(c.api_request());
+        c.pause_announced(Duration::ZERO);
+        drop(c.api_request());
+        assert_eq!(c.snapshot().early_requests, 0);
+        // A pause announced long ago and already over counts nothing; one that runs counts
+        // arrivals after the grace. Set by hand so that the test does not wait for the grace.
+        let now = Instant::now();
+        *c.pause.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((now, now + Duration::from_secs(60)));
+        drop(c.api_request());
+        assert_eq!(c.snapshot().early_requests, 1);
+        c.reset();
+        assert_eq!(c.snapshot().early_requests, 0);
+        // A later, shorter announcement does not shorten the pause.
+        c.pause_announced(Duration::from_secs(1));
+        let (_, until) = c
+            .pause
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or((now, now));
+        assert!(until >= now + Duration::from_secs(60));
     }
 
     #[test]

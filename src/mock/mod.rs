@@ -689,6 +689,9 @@ async fn handle(
             return Err(DroppedConnection);
         }
         Some(Injected::TooManyRequests { retry_after_secs }) => {
+            shared
+                .counters
+                .pause_announced(Duration::from_secs(retry_after_secs));
             let mut r = message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
@@ -705,6 +708,10 @@ async fn handle(
             StatusCode::OK,
             "{\"data\":[{\"campaign_id\":\"1\",\"impressions\":12,".into(),
         ),
+        Some(Injected::Revoke) => {
+            shared.tokens.revoke_all();
+            route(app, request).await
+        }
         None => route(app, request).await,
     };
     shared.counters.answered(response.status().as_u16());

@@ -9,7 +9,7 @@ use rokt_export::api::retry::Backoff;
 use rokt_export::api::token::{AuthError, TokenManager};
 use rokt_export::api::{ApiClient, ApiError};
 use rokt_export::config::{ApiConfig, Credentials, Env};
-use rokt_export::mock::{MockConfig, MockServer};
+use rokt_export::mock::{Faults, MockConfig, MockServer};
 use secrecy::ExposeSecret;
 
 /// An `[api]` section pointing at `base_url`, with `max_retries` retries.
@@ -21,6 +21,8 @@ pub fn api_config(base_url: &str, max_retries: u32) -> ApiConfig {
         connect_timeout: Duration::from_secs(5),
         max_concurrent_requests: 4,
         max_retries,
+        max_body_bytes: 128 << 20,
+        allow_insecure_http: false,
     }
 }
 
@@ -166,24 +168,134 @@ async fn ten_concurrent_401s_cause_one_renewal() {
 }
 
 #[tokio::test]
-async fn a_token_that_keeps_being_refused_fails_after_one_renewal() {
-    // Tokens issued already expired: every API call answers 401. One renewal, then a clear error.
+async fn a_token_that_keeps_being_refused_fails_after_max_retries_renewals() {
+    // Tokens issued already expired: every API call answers 401. Each 401 is retried with a fresh
+    // token, within max_retries, then a clear error that is not an outage.
     let mock = mock_with_lifetime(Duration::ZERO).await;
     let client = client(&mock, 3);
     let err = client.accounts().await.unwrap_err();
     match &err {
         ApiError::Status {
-            status, endpoint, ..
+            status,
+            endpoint,
+            message,
         } => {
             assert_eq!(*status, 401);
             assert_eq!(endpoint, "GET /v1/query/accounts");
+            assert!(message.contains("refused 4 times"), "{message}");
         }
         other => panic!("expected a 401, got {other:?}"),
     }
     assert!(!err.is_retriable());
+    assert!(!err.is_unavailable());
     let counters = mock.counters();
-    assert_eq!(counters.api_requests, 2);
-    assert_eq!(counters.token_requests, 2);
+    assert_eq!(counters.api_requests, 4);
+    assert_eq!(counters.token_requests, 4);
+    assert_eq!(client.stats().retries, 3);
+    mock.stop().await;
+}
+
+#[tokio::test]
+async fn a_401_after_a_renewal_and_a_503_renews_again() {
+    // Issue 19, item 1. Every 2nd request finds its token revoked, every 3rd is a 503: the second
+    // call gets 401 (renew), 503 (back off), 401 again. "Renew once" gave up there.
+    let mock = mock_with_lifetime(Duration::from_secs(3600)).await;
+    let client = client(&mock, 5);
+    mock.set_faults(Faults {
+        every_nth_revoke: Some(2),
+        every_nth_503: Some(3),
+        ..Faults::default()
+    });
+
+    let mut attempts = Vec::new();
+    for _ in 0..6 {
+        let response = client
+            .generic(
+                &super::client::legacy_job(),
+                &super::client::values("3141592"),
+            )
+            .await
+            .unwrap();
+        attempts.push(response.attempts);
+    }
+
+    let counters = mock.counters();
+    assert_eq!(
+        counters.api_requests_by_status.get(&200),
+        Some(&6),
+        "{counters:?}"
+    );
+    assert!(
+        attempts.iter().any(|a| *a >= 3),
+        "no call met two failures: {attempts:?}"
+    );
+    let refused = counters
+        .api_requests_by_status
+        .get(&401)
+        .copied()
+        .unwrap_or(0);
+    assert!(refused >= 3, "{counters:?}");
+    // One token per 401 (the first token, then one renewal each).
+    assert_eq!(counters.token_requests, refused + 1, "{counters:?}");
+    assert_eq!(
+        u64::from(attempts.iter().sum::<u32>()),
+        counters.api_requests
+    );
+    mock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_429s_and_503s_together_do_not_fail_a_run() {
+    // The issue's scenario: four requests in flight, a token revoked every 9th request while the
+    // API answers 429 with Retry-After and 503 bursts. Every call succeeds, within a retry
+    // budget that counts the 401s; no request is sent during a Retry-After pause.
+    let mock = mock_with_lifetime(Duration::from_secs(3600)).await;
+    let client = client(&mock, 20);
+    mock.set_faults(Faults {
+        every_nth_revoke: Some(9),
+        every_nth_429: Some(7),
+        retry_after_secs: 1,
+        every_nth_503: Some(4),
+        latency_ms: 20,
+        ..Faults::default()
+    });
+
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for _ in 0..6 {
+                    client.accounts().await?;
+                }
+                Ok::<(), ApiError>(())
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap().unwrap();
+    }
+
+    let counters = mock.counters();
+    let by_status = &counters.api_requests_by_status;
+    assert_eq!(by_status.get(&200), Some(&24), "{counters:?}");
+    for status in [401, 429, 503] {
+        assert!(by_status.contains_key(&status), "no {status}: {counters:?}");
+    }
+    assert_eq!(counters.early_requests, 0, "{counters:?}");
+    mock.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_lifetime_of_2_64_seconds_is_clamped_not_a_panic() {
+    // Issue 19, item 3: `expires_in` = 18446744073709551615 overflowed the monotonic clock.
+    let mock = mock_with_lifetime(Duration::from_secs(u64::MAX)).await;
+    let client = client(&mock, 3);
+
+    client.accounts().await.unwrap();
+    client.accounts().await.unwrap();
+
+    assert_eq!(mock.counters().token_requests, 1, "the token is cached");
+    assert_eq!(client.tokens().renewals(), 1);
     mock.stop().await;
 }
 

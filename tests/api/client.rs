@@ -1,6 +1,8 @@
 //! The API client against the simulated Rokt API over real HTTP: typed and generic requests,
-//! retries (429 with Retry-After, 5xx bursts, dropped connections), the retry budget, client
-//! errors, malformed JSON, the concurrency cap, and no secret in the logs.
+//! retries (429 with Retry-After, 5xx bursts, dropped connections), the API-wide Retry-After
+//! pause, the retry budget, client errors, malformed JSON, the concurrency cap, account ids and
+//! paths that cannot leave their endpoint, the rules of `base_url`, and no secret in the logs.
+//! What only a hostile server does is in `hostile_peers.rs`.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ use rokt_export::config::template::{Template, Values};
 use rokt_export::config::{
     Accounts, Config, Credentials, Env, GenericJob, JobKind, Method, QueryJob, Report,
 };
-use rokt_export::mock::{Faults, MockServer};
+use rokt_export::mock::{Faults, MockConfig, MockServer};
 use secrecy::ExposeSecret;
 
 use crate::auth::{api_config, client, env_credentials, mock_with_lifetime};
@@ -214,19 +216,202 @@ async fn client_errors_fail_at_once_with_the_api_message() {
     }
     assert!(!err.is_retriable());
 
-    // The account id is one path segment, percent-encoded: it cannot reach another path.
-    let err = campaigns(&client, "31/41").await.unwrap_err();
+    // An account the credentials cannot read: 403, which the gateway also answers for an
+    // unknown path (issue 16): the message names both causes.
+    let err = campaigns(&client, "999").await.unwrap_err();
     match &err {
         ApiError::Status {
             status, endpoint, ..
         } => {
             assert_eq!(*status, 403);
-            assert_eq!(endpoint, "POST /v1/query/accounts/31%2F41/campaigns/");
+            assert_eq!(endpoint, "POST /v1/query/accounts/999/campaigns/");
         }
         other => panic!("expected a 403, got {other:?}"),
     }
+    let text = err.to_string();
+    assert!(text.contains("path or method is wrong"), "{text}");
+    assert!(text.contains("Missing Authentication Token"), "{text}");
+    assert!(text.contains("may not read this account"), "{text}");
     assert_eq!(mock.counters().api_requests, 2, "no retries of a 4xx");
     mock.stop().await;
+}
+
+#[tokio::test]
+async fn account_ids_and_paths_cannot_leave_their_endpoint() {
+    // Issue 19, item 7: an id `..` from `accounts = "all"` went into the path unchecked, and a
+    // URL parser resolved `/v1/query/accounts/../campaigns/` into another path.
+    let mock = MockServer::start(MockConfig {
+        accounts: vec!["3141592".into(), "..".into()],
+        ..MockConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = client(&mock, 3);
+
+    let err = client.accounts().await.unwrap_err();
+    assert!(matches!(err, ApiError::Refused { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(r#"the id "..""#), "{text}");
+    assert!(!err.is_retriable() && !err.is_unavailable() && !err.is_config());
+
+    let before = mock.counters().api_requests;
+    for id in ["..", "31/41", "a b", ""] {
+        let err = campaigns(&client, id).await.unwrap_err();
+        assert!(matches!(err, ApiError::Refused { .. }), "{id}: {err:?}");
+        let err = client
+            .generic(&legacy_job(), &values(id))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApiError::Refused { .. }), "{id}: {err:?}");
+    }
+    // A generic job's own template: `.` and `..` segments, however spelled, are refused too.
+    for endpoint in [
+        "/reporting/accounts/{account_id}/../../v1/query/accounts",
+        "/reporting/accounts/{account_id}/%2e%2E/summary",
+        "/reporting/./accounts/{account_id}/summary",
+    ] {
+        let mut job = legacy_job();
+        job.endpoint = Template::parse(endpoint).unwrap();
+        let err = client.generic(&job, &values("3141592")).await.unwrap_err();
+        match &err {
+            ApiError::Refused { message, .. } => {
+                assert!(message.contains("segment"), "{message}")
+            }
+            other => panic!("{endpoint}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(mock.counters().api_requests, before, "nothing was sent");
+    mock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_pauses_every_request_to_the_api() {
+    // Issue 19, item 2. Four requests in flight; every 7th is answered 429 with Retry-After: 1.
+    // The pause is the API's, not one request's: none of the other requests may arrive before it
+    // is over (the simulation counts those that do).
+    let mock = default_mock().await;
+    let client = client(&mock, 5);
+    client.tokens().token().await.unwrap();
+    mock.set_faults(Faults {
+        every_nth_429: Some(7),
+        retry_after_secs: 1,
+        latency_ms: 100,
+        ..Faults::default()
+    });
+
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    client.accounts().await?;
+                }
+                Ok::<(), ApiError>(())
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap().unwrap();
+    }
+
+    let counters = mock.counters();
+    assert_eq!(
+        counters.api_requests_by_status.get(&200),
+        Some(&20),
+        "{counters:?}"
+    );
+    assert!(
+        counters
+            .api_requests_by_status
+            .get(&429)
+            .is_some_and(|n| *n >= 2),
+        "{counters:?}"
+    );
+    assert_eq!(
+        counters.early_requests, 0,
+        "requests arrived during a Retry-After pause: {counters:?}"
+    );
+    mock.stop().await;
+}
+
+#[test]
+fn plain_http_is_refused_unless_loopback_or_allowed() {
+    // Issue 19, item 5: `ROKT_API_BASE_URL=http://api.rokt.com` validated, and the Basic
+    // credentials then travelled in clear.
+    let load = |api: &str, env: &[(&str, &str)]| {
+        let (_dir, path) = config_file(&format!("[api]\n{api}\n{MINIMAL_JOB}"));
+        Config::load(&path, &Env::from_pairs(env.iter().copied()))
+    };
+    let err = load(r#"base_url = "http://api.rokt.com""#, &[]).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("allow_insecure_http"), "{text}");
+    let err = load("", &[("ROKT_API_BASE_URL", "http://api.rokt.com")]).unwrap_err();
+    assert!(err.to_string().contains("ROKT_API_BASE_URL"), "{err}");
+
+    let allowed = load(
+        "allow_insecure_http = true",
+        &[("ROKT_API_BASE_URL", "http://api.rokt.com")],
+    )
+    .unwrap();
+    assert_eq!(allowed.api.base_url, "http://api.rokt.com");
+    assert!(allowed.api.allow_insecure_http);
+    for local in [
+        "http://127.0.0.1:8089",
+        "http://localhost:8089/",
+        "http://[::1]:8089",
+    ] {
+        let config = load("", &[("ROKT_API_BASE_URL", local)]).unwrap();
+        assert!(config.api.base_url.starts_with("http://"), "{local}");
+        assert!(!config.api.allow_insecure_http);
+    }
+    let default = load("", &[]).unwrap();
+    assert_eq!(default.api.base_url, "https://api.rokt.com");
+    assert_eq!(default.api.max_body_bytes, 128 << 20);
+
+    // A client built in code is held to the same rule.
+    let err = ApiClient::new(
+        &api_config("http://api.rokt.com", 1),
+        Credentials::new("id", "secret"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("allow_insecure_http"), "{err}");
+}
+
+#[test]
+fn userinfo_in_the_base_url_is_refused_and_never_printed() {
+    // Issue 19, item 13: `validate` printed `https://user:password@host`.
+    let secret = "pa55%2Fw0rd";
+    for url in [
+        format!("https://rokt:{secret}@api.rokt.com"),
+        format!("https://rokt:{}@api.rokt.com", secret.replace("%2F", "/")),
+    ] {
+        let (_dir, path) = config_file(&format!("[api]\nbase_url = \"{url}\"\n{MINIMAL_JOB}"));
+        let err = Config::load(&path, &Env::default()).unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(text.contains("user name or password"), "{text}");
+        assert!(!text.contains("pa55"), "{text}");
+
+        let out = crate::helpers::run_binary(
+            &[
+                "--config",
+                crate::helpers::shipped_config().to_str().unwrap(),
+                "validate",
+            ],
+            &[
+                ("ROKT_API_BASE_URL", url.as_str()),
+                ("ROKT_APP_ID", "id"),
+                ("ROKT_APP_SECRET", "secret"),
+            ],
+        );
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(78), "{shown}");
+        assert!(!shown.contains("pa55"), "{shown}");
+        assert!(shown.contains("https://***@api.rokt.com"), "{shown}");
+    }
 }
 
 #[tokio::test]
@@ -382,29 +567,34 @@ async fn concurrent_requests_stay_under_the_cap() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_permit_is_held_while_a_retry_waits() {
-    // One request at a time. A is told to come back in 3 s; while it waits, B must get through:
-    // had A kept its permit through the backoff, B would queue behind A's retry.
+async fn no_permit_is_held_while_a_retry_backs_off() {
+    // One request at a time. A's 503 (no Retry-After: the pause is A's own backoff, 3 s) must
+    // not keep B out: had A kept its permit through the backoff, B would queue behind A's retry.
     let mock = default_mock().await;
     let mut api = api_config(&mock.base_url(), 3);
     api.max_concurrent_requests = 1;
-    let client = ApiClient::with_backoff(&api, mock.credentials(), Backoff::fast()).unwrap();
+    let slow = Backoff {
+        base: Duration::from_secs(3),
+        cap: Duration::from_secs(3),
+        jitter: rokt_export::api::retry::Jitter::Off,
+        ..Backoff::default()
+    };
+    let client = ApiClient::with_backoff(&api, mock.credentials(), slow).unwrap();
     client.tokens().token().await.unwrap();
     mock.set_faults(Faults {
-        every_nth_429: Some(1),
-        retry_after_secs: 3,
+        every_nth_503: Some(1),
         ..Faults::default()
     });
     let a = tokio::spawn({
         let client = client.clone();
         async move { client.accounts().await }
     });
-    // Polls the simulation's counters (not a guess at how long anything takes) for A's 429.
+    // Polls the simulation's counters (not a guess at how long anything takes) for A's 503.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !mock.counters().api_requests_by_status.contains_key(&429) {
+    while !mock.counters().api_requests_by_status.contains_key(&503) {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "A never got its 429"
+            "A never got its 503"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -413,7 +603,7 @@ async fn no_permit_is_held_while_a_retry_waits() {
     let b = client.accounts().await.unwrap();
 
     assert_eq!(b.len(), 2);
-    assert!(!a.is_finished(), "A retried before its Retry-After");
+    assert!(!a.is_finished(), "A retried before its backoff ended");
     a.abort();
     mock.stop().await;
 }

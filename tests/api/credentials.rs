@@ -143,3 +143,85 @@ fn validate_reports_where_credentials_come_from_without_values() {
     );
     assert!(!stdout.contains("XYZ"), "{stdout}");
 }
+
+#[cfg(unix)]
+#[test]
+fn credential_files_must_be_small_regular_files() {
+    // Issue 19, item 4: `ROKT_APP_SECRET_FILE=/dev/zero` read until memory ran out.
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    std::fs::write(&big, "x".repeat(4097)).unwrap();
+    let fits = dir.path().join("fits");
+    std::fs::write(&fits, format!("{}\n", "y".repeat(4095))).unwrap();
+    std::fs::set_permissions(&fits, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with_secret_file = |path: &str| {
+        Credentials::from_env(
+            &Env::default()
+                .with("ROKT_APP_ID", "id")
+                .with("ROKT_APP_SECRET_FILE", path),
+        )
+    };
+
+    for (path, says) in [
+        ("/dev/zero", "not a regular file"),
+        (dir.path().to_str().unwrap(), "not a regular file"),
+        (big.to_str().unwrap(), "4097 bytes"),
+    ] {
+        let err = with_secret_file(path).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CredentialsError::Unreadable {
+                    var: "ROKT_APP_SECRET",
+                    ..
+                }
+            ),
+            "{path}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(says) && text.contains(path), "{text}");
+    }
+    let c = with_secret_file(fits.to_str().unwrap()).unwrap();
+    assert_eq!(c.app_secret().expose_secret().len(), 4095);
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+
+    // The systemd directory is held to the same rule.
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(creds.path().join("ROKT_APP_ID"), "id").unwrap();
+    std::os::unix::fs::symlink("/dev/zero", creds.path().join("ROKT_APP_SECRET")).unwrap();
+    let env = Env::default().with("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap());
+    let err = Credentials::from_env(&env).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_credential_file_others_can_read_is_used_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let id = dir.path().join("id");
+    let secret = dir.path().join("secret");
+    std::fs::write(&id, "id-5").unwrap();
+    std::fs::write(&secret, "secret-5").unwrap();
+    // The id is group-readable, but the group is this process's own (as Kubernetes' fsGroup
+    // makes a secret volume): no warning. The secret is readable by everyone.
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o440)).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let env = Env::default()
+        .with("ROKT_APP_ID_FILE", id.to_str().unwrap())
+        .with("ROKT_APP_SECRET_FILE", secret.to_str().unwrap());
+
+    let c = Credentials::from_env(&env).unwrap();
+
+    assert_eq!(c.app_secret().expose_secret(), "secret-5");
+    assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+    let warning = &c.warnings()[0];
+    assert!(warning.contains("ROKT_APP_SECRET"), "{warning}");
+    assert!(
+        warning.contains("0644") && warning.contains("other users"),
+        "{warning}"
+    );
+    assert!(warning.contains(secret.to_str().unwrap()), "{warning}");
+    assert!(!warning.contains("secret-5"), "{warning}");
+}

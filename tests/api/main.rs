@@ -13,6 +13,8 @@ mod daemon;
 mod export;
 mod health;
 mod helpers;
+mod hostile;
+mod hostile_peers;
 mod logs;
 mod mock;
 mod ops;
