@@ -20,4 +20,5 @@ mod logs;
 mod mock;
 mod ops;
 mod postgres;
+mod refused_values;
 mod store;
