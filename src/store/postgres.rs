@@ -590,6 +590,20 @@ type LockHolder = (
 /// certificate (`sslmode` below `verify-full`): `prefer` and `require` encrypt, but a machine in
 /// the middle could pose as the database.
 fn warn_unless_verified(options: &PgConnectOptions) {
+    if !checks_the_server(options) {
+        tracing::warn!(
+            host = options.get_host(),
+            sslmode = ?options.get_ssl_mode(),
+            "the connection to the database does not verify the server's certificate; set \
+             sslmode=verify-full (and sslrootcert for a private CA) in DATABASE_URL (see \
+             docs/operations.md, Security)"
+        );
+    }
+}
+
+/// Whether a connection with `options` either stays on this machine (a Unix socket, a loopback
+/// address) or verifies the server's certificate and name (`verify-full`).
+fn checks_the_server(options: &PgConnectOptions) -> bool {
     use sqlx::postgres::PgSslMode;
     let host = options.get_host();
     let local = host.starts_with('/')
@@ -599,16 +613,7 @@ fn warn_unless_verified(options: &PgConnectOptions) {
             .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    let mode = options.get_ssl_mode();
-    if !local && !matches!(mode, PgSslMode::VerifyFull) {
-        tracing::warn!(
-            host,
-            sslmode = ?mode,
-            "the connection to the database does not verify the server's certificate; set \
-             sslmode=verify-full (and sslrootcert for a private CA) in DATABASE_URL (see \
-             docs/operations.md, Security)"
-        );
-    }
+    local || matches!(options.get_ssl_mode(), PgSslMode::VerifyFull)
 }
 
 /// Deletes every row that shares the spec's key with a more recently loaded one (by `_loaded_at`,
@@ -785,6 +790,18 @@ fn bind_column<'q>(query: PgQuery<'q>, column: &'q ColumnData, chunk: &Chunk<'_>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_remote_server_without_verify_full_is_warned_about() {
+        let checked = |url: &str| super::checks_the_server(&url.parse().unwrap());
+        assert!(checked("postgres://u@127.0.0.1/db"));
+        assert!(checked("postgres://u@localhost/db?sslmode=disable"));
+        assert!(checked("postgres://u@[::1]:5432/db"));
+        assert!(checked("postgres://u@db.internal/db?sslmode=verify-full"));
+        assert!(!checked("postgres://u@db.internal/db"));
+        assert!(!checked("postgres://u@db.internal/db?sslmode=require"));
+        assert!(!checked("postgres://u@10.0.0.5/db?sslmode=verify-ca"));
+    }
+
     use super::*;
 
     #[test]
