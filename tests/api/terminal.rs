@@ -62,6 +62,20 @@ impl Captured {
         parser.screen().contents()
     }
 
+    /// Whether some line of the screen, at some moment of the run, matched `line`: the bytes
+    /// are rendered a few at a time, and each screen on the way is looked at.
+    fn ever_showed(&self, line: impl Fn(&str) -> bool) -> bool {
+        let mut parser = vt100::Parser::new(
+            NonZeroU16::new(ROWS).unwrap(),
+            NonZeroU16::new(COLS).unwrap(),
+            0,
+        );
+        self.bytes.chunks(64).any(|chunk| {
+            parser.process(chunk);
+            parser.screen().rows(0, COLS).any(|row| line(&row))
+        })
+    }
+
     fn raw(&self) -> String {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }
@@ -321,15 +335,22 @@ async fn a_backfill_on_a_terminal_shows_bars_keeps_log_lines_whole_and_ends_with
     assert_eq!(out.status.code(), Some(1), "{screen}");
     assert_log_lines_whole(&screen);
 
-    // The bars were drawn (percent, windows, rows, rows/s, an ETA), once per account side by
-    // side, and are gone from the final screen.
+    // The bars were on the screen (percent, windows, rows, rows/s, an ETA), one per account
+    // side by side below the job's, and are gone from the final screen.
     assert!(
-        raw.contains("rows/s") && raw.contains("ETA"),
-        "no bar was drawn:\n{raw:?}"
+        out.ever_showed(|l| {
+            l.starts_with("campaign_daily [")
+                && l.contains("% ")
+                && l.contains("/16 windows, ")
+                && l.contains(" rows/s, ETA ")
+        }),
+        "no bar for the job:\n{raw:?}"
     );
     for account in ACCOUNTS {
         assert!(
-            raw.lines().any(|l| l.contains(account) && l.contains('%')),
+            out.ever_showed(|l| l.starts_with(&format!("  {account}"))
+                && l.contains("% ")
+                && l.contains("/8 windows, ")),
             "no bar for account {account}:\n{raw:?}"
         );
     }
@@ -371,7 +392,7 @@ async fn a_backfill_on_a_terminal_shows_bars_keeps_log_lines_whole_and_ends_with
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verbose_on_a_terminal_prints_each_window_above_the_bars_without_colour_under_no_color() {
+async fn verbose_or_rust_log_on_a_terminal_print_each_window_above_the_bars() {
     let s = setup(
         10,
         Faults {
@@ -383,7 +404,10 @@ async fn verbose_on_a_terminal_prints_each_window_above_the_bars_without_colour_
     let out = s.run(true, &["-v"], &[("NO_COLOR", "1")]).await;
     let (raw, screen) = (out.raw(), out.screen());
     assert_eq!(out.status.code(), Some(0), "{screen}");
-    assert!(raw.contains("rows/s"), "no bar was drawn:\n{raw:?}");
+    assert!(
+        out.ever_showed(|l| l.starts_with("campaign_daily [") && l.contains("rows/s")),
+        "no bar was drawn:\n{raw:?}"
+    );
     // Every window's line, each whole on its own line: none lost, none cut by a bar.
     let loaded = screen
         .lines()
@@ -395,6 +419,17 @@ async fn verbose_on_a_terminal_prints_each_window_above_the_bars_without_colour_
     assert_eq!(summary_table(&screen).len(), 3, "{screen}");
     // NO_COLOR: no colour or style (SGR) sequence anywhere, bars included.
     assert!(!has_sgr(&out.bytes), "{raw:?}");
+
+    // RUST_LOG says what to log, on a terminal too: the same days again, a line per window.
+    let out = s.run(true, &[], &[("RUST_LOG", "info")]).await;
+    let screen = out.screen();
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    let loaded = screen
+        .lines()
+        .filter(|l| l.contains("window loaded"))
+        .count();
+    assert_eq!(loaded, 20, "{screen}");
+    assert_log_lines_whole(&screen);
     s.mock.stop().await;
 }
 
