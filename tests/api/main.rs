@@ -22,3 +22,4 @@ mod ops;
 mod postgres;
 mod refused_values;
 mod store;
+mod terminal;
