@@ -28,6 +28,7 @@ mod column;
 mod error;
 mod fingerprint;
 mod load;
+mod migrations;
 mod postgres;
 mod runs;
 mod spec;

@@ -21,9 +21,6 @@ use super::table::{ColumnData, ColumnType, TableChanges, TypeMismatch};
 use crate::config::DatabaseConfig;
 use uuid::Uuid;
 
-/// The core-table migrations, embedded at build time.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
-
 /// Rows per UNNEST statement: large enough that per-statement overhead vanishes, small enough that a
 /// statement's encoding, built twice over by sqlx (its arguments, then the message), stays under
 /// 1 MB each (see docs/performance.md).
@@ -129,7 +126,7 @@ impl PgStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        super::migrations::postgres().await?.run(&self.pool).await?;
         Ok(())
     }
 

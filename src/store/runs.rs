@@ -12,7 +12,9 @@
 //! the alternative was a second copy of each statement's code in `postgres.rs` and `sqlite.rs`.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row, Type,
+};
 
 use super::error::StoreError;
 
@@ -105,7 +107,7 @@ pub struct StateUpdate {
 }
 
 /// What the store remembers of a job and account (`export_state`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountState {
     /// The last day fully loaded.
     pub high_water: Option<NaiveDate>,
@@ -332,7 +334,6 @@ pub(super) struct WindowDone<'a> {
 }
 
 /// One row of [`sql::STATUS`], as the database returns it.
-#[derive(sqlx::FromRow)]
 pub(super) struct StatusRow {
     job: String,
     last_run_id: Option<i64>,
@@ -347,6 +348,50 @@ pub(super) struct StatusRow {
     last_success_at: Option<DateTime<Utc>>,
     high_water_min: Option<NaiveDate>,
     high_water_max: Option<NaiveDate>,
+}
+
+// Rows are read by column name. Written out instead of `#[derive(sqlx::FromRow)]`: the derive needs
+// sqlx's macros, which compile sqlx (and the bundled SQLite) a second time for the build host.
+impl<'r, R: Row> FromRow<'r, R> for StatusRow
+where
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
+    NaiveDate: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(StatusRow {
+            job: row.try_get("job")?,
+            last_run_id: row.try_get("last_run_id")?,
+            last_trigger: row.try_get("last_trigger")?,
+            last_account_id: row.try_get("last_account_id")?,
+            last_started_at: row.try_get("last_started_at")?,
+            last_finished_at: row.try_get("last_finished_at")?,
+            last_status: row.try_get("last_status")?,
+            last_rows_written: row.try_get("last_rows_written")?,
+            last_rows_deleted: row.try_get("last_rows_deleted")?,
+            last_error: row.try_get("last_error")?,
+            last_success_at: row.try_get("last_success_at")?,
+            high_water_min: row.try_get("high_water_min")?,
+            high_water_max: row.try_get("high_water_max")?,
+        })
+    }
+}
+
+impl<'r, R: Row> FromRow<'r, R> for AccountState
+where
+    &'r str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    NaiveDate: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(AccountState {
+            high_water: row.try_get("high_water")?,
+            timezone: row.try_get("timezone")?,
+            currency: row.try_get("currency")?,
+        })
+    }
 }
 
 impl From<StatusRow> for JobStatus {

@@ -27,9 +27,6 @@ use super::table::{ColumnData, ColumnType, TableChanges, TypeMismatch};
 use crate::config::DatabaseConfig;
 use uuid::Uuid;
 
-/// The core-table migrations, embedded at build time.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-
 /// SQLite's default bound on `?NNN` (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
 const MAX_PARAMS: usize = 32_766;
 
@@ -106,7 +103,7 @@ impl SqliteStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        super::migrations::sqlite().await?.run(&self.pool).await?;
         Ok(())
     }
 

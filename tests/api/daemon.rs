@@ -191,7 +191,7 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
         .sum()
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct Run {
     id: i64,
     status: String,
@@ -202,7 +202,16 @@ struct Run {
 
 /// The job's runs in start order (none while the core tables do not exist yet).
 async fn runs(pool: &PgPool) -> Vec<Run> {
-    sqlx::query_as::<_, Run>(
+    sqlx::query_as::<
+        _,
+        (
+            i64,
+            String,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<String>,
+        ),
+    >(
         "SELECT id, status, started_at, finished_at, error FROM rokt.export_runs \
          WHERE job = $1 ORDER BY started_at, id",
     )
@@ -210,6 +219,15 @@ async fn runs(pool: &PgPool) -> Vec<Run> {
     .fetch_all(pool)
     .await
     .unwrap_or_default()
+    .into_iter()
+    .map(|(id, status, started_at, finished_at, error)| Run {
+        id,
+        status,
+        started_at,
+        finished_at,
+        error,
+    })
+    .collect()
 }
 
 fn count(runs: &[Run], status: &str) -> usize {
