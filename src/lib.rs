@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod decimal;
 pub(crate) mod demo;
 pub mod export;
 pub(crate) mod metrics;

@@ -29,7 +29,12 @@ const RESERVED_COLUMNS: &[&str] = &[
     "_extra",
 ];
 /// Tables the tool owns besides the job tables.
-const RESERVED_TABLES: &[&str] = &["export_runs", "export_state", "_sqlx_migrations"];
+const RESERVED_TABLES: &[&str] = &[
+    "export_runs",
+    "export_state",
+    "export_checks",
+    "_sqlx_migrations",
+];
 
 impl Cx<'_> {
     /// One job, with `[defaults]` applied. Every key is read before the job is given up on.
