@@ -326,6 +326,15 @@ pub(crate) const KEYS: &[Key] = &[
         doc: "where a job with no history starts (`\"YYYY-MM-DD\"`); without it, `lookback_days` ago",
     },
     Key {
+        name: "verify",
+        place: Place::Inherited,
+        kind: Kind::Bool { default: false },
+        doc: "after each successful run the daemon compares the table's additive metrics, per \
+              account and day, for the days the run re-read (up to yesterday) with the API's daily \
+              totals and records the result in `export_checks` (Query API jobs only; one more \
+              request per account and 31 days; see `rokt-export verify`)",
+    },
+    Key {
         name: "report",
         place: Place::QueryJob,
         kind: Kind::OneOf {
