@@ -20,3 +20,4 @@ pub(crate) mod server;
 pub mod store;
 pub(crate) mod telemetry;
 pub mod tls;
+pub mod verify;

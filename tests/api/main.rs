@@ -20,3 +20,4 @@ mod mock;
 mod ops;
 mod postgres;
 mod store;
+mod verify;
