@@ -363,7 +363,7 @@ async fn run_locked(
     let spec = match &job.kind {
         JobKind::Query(q) => {
             let spec = query::table_spec(&job.table, q);
-            ctx.store.ensure_table(&spec).await?;
+            ensure_table(&ctx.store, &spec).await?;
             Some(spec)
         }
         JobKind::Generic(_) => None,
@@ -457,6 +457,43 @@ async fn run_locked(
         skipped: None,
         windows,
     })
+}
+
+/// Creates or widens a job's table (see [`Store::ensure_table`]), waiting out another session's
+/// lock on it for about half a minute: each attempt waits a few seconds (`lock_timeout`), then
+/// backs off, so a query left open on the table delays the run instead of queueing every other
+/// query behind it; after that the run fails, naming the session that holds the lock.
+pub async fn ensure_table(
+    store: &Store,
+    spec: &crate::store::TableSpec,
+) -> Result<crate::store::TableChanges, StoreError> {
+    use crate::api::retry::{self, Backoff, Jitter, Policy, Verdict};
+    let policy = Policy {
+        backoff: Backoff {
+            base: std::time::Duration::from_secs(1),
+            cap: std::time::Duration::from_secs(8),
+            jitter: Jitter::Equal,
+            ..Backoff::default()
+        },
+        max_retries: Some(4),
+    };
+    retry::run(
+        &policy,
+        |_| store.ensure_table(spec),
+        |e| {
+            if e.is_lock_timeout() {
+                Verdict::Retry
+            } else {
+                Verdict::Fail
+            }
+        },
+        |r| {
+            tracing::warn!(table = %spec.table, error = %r.error, attempt = r.attempt,
+                "the table is locked by another session; trying again");
+        },
+    )
+    .await
+    .map_err(|gave_up| gave_up.error)
 }
 
 /// An account the run cannot read (its zone or currency unknown, or the table holds it in

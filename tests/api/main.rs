@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod changes;
 mod cli;
 mod client;
 mod config;
@@ -19,5 +20,6 @@ mod logs;
 mod mock;
 mod ops;
 mod postgres;
+mod refused_values;
 mod store;
 mod verify;
