@@ -337,11 +337,8 @@ mod tests {
 
     async fn sqlite() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let db = DatabaseConfig {
-            url: DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("c.db").display()))
-                .unwrap(),
-            schema: "rokt".into(),
-        };
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let db = DatabaseConfig::new(DatabaseUrl::parse(&url).unwrap(), "rokt");
         let store = Store::connect(&db).await.unwrap();
         store.migrate().await.unwrap();
         (dir, store)
