@@ -491,7 +491,9 @@ async fn verify_account(
         }
     }
     let today = plan::today_in(target.zone, scope.now);
-    let (range, mut notes) = match range(scope, &target.id, today, state.high_water) {
+    let lookback = job.lookback_days;
+    let days = range(scope.days, lookback, &target.id, today, state.high_water);
+    let (range, mut notes) = match days {
         Ok(r) => r,
         Err(why) => {
             check.outcome = AccountOutcome::NothingToCheck { why };
@@ -535,13 +537,14 @@ async fn verify_account(
 /// The days to verify for `account`, and a note when the days asked for were cut; `Err` says why
 /// there are none.
 fn range(
-    scope: &Scope<'_>,
+    days: &Days,
+    lookback_days: u32,
     account: &str,
     today: NaiveDate,
     high_water: Option<NaiveDate>,
 ) -> Result<(Window, Vec<String>), String> {
     let yesterday = today.pred_opt().ok_or("no day before today")?;
-    let lookback = u64::from(scope.job.lookback_days.max(1));
+    let lookback = u64::from(lookback_days.max(1));
     let back = |last: NaiveDate| {
         last.checked_sub_days(DayCount::new(lookback - 1))
             .unwrap_or(last)
@@ -552,7 +555,7 @@ fn range(
             "checked up to yesterday ({yesterday}): today's numbers are still changing"
         ));
     };
-    let (start, last) = match scope.days {
+    let (start, last) = match days {
         Days::Recent => {
             let first = back(yesterday);
             let last = high_water.map_or(yesterday, |h| h.min(yesterday));
@@ -710,8 +713,115 @@ fn checks_of(v: &Verification) -> Vec<NewCheck> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::config::Report;
+    use crate::export::WindowResult;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, d).unwrap()
+    }
+
+    fn window(a: u32, b: u32) -> Window {
+        Window {
+            start: day(a),
+            last: day(b),
+        }
+    }
+
+    #[test]
+    fn the_default_days_are_the_lookback_up_to_yesterday_and_the_high_water_mark() {
+        let today = day(20);
+        let recent = |hw| range(&Days::Recent, 7, "1", today, hw).map(|(w, _)| w);
+        assert_eq!(recent(Some(day(19))), Ok(window(13, 19)));
+        assert_eq!(
+            recent(None),
+            Ok(window(13, 19)),
+            "no mark: no rows, said so"
+        );
+        assert_eq!(recent(Some(day(25))), Ok(window(13, 19)), "never today");
+        assert_eq!(
+            recent(Some(day(16))),
+            Ok(window(13, 16)),
+            "not past the last day fully loaded"
+        );
+        assert!(recent(Some(day(10))).unwrap_err().contains("fully loaded"));
+        assert_eq!(
+            range(&Days::Recent, 0, "1", today, None).map(|(w, _)| w),
+            Ok(window(19, 19)),
+            "lookback_days = 0 still checks yesterday"
+        );
+    }
+
+    #[test]
+    fn explicit_days_stop_at_yesterday_and_say_so() {
+        let today = day(20);
+        let explicit = |from, to| range(&Days::Explicit { from, to }, 7, "1", today, Some(day(19)));
+        assert_eq!(
+            explicit(Some(day(1)), Some(day(5))),
+            Ok((window(1, 5), vec![]))
+        );
+        let (w, notes) = explicit(Some(day(15)), Some(day(25))).unwrap();
+        assert_eq!(w, window(15, 19));
+        assert!(notes[0].contains("up to yesterday"), "{notes:?}");
+        assert_eq!(explicit(None, Some(day(10))).unwrap().0, window(4, 10));
+        assert_eq!(explicit(Some(day(2)), None).unwrap().0, window(2, 19));
+        assert!(explicit(Some(day(20)), None).is_err(), "today alone");
+    }
+
+    #[test]
+    fn a_run_rereads_the_days_of_its_successful_windows() {
+        let done = |account: &str, w| WindowResult {
+            account_id: account.into(),
+            window: w,
+            api_requests: 1,
+            outcome: WindowOutcome::Succeeded {
+                rows_received: 1,
+                rows_written: 0,
+                rows_deleted: 0,
+                kept_on_empty: 0,
+                warnings: vec![],
+            },
+        };
+        let mut failed = done("2", window(11, 20));
+        failed.outcome = WindowOutcome::NotAttempted;
+        let result = RunResult {
+            job: "j".into(),
+            table: "j".into(),
+            skipped: None,
+            windows: vec![
+                done("1", window(1, 10)),
+                done("2", window(1, 10)),
+                done("1", window(11, 20)),
+                failed,
+            ],
+        };
+        let Days::Reread(spans) = Days::reread_by(&result) else {
+            unreachable!()
+        };
+        assert_eq!(
+            spans,
+            vec![
+                ("1".to_owned(), window(1, 20)),
+                ("2".to_owned(), window(1, 10))
+            ]
+        );
+        let reread = Days::Reread(spans);
+        let today = day(20);
+        assert_eq!(
+            range(&reread, 7, "1", today, None).unwrap().0,
+            window(1, 19),
+            "not today"
+        );
+        assert!(range(&reread, 7, "3", today, None).is_err());
+        let only_today = Days::Reread(vec![("1".into(), window(20, 20))]);
+        assert!(
+            range(&only_today, 7, "1", today, None)
+                .unwrap_err()
+                .contains("still changing")
+        );
+    }
 
     #[test]
     fn only_additive_metrics_with_a_column_are_checked() {
