@@ -299,8 +299,9 @@ impl RunError {
 
 /// Something that wants to hear about progress (the terminal display of `--run-now`).
 pub trait Progress: Send + Sync {
-    /// Called once the windows are planned.
-    fn planned(&self, _job: &str, _windows: usize) {}
+    /// Called once the windows are planned: each account with its number of windows, in the
+    /// order the accounts run (an account the run cannot read counts one window, which fails).
+    fn planned(&self, _job: &str, _accounts: &[(&str, usize)]) {}
     /// Called after each window, whatever its outcome.
     fn window_done(&self, _result: &WindowResult) {}
 }
@@ -425,8 +426,16 @@ async fn run_locked(
             windows,
         });
     }
-    let planned: usize = plans.iter().map(|p| p.windows.len()).sum();
-    progress.planned(&job.name, planned + refused.len());
+    let planned: Vec<(&str, usize)> = refused
+        .iter()
+        .map(|r| (r.account_id.as_str(), 1))
+        .chain(
+            plans
+                .iter()
+                .map(|p| (p.target.id.as_str(), p.windows.len())),
+        )
+        .collect();
+    progress.planned(&job.name, &planned);
     for r in &refused {
         progress.window_done(r);
     }

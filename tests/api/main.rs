@@ -22,4 +22,5 @@ mod ops;
 mod postgres;
 mod refused_values;
 mod store;
+mod terminal;
 mod verify;
