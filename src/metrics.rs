@@ -18,6 +18,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::api::{ApiClient, LatencyHistogram};
+/// How a verification after a run ended: the `outcome` label of `rokt_export_verify_runs_total`.
+use crate::verify::Outcome as VerifyOutcome;
 
 /// The `Content-Type` of [`Metrics::encode`]'s output (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -93,6 +95,9 @@ pub struct Metrics {
     run_duration: Family<JobLabels, Histogram, fn() -> Histogram>,
     last_success: Family<JobLabels, Gauge<f64, AtomicU64>>,
     skipped_overlaps: Family<JobLabels, Counter>,
+    verify_runs: Family<RunLabels, Counter>,
+    verify_mismatched_days: Family<JobLabels, Gauge>,
+    verify_last: Family<JobLabels, Gauge<f64, AtomicU64>>,
 }
 
 fn run_duration_histogram() -> Histogram {
@@ -148,6 +153,24 @@ impl Metrics {
             "Firings skipped because the previous run of the same job was still running in this process",
             skipped_overlaps.clone(),
         );
+        let verify_runs = Family::<RunLabels, Counter>::default();
+        registry.register(
+            "rokt_export_verify_runs",
+            "Verifications after a run of a job with verify = true, by outcome (clean: every day matches the API's totals, mismatched: a day differs, failed: an account could not be verified)",
+            verify_runs.clone(),
+        );
+        let verify_mismatched_days = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "rokt_export_verify_mismatched_days",
+            "Account-days whose table sums differed from the API's totals in the job's latest verification in this process",
+            verify_mismatched_days.clone(),
+        );
+        let verify_last = Family::<JobLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "rokt_export_verify_last_timestamp_seconds",
+            "Unix time of the job's latest verification in this process that compared its days (with two replicas, the newest one's rokt_export_verify_mismatched_days is the current one)",
+            verify_last.clone(),
+        );
         let metrics = Metrics {
             registry,
             runs,
@@ -157,6 +180,9 @@ impl Metrics {
             run_duration,
             last_success,
             skipped_overlaps,
+            verify_runs,
+            verify_mismatched_days,
+            verify_last,
         };
         for job in jobs {
             let labels = JobLabels {
@@ -211,6 +237,43 @@ impl Metrics {
             // Milliseconds are plenty for "time since last success" and exact in an f64.
             let secs = now.timestamp_millis() as f64 / 1000.0;
             self.last_success.get_or_create(&labels).set(secs);
+        }
+    }
+
+    /// Creates the verification series of `job` at zero (a job with `verify = true`), so that an
+    /// alert on `increase(...)` works before its first verification.
+    pub fn expect_verification(&self, job: &str) {
+        for outcome in VerifyOutcome::ALL {
+            let _ = self.verify_runs.get_or_create(&RunLabels {
+                job: job.to_owned(),
+                outcome: outcome.as_str(),
+            });
+        }
+    }
+
+    /// Records a verification after a run: its outcome and, when it compared days (it did not
+    /// fail before), the days that differed.
+    pub fn verification_finished(
+        &self,
+        job: &str,
+        outcome: VerifyOutcome,
+        days_differ: Option<u64>,
+    ) {
+        self.verify_runs
+            .get_or_create(&RunLabels {
+                job: job.to_owned(),
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        if let Some(days) = days_differ {
+            let labels = JobLabels {
+                job: job.to_owned(),
+            };
+            self.verify_mismatched_days
+                .get_or_create(&labels)
+                .set(i64::try_from(days).unwrap_or(i64::MAX));
+            let secs = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+            self.verify_last.get_or_create(&labels).set(secs);
         }
     }
 
@@ -379,5 +442,36 @@ mod tests {
         assert!(text.contains("rokt_export_run_duration_seconds_bucket{job=\"a\",le=\"1\"} 1"));
         assert!(text.contains("rokt_export_run_duration_seconds_count{job=\"a\"} 2"));
         assert!(text.contains("rokt_export_last_success_timestamp_seconds{job=\"a\"} 1"));
+    }
+
+    #[test]
+    fn verifications_are_counted_and_the_latest_sets_the_gauge() {
+        let m = Metrics::new(["a", "b"]);
+        m.expect_verification("a");
+        let text = m.encode();
+        assert!(text.contains("rokt_export_verify_runs_total{job=\"a\",outcome=\"mismatched\"} 0"));
+        assert!(
+            !text.contains("rokt_export_verify_runs_total{job=\"b\""),
+            "b does not verify"
+        );
+        assert!(
+            !text.contains("rokt_export_verify_mismatched_days{"),
+            "none yet"
+        );
+        m.verification_finished("a", VerifyOutcome::Mismatched, Some(3));
+        m.verification_finished("a", VerifyOutcome::Failed, None);
+        let text = m.encode();
+        assert!(text.contains("rokt_export_verify_runs_total{job=\"a\",outcome=\"mismatched\"} 1"));
+        assert!(text.contains("rokt_export_verify_runs_total{job=\"a\",outcome=\"failed\"} 1"));
+        assert!(
+            text.contains("rokt_export_verify_mismatched_days{job=\"a\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("rokt_export_verify_last_timestamp_seconds{job=\"a\"} 1"));
+        m.verification_finished("a", VerifyOutcome::Clean, Some(0));
+        assert!(
+            m.encode()
+                .contains("rokt_export_verify_mismatched_days{job=\"a\"} 0")
+        );
     }
 }

@@ -10,6 +10,7 @@ use crate::api::ApiError;
 use crate::config::{ConfigError, CredentialsError};
 use crate::export::{FailureKind, RunError};
 use crate::store::StoreError;
+use crate::verify::VerifyError;
 
 /// Everything succeeded.
 pub const SUCCESS: u8 = 0;
@@ -111,6 +112,12 @@ impl From<StoreError> for Exit {
 
 impl From<RunError> for Exit {
     fn from(e: RunError) -> Exit {
+        Exit::of(e.kind(), &e)
+    }
+}
+
+impl From<VerifyError> for Exit {
+    fn from(e: VerifyError) -> Exit {
         Exit::of(e.kind(), &e)
     }
 }

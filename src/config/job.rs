@@ -38,7 +38,12 @@ const RESERVED_COLUMNS: &[&str] = &[
     "oid",
 ];
 /// Tables the tool owns besides the job tables.
-const RESERVED_TABLES: &[&str] = &["export_runs", "export_state", "_sqlx_migrations"];
+const RESERVED_TABLES: &[&str] = &[
+    "export_runs",
+    "export_state",
+    "export_checks",
+    "_sqlx_migrations",
+];
 
 impl Cx<'_> {
     /// One job, with `[defaults]` applied. Every key is read before the job is given up on.
@@ -57,6 +62,18 @@ impl Cx<'_> {
         let values = self.values(Some(t), Section::Jobs, Some(defaults));
         let table = self.table_name(t, name.as_ref().ok());
         let kind = self.kind(t, span);
+        if let (Ok(JobKind::Generic(_)), Some(item)) = (&kind, t.table.get("verify"))
+            && matches!(item.get_ref(), DeValue::Boolean(true))
+        {
+            // Inherited from `[defaults]` it is simply not done; written on the job it would
+            // promise what cannot be kept.
+            self.problem(
+                Some(item.span()),
+                &join(&t.path, "verify"),
+                "`verify` checks Query API jobs only (a generic job's fields have no catalogue \
+                 saying which of them add up); remove it from this job",
+            );
+        }
 
         let (name, _) = name?;
         // The scalar keys come from `values` (given, inherited from `[defaults]`, or the key
@@ -73,6 +90,7 @@ impl Cx<'_> {
             accounts: accounts?,
             table: table?,
             run_on_start: self.get(&values, "run_on_start")?,
+            verify: self.get(&values, "verify")?,
             kind: kind?,
         })
     }

@@ -9,7 +9,7 @@
 //! accounts, a body template) are read by their own code in `parse.rs` and `job.rs`; the table
 //! still names them, places them and documents them.
 //!
-//! Adding a key that jobs inherit from `[defaults]`, say `verify` (a bool), is two edits:
+//! Adding a key that jobs inherit from `[defaults]` is two edits; `verify` (a bool) was added so:
 //!
 //! 1. a row here, among the [`Place::Inherited`] rows:
 //!    `Key { name: "verify", place: Place::Inherited, kind: Kind::Bool { default: false }, doc: "..." }`;
@@ -17,8 +17,9 @@
 //!    `job.rs` builds the `Job` (`verify: self.get(&values, "verify")?`; the compiler points there).
 //!
 //! The README test then fails and prints the two rows (`defaults.verify`, `jobs.verify`) to paste.
-//! The unit test `parse::tests::an_inheritable_key_is_one_row` adds such a row and shows that the
-//! allowed-keys check, type errors, inheritance and the reference follow from it alone.
+//! The unit test `parse::tests::an_inheritable_key_is_one_row` adds such a row (a made-up
+//! `compare_first`) and shows that the allowed-keys check, type errors, inheritance and the
+//! reference follow from it alone.
 
 use std::fmt;
 
@@ -347,6 +348,15 @@ pub(crate) const KEYS: &[Key] = &[
         place: Place::Inherited,
         kind: Kind::Date,
         doc: "where a job with no history starts (`\"YYYY-MM-DD\"`); without it, `lookback_days` ago",
+    },
+    Key {
+        name: "verify",
+        place: Place::Inherited,
+        kind: Kind::Bool { default: false },
+        doc: "after each successful run the daemon compares the table's additive metrics, per \
+              account and day, for the days the run re-read (up to yesterday) with the API's daily \
+              totals and records the result in `export_checks` (Query API jobs only; one more \
+              request per account and 31 days; see `rokt-export verify`)",
     },
     Key {
         name: "report",

@@ -193,6 +193,9 @@ pub struct Job {
     pub table: String,
     /// Run once as soon as the daemon starts, besides the schedule.
     pub run_on_start: bool,
+    /// After each successful daemon run, compare the days it re-read with the API's totals and
+    /// record the result in `export_checks` (Query API jobs; see `verify`).
+    pub verify: bool,
     pub kind: JobKind,
 }
 

@@ -310,10 +310,10 @@ mod tests {
 
     /// The key table with one more inheritable key, as the first of the two edits in `keys.rs`'s
     /// docs would write it. (The second edit, `Job`'s field, cannot be made in a test.)
-    fn with_verify() -> Vec<Key> {
+    fn with_compare_first() -> Vec<Key> {
         let mut keys = KEYS.to_vec();
         keys.push(Key {
-            name: "verify",
+            name: "compare_first",
             place: Place::Inherited,
             kind: Kind::Bool { default: false },
             doc: "re-read each window and compare before writing",
@@ -321,16 +321,16 @@ mod tests {
         keys
     }
 
-    /// Parses `text` with `keys`; per job, the `verify` it ends up with; or every problem.
-    fn verify_per_job(keys: &[Key], text: &str) -> Result<Vec<bool>, Vec<String>> {
+    /// Parses `text` with `keys`; per job, the `compare_first` it ends up with; or every problem.
+    fn compare_first_per_job(keys: &[Key], text: &str) -> Result<Vec<bool>, Vec<String>> {
         let mut cx = Cx::new(text, keys);
         let config = cx.document(Path::new("jobs.toml"), text, &Env::default());
         if config.is_err() || !cx.problems.is_empty() {
             return Err(cx.problems.iter().map(ToString::to_string).collect());
         }
-        // `Job` has no `verify`: read what each job would fill it from, as `job.rs` does.
+        // `Job` has no `compare_first`: read what each job would fill it from, as `job.rs` does.
         let mut cx = Cx::new(text, keys);
-        let mut verify = Vec::new();
+        let mut compare_first = Vec::new();
         if let Ok(root) = DeTable::parse(text)
             && let Some(DeValue::Array(jobs)) = root.get_ref().get("jobs").map(|j| j.get_ref())
         {
@@ -345,56 +345,64 @@ mod tests {
                     path: format!("jobs[{i}]"),
                 };
                 let values = cx.values(Some(&t), Section::Jobs, Some(&defaults));
-                verify.extend(cx.get::<bool>(&values, "verify"));
+                compare_first.extend(cx.get::<bool>(&values, "compare_first"));
             }
         }
-        Ok(verify)
+        Ok(compare_first)
     }
 
     #[test]
     fn an_inheritable_key_is_one_row() {
-        let keys = with_verify();
+        let keys = with_compare_first();
         let text = format!(
-            "[defaults]\nverify = true\n[[jobs]]\n{JOB}\n[[jobs]]\n{}verify = false\n",
+            "[defaults]\ncompare_first = true\n[[jobs]]\n{JOB}\n[[jobs]]\n{}compare_first = false\n",
             JOB.replace("\"j\"", "\"k\"")
         );
         // Accepted in `[defaults]` and in jobs, inherited, and overridden.
-        assert_eq!(verify_per_job(&keys, &text), Ok(vec![true, false]));
+        assert_eq!(compare_first_per_job(&keys, &text), Ok(vec![true, false]));
         // Without `[defaults]`, the table's default.
         assert_eq!(
-            verify_per_job(&keys, &format!("[[jobs]]\n{JOB}")),
+            compare_first_per_job(&keys, &format!("[[jobs]]\n{JOB}")),
             Ok(vec![false])
         );
         // Type errors and typos are reported like any other key's.
-        let problems =
-            verify_per_job(&keys, &format!("[defaults]\nverify = 3\n[[jobs]]\n{JOB}")).unwrap_err();
+        let problems = compare_first_per_job(
+            &keys,
+            &format!("[defaults]\ncompare_first = 3\n[[jobs]]\n{JOB}"),
+        )
+        .unwrap_err();
         assert_eq!(
             problems,
-            ["`defaults.verify`: expected true or false, found an integer"]
+            ["`defaults.compare_first`: expected true or false, found an integer"]
         );
         let problems =
-            verify_per_job(&keys, &format!("[[jobs]]\n{JOB}verfy = true\n")).unwrap_err();
+            compare_first_per_job(&keys, &format!("[[jobs]]\n{JOB}compre_first = true\n"))
+                .unwrap_err();
         assert!(
-            problems[0]
-                .contains("`jobs[0].verfy`: unknown key in `jobs[0]` (did you mean `verify`?)"),
+            problems[0].contains(
+                "`jobs[0].compre_first`: unknown key in `jobs[0]` (did you mean `compare_first`?)"
+            ),
             "{problems:?}"
         );
         // The README's reference gains its two rows.
         let rows: Vec<String> = reference_of(&keys)
             .iter()
             .map(ToString::to_string)
-            .filter(|r| r.contains("verify"))
+            .filter(|r| r.contains("compare_first"))
             .collect();
         assert_eq!(
             rows,
             [
-                "| `defaults.verify` | `false` | re-read each window and compare before writing |",
-                "| `jobs.verify` | `defaults.verify` | as in `[defaults]` |",
+                "| `defaults.compare_first` | `false` | re-read each window and compare before writing |",
+                "| `jobs.compare_first` | `defaults.compare_first` | as in `[defaults]` |",
             ]
         );
         // And without the row, the key is unknown.
-        let problems = verify_per_job(KEYS, &format!("[defaults]\nverify = true\n[[jobs]]\n{JOB}"))
-            .unwrap_err();
+        let problems = compare_first_per_job(
+            KEYS,
+            &format!("[defaults]\ncompare_first = true\n[[jobs]]\n{JOB}"),
+        )
+        .unwrap_err();
         assert!(
             problems[0].contains("unknown key in `defaults`"),
             "{problems:?}"

@@ -6,7 +6,8 @@
 //! `scheduler` (one task per job, overlaps skipped); across processes, `export::run_job` takes the
 //! job's Postgres advisory lock and records `skipped` when a replica holds it. On stop, running
 //! runs get the grace period; what is still running then is dropped (its window's transaction
-//! rolls back) and its `export_runs` rows are marked failed.
+//! rolls back) and its `export_runs` rows are marked failed. After a successful run of a job with
+//! `verify = true`, the same run verifies the days it re-read (`crate::verify`).
 
 mod scheduler;
 
@@ -23,11 +24,14 @@ use tracing::{error, info, warn};
 
 use crate::api::retry::{self, Backoff, Jitter, Policy, Verdict};
 use crate::api::{ApiClient, ApiError};
-use crate::config::{Config, Credentials};
-use crate::export::{Context, FailureKind, NoProgress, RunRequest, WindowOutcome, run_job};
+use crate::config::{Config, Credentials, Job, JobKind};
+use crate::export::{
+    Context, FailureKind, NoProgress, RunRequest, RunResult, WindowOutcome, run_job,
+};
 use crate::metrics::{Metrics, RunCounts, RunOutcome};
 use crate::server::{Health, ServerState};
-use crate::store::{RunStatus, Store, StoreError, Trigger};
+use crate::store::{CheckTrigger, RunStatus, Store, StoreError, Trigger};
+use crate::verify::{AccountOutcome, Days, Outcome as VerifyOutcome, VerifyRequest, verify};
 use scheduler::{RunSummary, Runner, Scheduler};
 
 /// First wait before connecting to the database again; doubled after each failure.
@@ -94,6 +98,9 @@ pub async fn run_until_stopped_or_hurried(
     let api = ApiClient::new(&config.api, credentials)?;
     let mut metrics = Metrics::new(config.jobs.iter().map(|j| j.name.as_str()));
     metrics.register_api(api.clone());
+    for job in config.jobs.iter().filter(|j| verifies(j)) {
+        metrics.expect_verification(&job.name);
+    }
     let metrics = Arc::new(metrics);
     let health = Arc::new(Health::new());
     let listen = listener.local_addr().map_err(DaemonError::Server)?;
@@ -127,6 +134,7 @@ pub async fn run_until_stopped_or_hurried(
         let runner = Arc::new(Export {
             ctx: Context::new(Arc::clone(&config), api, store.clone()),
             stopping: stopping.clone(),
+            metrics: Arc::clone(&metrics),
         });
         let scheduler = Scheduler::start(
             &config.jobs,
@@ -340,6 +348,100 @@ struct Export {
     /// Cancelled when the daemon stops: runs start no further window, so the grace period is
     /// spent finishing the windows in flight, not starting new ones.
     stopping: CancellationToken,
+    /// Where verifications after runs are counted (runs themselves are counted by the scheduler).
+    metrics: Arc<Metrics>,
+}
+
+/// Whether the daemon verifies `job` after its successful runs: `verify = true` on a Query API
+/// job (on a generic job it can only be inherited from `[defaults]`, and is not done).
+fn verifies(job: &Job) -> bool {
+    job.verify && matches!(job.kind, JobKind::Query(_))
+}
+
+/// The most differences a log line of a verification quotes.
+const LOGGED_DIFFERENCES: usize = 5;
+
+impl Export {
+    /// After a successful run of a job with `verify = true`: compares the days the run re-read
+    /// (up to yesterday) with the API's totals, records them in `export_checks` (in `verify`)
+    /// and in the metrics, and logs what it found. Part of the run: the job's next firing waits
+    /// for it like for the run.
+    async fn verify_after(&self, name: &str, result: &RunResult) {
+        if !self.ctx.config.job(name).is_some_and(verifies) || self.stopping.is_cancelled() {
+            return;
+        }
+        let request = VerifyRequest {
+            job: name.to_owned(),
+            days: Days::reread_by(result),
+            accounts: Vec::new(),
+            trigger: CheckTrigger::Schedule,
+        };
+        let verification = match verify(&self.ctx, &request).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.metrics
+                    .verification_finished(name, VerifyOutcome::Failed, None);
+                warn!(error = %e, "could not verify the days the run re-read");
+                return;
+            }
+        };
+        let compared = verification
+            .accounts
+            .iter()
+            .any(|a| matches!(a.outcome, AccountOutcome::Checked { .. }));
+        let outcome = verification.outcome();
+        let (days, differ) = (verification.days_checked(), verification.days_differ());
+        self.metrics
+            .verification_finished(name, outcome, compared.then_some(differ));
+        let requests = verification.api_requests();
+        for a in &verification.accounts {
+            if let AccountOutcome::Failed { error, .. } = &a.outcome {
+                warn!(account_id = %a.account_id, error = %error, "could not verify the account's days");
+            }
+        }
+        match outcome {
+            VerifyOutcome::Mismatched => warn!(
+                days,
+                days_differ = differ,
+                api_requests = requests,
+                differences = %differences(&verification, LOGGED_DIFFERENCES),
+                "verification: days of the table differ from the API's totals (all in export_checks; \
+                 `rokt-export verify {name}` shows them)"
+            ),
+            VerifyOutcome::Clean => info!(
+                days,
+                api_requests = requests,
+                "verification: every day re-read matches the API's totals"
+            ),
+            VerifyOutcome::Failed => {}
+        }
+    }
+}
+
+/// The first `max` differences of a verification, for a log line.
+fn differences(v: &crate::verify::Verification, max: usize) -> String {
+    let mut out = Vec::new();
+    for a in &v.accounts {
+        let AccountOutcome::Checked { checks, .. } = &a.outcome else {
+            continue;
+        };
+        for day in checks.iter().filter(|d| !d.matches()) {
+            for (metric, m) in v.checked.iter().zip(&day.metrics) {
+                if !m.matches {
+                    out.push(format!(
+                        "account {} {} {metric}: table {} ({} rows), API {}",
+                        a.account_id, day.date, m.table, day.table_rows, m.api
+                    ));
+                }
+            }
+        }
+    }
+    let more = out.len().saturating_sub(max);
+    out.truncate(max);
+    if more > 0 {
+        out.push(format!("and {more} more"));
+    }
+    out.join("; ")
 }
 
 impl Runner for Export {
@@ -363,6 +465,7 @@ impl Runner for Export {
                     RunOutcome::Skipped
                 } else if result.succeeded() {
                     info!(windows, rows_written, "run succeeded");
+                    self.verify_after(job, &result).await;
                     RunOutcome::Succeeded
                 } else if self.stopping.is_cancelled()
                     && !result

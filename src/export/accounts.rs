@@ -56,7 +56,7 @@ impl Directory {
 
 /// The accounts a run reads (the job's list, or every account the credentials see, narrowed by
 /// `--account`), each with its report zone and currency, or why it cannot be read.
-pub(super) async fn targets(
+pub(crate) async fn targets(
     ctx: &Context,
     job: &Job,
     only: &[String],
@@ -134,7 +134,7 @@ fn target(job: &Job, id: &str, account: Option<&Account>) -> Result<Target, Stri
 /// Refuses to read `target` into a table that holds its rows in another zone or currency: from
 /// the account's state, or, for rows loaded before the state recorded them, from the table's own
 /// `timezone` and `currency` columns. `Err` holds the message (a configuration problem).
-pub(super) async fn check_units(
+pub(crate) async fn check_units(
     ctx: &Context,
     job: &Job,
     target: &Target,

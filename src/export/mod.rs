@@ -9,7 +9,7 @@
 //! into typed columns (sharing [`rows`]), `window` runs one account's windows, and this file holds
 //! the types a caller sees and the run itself (lock, accounts, plan).
 
-mod accounts;
+pub(crate) mod accounts;
 pub mod generic;
 pub mod plan;
 pub mod query;

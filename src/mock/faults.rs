@@ -47,6 +47,11 @@ pub struct Faults {
     /// Query API reports refuse an `endDate` after today (400 `{"message": "endDate cannot be in
     /// the future"}`, PostHog's sample of a Rokt 400), as the live API may.
     pub refuse_future_end_date: bool,
+    /// Query API reports stop after this many rows and still look whole (`{"data": [...]}`
+    /// closed, `accountId`, `queryTimeMs`): a silent row cap, as an API that publishes no
+    /// pagination may have. Nothing in the answer shows it; `rokt-export verify` does (its
+    /// requests, a row per day, stay under any cap of 31 rows or more).
+    pub row_cap: Option<u64>,
 }
 
 /// How an answer without rows looks.

@@ -164,7 +164,10 @@ fn report(
         }
         return json_response(StatusCode::OK, body.to_string());
     }
-    let (text, rows) = answer(&catalog, account, &query, today);
+    let cap = faults
+        .row_cap
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let (text, rows) = answer_at_most(&catalog, account, &query, today, cap);
     shared.counters.rows(rows as u64);
     json_response(StatusCode::OK, text)
 }
@@ -200,7 +203,21 @@ pub(crate) fn answer(
     query: &Query,
     today: NaiveDate,
 ) -> (String, usize) {
-    let groups = catalog.run(account, query, today);
+    answer_at_most(catalog, account, query, today, None)
+}
+
+/// [`answer`] with at most `cap` rows (the `row_cap` fault), the body as whole as ever.
+fn answer_at_most(
+    catalog: &Catalog,
+    account: &Account,
+    query: &Query,
+    today: NaiveDate,
+    cap: Option<usize>,
+) -> (String, usize) {
+    let mut groups = catalog.run(account, query, today);
+    if let Some(cap) = cap {
+        groups.truncate(cap);
+    }
     // Roughly what one row takes, so the string grows once or twice, not forty times.
     let mut out = String::with_capacity(
         64 + groups.len() * (40 + 24 * (query.dims.len() + query.metrics.len())),

@@ -1,6 +1,7 @@
-//! All SQL: the core tables (`export_runs`, `export_state`, by sqlx migrations), the job tables
-//! (created and widened from a [`TableSpec`]), transactional window loads, run records, job locks.
-//! This file is the backend-neutral API; each backend is a file of its own.
+//! All SQL: the core tables (`export_runs`, `export_state`, `export_checks`, by sqlx
+//! migrations), the job tables (created and widened from a [`TableSpec`]), transactional window
+//! loads, run records, job locks. This file is the backend-neutral API; each backend is a file of
+//! its own.
 //!
 //! Two backends behind one [`Store`], chosen by the database URL:
 //!
@@ -18,12 +19,14 @@
 //! column of a batch), `runs.rs` (run records and job state, their statements written once for
 //! both backends), `spec.rs` (validation and de-duplication of a load), `fingerprint.rs`
 //! (`_row_hash`), `postgres.rs` and `sqlite.rs` (creating tables, loading windows, job locks),
-//! `error.rs` ([`StoreError`]).
+//! `checks.rs` (`verify`'s per-day sums and the `export_checks` history), `error.rs`
+//! ([`StoreError`]).
 //!
 //! Invariants: no other module holds SQL; identifiers are validated (see [`StoreError::InvalidName`])
 //! and always double-quoted; nothing is ever dropped (a column whose type no longer matches is kept
 //! and reported, see [`TableChanges`]).
 
+mod checks;
 mod column;
 mod error;
 mod fingerprint;
@@ -40,6 +43,7 @@ use std::fmt;
 use chrono::{NaiveDate, Utc};
 
 use crate::config::{Backend, DatabaseConfig};
+pub use checks::{CheckTrigger, DayTotal, LastCheck, NewCheck};
 pub use column::TextColumn;
 pub(crate) use column::loose;
 pub use error::StoreError;
@@ -686,7 +690,12 @@ fn replace_scope<'a>(
 }
 
 /// The tables the migrations create (and sqlx's own record of them).
-const CORE_TABLES: [&str; 3] = ["export_runs", "export_state", "_sqlx_migrations"];
+const CORE_TABLES: [&str; 4] = [
+    "export_runs",
+    "export_state",
+    "export_checks",
+    "_sqlx_migrations",
+];
 
 /// What a database holds already ([`Store::contents`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

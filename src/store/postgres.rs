@@ -161,6 +161,11 @@ impl PgStore {
         .map_err(|e| StoreError::query("listing the tables", e))
     }
 
+    /// The pool, for statements of other files of the store (`checks.rs`).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// The run-record and state statements on this store's pool.
     pub fn runs(&self) -> Runs<'_, Postgres> {
         Runs::new(&self.pool)

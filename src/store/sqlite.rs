@@ -137,6 +137,11 @@ impl SqliteStore {
         .map_err(|e| StoreError::query("listing the tables", e))
     }
 
+    /// The pool, for statements of other files of the store (`checks.rs`).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// The run-record and state statements on this store's pool.
     pub fn runs(&self) -> Runs<'_, Sqlite> {
         Runs::new(&self.pool)

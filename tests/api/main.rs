@@ -23,3 +23,4 @@ mod postgres;
 mod refused_values;
 mod store;
 mod terminal;
+mod verify;

@@ -218,7 +218,7 @@ async fn migrate_twice_is_a_no_op(env: &mut Env) {
     let migrations = env
         .rows("SELECT CAST(count(*) AS TEXT) FROM _sqlx_migrations")
         .await;
-    assert_eq!(migrations[0][0].as_deref(), Some("2"));
+    assert_eq!(migrations[0][0].as_deref(), Some("3"));
 }
 
 async fn ensure_table_creates_adds_and_never_drops(env: &mut Env) {
@@ -844,6 +844,7 @@ async fn postgres_tables_live_in_the_configured_schema() {
     let expected: Vec<(String, String)> = [
         "_sqlx_migrations",
         "campaign_daily",
+        "export_checks",
         "export_runs",
         "export_state",
     ]
