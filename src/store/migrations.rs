@@ -26,6 +26,11 @@ const POSTGRES: &[Embedded] = &[
         "replace and units",
         include_str!("../../migrations/postgres/20261201000001_replace_and_units.sql"),
     ),
+    (
+        20261201000002,
+        "export checks",
+        include_str!("../../migrations/postgres/20261201000002_export_checks.sql"),
+    ),
 ];
 
 const SQLITE: &[Embedded] = &[
@@ -38,6 +43,11 @@ const SQLITE: &[Embedded] = &[
         20261201000001,
         "replace and units",
         include_str!("../../migrations/sqlite/20261201000001_replace_and_units.sql"),
+    ),
+    (
+        20261201000002,
+        "export checks",
+        include_str!("../../migrations/sqlite/20261201000002_export_checks.sql"),
     ),
 ];
 
