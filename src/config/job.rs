@@ -17,8 +17,11 @@ use super::values::{Values, is_identifier};
 use super::{Accounts, BodyTemplate, GenericJob, Job, JobKind, Method, QueryJob, Report};
 use crate::schedule::Schedule;
 
-/// Columns every job table has, and Postgres' system columns (no table can have a column of that
-/// name); a dimension, metric or key field may not take these names.
+/// Postgres' system columns: no table can have a column of one of these names.
+pub const SYSTEM_COLUMNS: &[&str] = &["ctid", "xmin", "xmax", "cmin", "cmax", "tableoid", "oid"];
+
+/// Columns every job table has; a dimension, metric or key field may not take these names (nor a
+/// system column's).
 const RESERVED_COLUMNS: &[&str] = &[
     "account_id",
     "date",
@@ -29,13 +32,6 @@ const RESERVED_COLUMNS: &[&str] = &[
     "_loaded_at",
     "_row_hash",
     "_extra",
-    "ctid",
-    "xmin",
-    "xmax",
-    "cmin",
-    "cmax",
-    "tableoid",
-    "oid",
 ];
 /// Tables the tool owns besides the job tables.
 const RESERVED_TABLES: &[&str] = &[
@@ -403,14 +399,15 @@ impl Cx<'_> {
                 result = Err(self.type_error(v, &entry, "a string", v.get_ref()));
                 continue;
             };
-            if RESERVED_COLUMNS.contains(&s.as_ref()) {
+            if is_reserved_column(s) {
                 result = Err(self.problem(
                     Some(v.span()),
                     &entry,
                     format!(
-                        "\"{s}\" is a column every job table already has ({}); it cannot be a \
-                         {what}",
-                        RESERVED_COLUMNS.join(", ")
+                        "\"{s}\" is a column every job table already has, or a Postgres system \
+                         column ({}, {}); it cannot be a {what}",
+                        RESERVED_COLUMNS.join(", "),
+                        SYSTEM_COLUMNS.join(", ")
                     ),
                 ));
             } else if is_column_name(s) {
@@ -551,14 +548,19 @@ impl Cx<'_> {
                 result = Err(self.type_error(v, &entry, "a field name string", v.get_ref()));
                 continue;
             };
-            if s.is_empty() || s.len() > 63 || RESERVED_COLUMNS.contains(&s.as_ref()) {
+            if s.is_empty() || s.len() > 63 || is_reserved_column(s) {
                 result = Err(self.problem(
                     Some(v.span()),
                     &entry,
                     format!(
                         "\"{s}\" cannot be a key field: it must be 1 to 63 characters and not one \
                          of {}",
-                        RESERVED_COLUMNS.join(", ")
+                        RESERVED_COLUMNS
+                            .iter()
+                            .chain(SYSTEM_COLUMNS)
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             } else if out.iter().any(|k| k == s.as_ref()) {
@@ -697,4 +699,9 @@ fn is_job_name(s: &str) -> bool {
         && s.len() <= 63
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Whether `name` is a column every job table has, or a Postgres system column.
+fn is_reserved_column(name: &str) -> bool {
+    RESERVED_COLUMNS.contains(&name) || SYSTEM_COLUMNS.contains(&name)
 }

@@ -48,6 +48,7 @@ pub use api_url::printable as printable_url;
 pub use credentials::{CredentialSource, Credentials, CredentialsError};
 pub use database_url::{Backend, DatabaseUrl, redact_url};
 pub use error::{ConfigError, Problem};
+pub use job::SYSTEM_COLUMNS;
 pub use keys::{ReferenceRow, reference};
 use template::Template;
 

@@ -83,28 +83,22 @@ pub fn parse_answer(
         }
     }
     // The table's own columns, and Postgres' system columns (a column of that name cannot be made).
-    let reserved = [
+    let own = [
         "account_id",
         "window_start",
         "_run_id",
         "_loaded_at",
         "_row_hash",
         EXTRA_COLUMN,
-        "ctid",
-        "xmin",
-        "xmax",
-        "cmin",
-        "cmax",
-        "tableoid",
-        "oid",
     ];
+    let reserved = |c: &str| own.contains(&c) || crate::config::SYSTEM_COLUMNS.contains(&c);
     let mut columns_of: Vec<(String, String, ColumnType)> = Vec::new(); // (field, column, type)
     let mut to_extra: Vec<String> = Vec::new();
     for f in &fields {
         let column = column_name(f);
         let is_key = job.key.contains(f);
         if column.is_empty()
-            || (!is_key && reserved.contains(&column.as_str()))
+            || (!is_key && reserved(&column))
             || columns_of.iter().any(|(_, c, _)| *c == column)
             || (!is_key && columns_of.len() >= MAX_INFERRED_COLUMNS)
         {

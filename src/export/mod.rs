@@ -130,6 +130,19 @@ impl FailureKind {
         }
     }
 
+    /// The one of `kinds` an operator should hear about first: a configuration problem before an
+    /// unavailable service before anything else; `None` when there is none.
+    pub fn most_actionable(kinds: impl IntoIterator<Item = FailureKind>) -> Option<FailureKind> {
+        let kinds: Vec<FailureKind> = kinds.into_iter().collect();
+        [
+            FailureKind::Config,
+            FailureKind::Unavailable,
+            FailureKind::Other,
+        ]
+        .into_iter()
+        .find(|k| kinds.contains(k))
+    }
+
     /// How the store's error classifies.
     pub fn of_store(e: &StoreError) -> FailureKind {
         if e.is_unavailable() {
@@ -195,21 +208,10 @@ impl RunResult {
     /// The most actionable failure among the windows: a configuration problem before an
     /// unavailable service before anything else; `None` when no window failed.
     pub fn worst_failure(&self) -> Option<FailureKind> {
-        let kinds: Vec<FailureKind> = self
-            .windows
-            .iter()
-            .filter_map(|w| match w.outcome {
-                WindowOutcome::Failed { kind, .. } => Some(kind),
-                _ => None,
-            })
-            .collect();
-        [
-            FailureKind::Config,
-            FailureKind::Unavailable,
-            FailureKind::Other,
-        ]
-        .into_iter()
-        .find(|k| kinds.contains(k))
+        FailureKind::most_actionable(self.windows.iter().filter_map(|w| match w.outcome {
+            WindowOutcome::Failed { kind, .. } => Some(kind),
+            _ => None,
+        }))
     }
 
     pub fn rows_written(&self) -> u64 {

@@ -440,9 +440,25 @@ impl Store {
         account_id: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
         spec::validate_identifier("table", table)?;
+        let err = |e| StoreError::query(format!("reading the time zones of {table:?}"), e);
+        if !self
+            .has_columns(table, &["account_id", "timezone", "currency"])
+            .await
+            .map_err(err)?
+        {
+            return Ok(Vec::new());
+        }
         match &self.inner {
-            Inner::Postgres(s) => s.table_units(table, account_id).await,
-            Inner::Sqlite(s) => s.table_units(table, account_id).await,
+            Inner::Postgres(s) => s.runs().table_units(table, account_id).await,
+            Inner::Sqlite(s) => s.runs().table_units(table, account_id).await,
+        }
+    }
+
+    /// Whether `table` exists with every one of `columns`.
+    async fn has_columns(&self, table: &str, columns: &[&str]) -> Result<bool, sqlx::Error> {
+        match &self.inner {
+            Inner::Postgres(s) => s.has_columns(table, columns).await,
+            Inner::Sqlite(s) => s.has_columns(table, columns).await,
         }
     }
 
@@ -456,15 +472,21 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let prepared = spec::prepare(spec)?;
         let account = &spec.columns[prepared.key_idx[0]].name;
+        let err = |e| {
+            StoreError::query(
+                format!("deleting account {account_id:?} from {:?}", spec.table),
+                e,
+            )
+        };
+        // A table the job never made has no rows to delete; its state still goes.
+        let table = self
+            .has_columns(&spec.table, &[account.as_str()])
+            .await
+            .map_err(err)?
+            .then_some((spec.table.as_str(), account.as_str()));
         match &self.inner {
-            Inner::Postgres(s) => {
-                s.forget_account(job, &spec.table, account, account_id)
-                    .await
-            }
-            Inner::Sqlite(s) => {
-                s.forget_account(job, &spec.table, account, account_id)
-                    .await
-            }
+            Inner::Postgres(s) => s.runs().forget_account(job, table, account_id).await,
+            Inner::Sqlite(s) => s.runs().forget_account(job, table, account_id).await,
         }
     }
 

@@ -447,71 +447,8 @@ impl PgStore {
         Ok(Written { written, deleted })
     }
 
-    /// The distinct `(timezone, currency)` of `account_id`'s rows in `table`, at most three; empty
-    /// when the table or those columns do not exist.
-    pub async fn table_units(
-        &self,
-        table: &str,
-        account_id: &str,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let err = |e| StoreError::query(format!("reading the time zones of {table:?}"), e);
-        let wanted = ["account_id", "timezone", "currency"];
-        if !self.has_columns(table, &wanted).await.map_err(err)? {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "SELECT DISTINCT coalesce(\"timezone\", ''), coalesce(\"currency\", '') FROM {} \
-             WHERE \"account_id\" = $1 LIMIT 3",
-            quote(table)
-        );
-        sqlx::query_as(&sql)
-            .bind(account_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)
-    }
-
-    /// Deletes `account_id`'s rows of `table` (where `account_column` is it) and its state for
-    /// `job`, in one transaction; returns the rows deleted.
-    pub async fn forget_account(
-        &self,
-        job: &str,
-        table: &str,
-        account_column: &str,
-        account_id: &str,
-    ) -> Result<u64, StoreError> {
-        let err =
-            |e| StoreError::query(format!("deleting account {account_id:?} from {table:?}"), e);
-        let present = self
-            .has_columns(table, &[account_column])
-            .await
-            .map_err(err)?;
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let mut deleted = 0;
-        if present {
-            let sql = format!(
-                "DELETE FROM {} WHERE {} = $1",
-                quote(table),
-                quote(account_column)
-            );
-            deleted = sqlx::query(&sql)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?
-                .rows_affected();
-        }
-        sqlx::query("DELETE FROM export_state WHERE job = $1 AND account_id = $2")
-            .bind(job)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        Ok(deleted)
-    }
     /// Whether `table` exists in the store's schema with every one of `columns`.
-    async fn has_columns(&self, table: &str, columns: &[&str]) -> Result<bool, sqlx::Error> {
+    pub async fn has_columns(&self, table: &str, columns: &[&str]) -> Result<bool, sqlx::Error> {
         let found: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_attribute \
              WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped \

@@ -182,6 +182,7 @@ where
     for<'r> StatusRow: FromRow<'r, DB::Row>,
     for<'r> AccountState: FromRow<'r, DB::Row>,
     for<'r> (String, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, String): FromRow<'r, DB::Row>,
 {
     /// Inserts a run with `status` (its error cut to [`MAX_ERROR_BYTES`]); returns its id.
     pub async fn insert(
@@ -224,6 +225,59 @@ where
             .await
             .map_err(|e| StoreError::query(format!("recording run {run_id} as failed"), e))?;
         Ok(())
+    }
+
+    /// The distinct `(timezone, currency)` of `account_id`'s rows in `table` (which has those
+    /// columns), at most three.
+    pub async fn table_units(
+        &self,
+        table: &str,
+        account_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let sql = format!(
+            "SELECT DISTINCT coalesce(\"timezone\", ''), coalesce(\"currency\", '') FROM {} \
+             WHERE \"account_id\" = $1 LIMIT 3",
+            super::spec::quote(table)
+        );
+        sqlx::query_as(&sql)
+            .bind(account_id)
+            .fetch_all(self.pool)
+            .await
+            .map_err(|e| StoreError::query(format!("reading the time zones of {table:?}"), e))
+    }
+
+    /// Deletes `account_id`'s rows of `table` (`(table, account column)`, when the table exists)
+    /// and its state for `job`, in one transaction; returns the rows deleted.
+    pub async fn forget_account(
+        &self,
+        job: &str,
+        table: Option<(&str, &str)>,
+        account_id: &str,
+    ) -> Result<u64, StoreError> {
+        let err = |e| StoreError::query(format!("deleting account {account_id:?}"), e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut deleted = 0;
+        if let Some((table, column)) = table {
+            let sql = format!(
+                "DELETE FROM {} WHERE {} = $1",
+                super::spec::quote(table),
+                super::spec::quote(column)
+            );
+            let done = sqlx::query(&sql)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            deleted = DB::rows_affected(&done);
+        }
+        sqlx::query("DELETE FROM export_state WHERE job = $1 AND account_id = $2")
+            .bind(job)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+        Ok(deleted)
     }
 
     /// What the store remembers of `job` and `account_id`; the default when nothing yet.

@@ -251,21 +251,10 @@ impl Verification {
     /// The most actionable failure of an account: configuration before an unavailable service
     /// before anything else.
     pub fn worst_failure(&self) -> Option<FailureKind> {
-        let kinds: Vec<FailureKind> = self
-            .accounts
-            .iter()
-            .filter_map(|a| match a.outcome {
-                AccountOutcome::Failed { kind, .. } => Some(kind),
-                _ => None,
-            })
-            .collect();
-        [
-            FailureKind::Config,
-            FailureKind::Unavailable,
-            FailureKind::Other,
-        ]
-        .into_iter()
-        .find(|k| kinds.contains(k))
+        FailureKind::most_actionable(self.accounts.iter().filter_map(|a| match a.outcome {
+            AccountOutcome::Failed { kind, .. } => Some(kind),
+            _ => None,
+        }))
     }
 
     pub fn outcome(&self) -> Outcome {
