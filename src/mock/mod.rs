@@ -39,6 +39,7 @@
 
 mod auth;
 mod data;
+mod distinct;
 mod faults;
 mod legacy;
 mod query;
@@ -324,7 +325,7 @@ impl MockServer {
         let account = catalog
             .account(account_id)
             .ok_or_else(|| format!("account {account_id} is not accessible"))?;
-        let report = data::Report::from_slug(report)
+        let report = data::Report::parse(report)
             .ok_or_else(|| format!("unknown report \"{report}\"; use campaigns or transactions"))?;
         let mut body = serde_json::json!({
             "startDate": start.to_string(),
@@ -498,9 +499,24 @@ fn router(shared: SharedRef) -> Router {
         .route("/__mock/advance", post(admin_advance))
         .route("/__mock/rename-campaign", post(admin_rename))
         .route("/__mock/invalidate-creative", post(admin_invalidate))
-        .fallback(|| async { message(StatusCode::NOT_FOUND, "Not Found") })
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(unknown_path)
         .with_state(shared)
 }
+
+/// What AWS API Gateway, in front of Rokt's API, answers for a path (or a method on a path) it
+/// does not know: 403 `{"message": "Missing Authentication Token"}`, with or without a token,
+/// rather than 404. The admin API is not behind a gateway: an unknown admin path is 404.
+async fn unknown_path(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/__mock/") {
+        message(StatusCode::NOT_FOUND, "Not Found")
+    } else {
+        message(StatusCode::FORBIDDEN, MISSING_AUTHENTICATION_TOKEN)
+    }
+}
+
+/// The gateway's message for an unknown path or method.
+pub const MISSING_AUTHENTICATION_TOKEN: &str = "Missing Authentication Token";
 
 async fn admin_state(State(shared): State<SharedRef>) -> Response {
     json_response(
