@@ -7,10 +7,12 @@
 
 pub mod api;
 pub mod catalogue;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub(crate) mod demo;
+pub mod discover;
 pub mod export;
 pub(crate) mod metrics;
 pub mod mock;

@@ -29,6 +29,7 @@ mod error;
 mod fingerprint;
 mod load;
 mod postgres;
+mod probe;
 mod runs;
 mod spec;
 mod sqlite;
@@ -42,6 +43,7 @@ use crate::config::{Backend, DatabaseConfig};
 pub use column::TextColumn;
 pub(crate) use column::loose;
 pub use error::StoreError;
+pub use probe::{Probe, probe};
 pub use runs::{AccountState, JobStatus, NewRun, RunStatus, STALE_RUN_ERROR, StateUpdate, Trigger};
 pub use table::{Batch, ColumnData, ColumnSpec, ColumnType, TableChanges, TableSpec, TypeMismatch};
 
