@@ -366,7 +366,14 @@ impl Catalog {
                     continue;
                 }
                 let rate = query.currency_rate.unwrap_or(100);
-                let sums = self.base(account, report, unit, day, day_key, today, rate);
+                let sums = self.base(
+                    account,
+                    report,
+                    (unit, day, day_key),
+                    today,
+                    rate,
+                    query.extended,
+                );
                 let h = mix3(self.seed ^ account.hash, unit as u64 + 1, day_key);
                 let mut path = [0u32; 8];
                 walk(
@@ -499,18 +506,17 @@ impl Catalog {
             .unwrap_or("")
     }
 
-    /// The quantities of one unit on one day, restated as seen from `today`, in the currency whose
-    /// rate is `currency_rate` (hundredths per US dollar).
-    #[allow(clippy::too_many_arguments)]
+    /// The quantities of one unit on one day (its seed mixes in `day_key`), restated as seen
+    /// from `today`, in the currency whose rate is `currency_rate` (hundredths per US dollar);
+    /// the [`extended_quantities`] only when `extended` (else 0: no metric asked reads them).
     fn base(
         &self,
         account: &Account,
         report: Report,
-        unit: usize,
-        day: NaiveDate,
-        day_key: u64,
+        (unit, day, day_key): (usize, NaiveDate, u64),
         today: NaiveDate,
         currency_rate: i64,
+        extended: bool,
     ) -> Sums {
         let h = mix3(
             self.seed ^ account.hash ^ (report as u64) << 40,
@@ -545,6 +551,9 @@ impl Catalog {
                     (click_thru + view_thru) * (90 + (r(6) % 21) as i64) / 100;
                 s[C_CONVERSIONS] = matured(conversions);
                 s[C_CONVERSION_VALUE] = convert(matured(conversions * order_value));
+                if !extended {
+                    return s;
+                }
                 // Drawn after the others, so adding them left every older number as it was.
                 // Each click-through part is at most its whole (the view-through part is the
                 // difference); view-through conversions are the view-through acquisitions.
@@ -579,6 +588,9 @@ impl Catalog {
                 // Drawn after the others, so adding them left every older number as it was.
                 s[T_PLACEMENT_IMPRESSIONS] = impressions * (40 + (r(6) % 40) as i64) / 100;
                 s[T_PURCHASES] = transactions * (55 + (r(7) % 35) as i64) / 100;
+                if !extended {
+                    return s;
+                }
                 s[T_PAGE_TRANSACTIONS] = transactions * (60 + (r(8) % 35) as i64) / 100;
             }
         }
@@ -608,6 +620,8 @@ pub(crate) struct Query {
     pub(crate) chain: Option<&'static [Dim]>,
     /// Keep each row's distinct things ([`Group::seen`]): a metric or field counts them.
     pub(crate) distinct: bool,
+    /// Compute every quantity, the [`extended_quantities`] too: a metric or field reads them.
+    pub(crate) extended: bool,
 }
 
 impl Query {
@@ -806,6 +820,7 @@ mod tests {
             order_by: vec![],
             chain: None,
             distinct: false,
+            extended: true,
         }
     }
 
@@ -940,5 +955,14 @@ mod tests {
             sums[9..],
             [281, 321, 413, 326, 2_222_542, 3_533_719, 2_740_150, 32_557]
         );
+        // A query no metric of which reads the quantities drawn last does not draw them, and
+        // the others are the same.
+        let lean = Query {
+            extended: false,
+            ..query(&[], false, "2026-03-01", "2026-03-02")
+        };
+        let lean = c.run(&c.accounts()[0], &lean, day("2026-03-20"))[0].sums;
+        assert_eq!(lean[..9], sums[..9]);
+        assert_eq!(lean[9..], [0; 8]);
     }
 }

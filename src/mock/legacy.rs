@@ -450,6 +450,7 @@ fn summary(
         order_by: vec![],
         chain: None,
         distinct: false,
+        extended: true,
     };
     out.push('{');
     for (i, (name, query)) in [
@@ -567,8 +568,10 @@ fn parse(params: &HashMap<String, String>, endpoint: Endpoint) -> Result<(Query,
         filters: vec![],
         order_by: vec![],
         chain,
-        // The campaign fields count campaigns, creatives, audiences and countries.
+        // The campaign fields count campaigns, creatives, audiences and countries, and read
+        // the sessions.
         distinct: report == Report::Campaigns,
+        extended: true,
     };
     Ok((query, label))
 }

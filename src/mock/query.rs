@@ -458,6 +458,9 @@ pub(crate) fn parse_query_within(
         Some(_) => return Err("orderBys must be a list of {column, direction}".into()),
     }
     let distinct = metrics.iter().any(|m| m.is_distinct());
+    let extended = metrics
+        .iter()
+        .any(|m| m.reads & slugs::extended_quantities(report) != 0);
     Ok(Query {
         report,
         dims,
@@ -471,6 +474,7 @@ pub(crate) fn parse_query_within(
         order_by,
         chain: None,
         distinct,
+        extended,
     })
 }
 

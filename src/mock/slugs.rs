@@ -386,6 +386,8 @@ impl Value {
 pub(crate) struct MetricDef {
     pub(crate) slug: &'static str,
     pub(crate) value: Value,
+    /// The quantities its value reads, as a bit mask of slot numbers.
+    pub(crate) reads: u32,
 }
 
 impl MetricDef {
@@ -412,14 +414,43 @@ static SERVED: LazyLock<[Vec<MetricDef>; 2]> = LazyLock::new(|| {
             .metrics()
             .iter()
             .filter_map(|m| {
+                let value = formula(report, m.slug)?;
                 Some(MetricDef {
                     slug: m.slug,
-                    value: formula(report, m.slug)?,
+                    value,
+                    reads: reads(value),
                 })
             })
             .collect()
     })
 });
+
+/// The quantities a value reads, found by changing one slot at a time (every formula is
+/// arithmetic on slots, so a slot it reads changes its result for these distinct values).
+fn reads(value: Value) -> u32 {
+    let Value::Sums(f) = value else {
+        return 0;
+    };
+    let base: Sums = std::array::from_fn(|i| 1_000_003 + 7_919 * i as i64);
+    (0..QUANTITIES)
+        .filter(|&slot| {
+            let mut changed = base;
+            changed[slot] += 104_729;
+            f(&changed) != f(&base)
+        })
+        .fold(0, |mask, slot| mask | 1 << slot)
+}
+
+/// The quantities drawn last, added with issue 16's metrics: a query computes them only when
+/// one of its metrics reads them (see `Query::extended`), so the common report path (the
+/// benchmark's: impressions, costs, acquisitions, conversions and their ratios) costs what it
+/// did before.
+pub(crate) fn extended_quantities(report: Report) -> u32 {
+    match report {
+        Report::Campaigns => (1 << QUANTITIES) - (1 << C_CLICK_THRU_ACQ_CONVERSION_TIME),
+        Report::Transactions => 1 << T_PAGE_TRANSACTIONS,
+    }
+}
 
 /// How the simulation computes a catalogue metric; `None` for a slug it does not know (a unit
 /// test keeps that from happening).
@@ -551,6 +582,39 @@ mod tests {
             let listed: Vec<&str> = report.metrics().iter().map(|m| m.slug).collect();
             assert_eq!(served, listed, "{}", report.name());
         }
+    }
+
+    #[test]
+    fn metrics_know_which_quantities_they_read() {
+        let m = |slug| metric(Report::Campaigns, slug).unwrap().reads;
+        assert_eq!(m("impressions"), 1 << C_IMPRESSIONS);
+        assert_eq!(
+            m("cpa"),
+            1 << C_GROSS_COST | 1 << C_CLICK_THRU | 1 << C_VIEW_THRU
+        );
+        assert_eq!(m("unique_campaigns"), 0);
+        let extended = extended_quantities(Report::Campaigns);
+        for slug in [
+            "impressions",
+            "gross_cost",
+            "acquisitions",
+            "conversion_value",
+            "cpa",
+        ] {
+            assert_eq!(m(slug) & extended, 0, "{slug}");
+        }
+        for slug in [
+            "acquisitions_value",
+            "view_thru_conversions",
+            "acquisition_aov",
+        ] {
+            assert_ne!(m(slug) & extended, 0, "{slug}");
+        }
+        let t = |slug| metric(Report::Transactions, slug).unwrap().reads;
+        assert_eq!(
+            t("page_transactions"),
+            extended_quantities(Report::Transactions)
+        );
     }
 
     #[test]
