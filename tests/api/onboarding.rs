@@ -453,3 +453,40 @@ async fn validate_online_exits_69_when_unreachable_and_78_for_what_needs_fixing(
     drop(role);
     mock.stop().await;
 }
+
+#[tokio::test]
+async fn the_client_reads_each_accounts_fields_and_what_a_report_offers_it() {
+    use rokt_export::api::{ApiClient, ApiError};
+    use rokt_export::catalogue::Report;
+    use rokt_export::config::{Config, Env};
+    let mock = mock().await;
+    let env = Env::default().with("ROKT_API_BASE_URL", &mock.base_url());
+    let api_config =
+        Config::load_api(std::path::Path::new("/nonexistent/jobs.toml"), &env).unwrap();
+    let api = ApiClient::new(&api_config, mock.credentials()).unwrap();
+    let accounts = api.accounts().await.unwrap();
+    let au = accounts.iter().find(|a| a.account_id == AU).unwrap();
+    assert_eq!(au.country.as_deref(), Some("AU"));
+    assert_eq!(au.currency.as_deref(), Some("AUD"));
+    assert_eq!(au.timezone.as_deref(), Some("Australia/Sydney"));
+    assert_eq!(au.owner.as_deref(), Some("ads.2718281@example.com"));
+    let offset = au.timezone_offset_minutes.unwrap();
+    assert!(
+        offset == 600 || offset == 660,
+        "Sydney is UTC+10 or +11: {offset}"
+    );
+
+    let offer = api.help(AU, Report::Campaigns).await.unwrap();
+    assert!(offer.has("campaign_objective") && offer.has("impressions"));
+    assert!(!offer.has("cost_per_impression") && !offer.has("conversion_roas"));
+    assert!(offer.metrics.iter().all(|m| m.description.is_some()));
+    let offer = api.help(GB, Report::Campaigns).await.unwrap();
+    assert!(!offer.has("campaign_objective"));
+    let transactions = api.help(US, Report::Transactions).await.unwrap();
+    assert_eq!(transactions.metrics.len(), 7);
+    match api.help("999", Report::Campaigns).await {
+        Err(ApiError::Status { status: 403, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    mock.stop().await;
+}
