@@ -13,7 +13,7 @@
 //! own, which the account list shows. The text passes `rokt-export validate` as it is.
 //!
 //! Everything the API sends is outside text: names and descriptions reach the file only as
-//! comments, escaped to one line ([`crate::telemetry::sanitize`]), and a slug that is not a plain
+//! comments, escaped to one line (`telemetry::sanitize`), and a slug that is not a plain
 //! column name is left out (it could not be one of a job's columns anyway).
 
 use std::fmt::Write as _;

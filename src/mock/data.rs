@@ -9,7 +9,8 @@
 //!   quantities along a fixed chain with an exact integer split (the parts always sum to the whole),
 //!   so a campaign row is the sum of its creative rows, a total over a range is the sum of its daily
 //!   rows, and any coarser grouping is the sum of a finer one.
-//! - Ratios (rates, cost per X, ROAS) are computed from the summed quantities of a row, never summed.
+//! - Ratios (rates, cost per X, ROAS, averages) are computed from the summed quantities of a row,
+//!   never summed; distinct counts (`unique_*`) from the things a row's cells have (`distinct`).
 //! - Restatement: conversion quantities of a day are its final value times `(age + 1) / 8`, where
 //!   `age = today - day` clamped to `0..=7`. Days older than 7 days never change; a day 7 days old
 //!   already holds its final value, so it does not change when it leaves the lookback window either.

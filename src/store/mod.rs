@@ -18,6 +18,7 @@
 //! column of a batch), `runs.rs` (run records and job state, their statements written once for
 //! both backends), `spec.rs` (validation and de-duplication of a load), `fingerprint.rs`
 //! (`_row_hash`), `postgres.rs` and `sqlite.rs` (creating tables, loading windows, job locks),
+//! `probe.rs` (what `validate --online` asks of the database, creating nothing that stays),
 //! `error.rs` ([`StoreError`]).
 //!
 //! Invariants: no other module holds SQL; identifiers are validated (see [`StoreError::InvalidName`])
