@@ -1,20 +1,30 @@
 //! Logging: human-readable text on a terminal, JSON lines for services (`--log-format json`).
 //!
 //! Logs go to stderr so that the output of `validate`, `status` and `demo` on stdout stays clean.
-//! Verbosity comes from `RUST_LOG`; the default keeps chatty dependencies at WARN.
+//! Verbosity comes from `RUST_LOG`, else from the command line's choice of default filter; the
+//! default keeps chatty dependencies at WARN.
 //!
 //! Text logs are one line per event whatever the fields hold: a field value (an API error message,
 //! an account id, anything from outside) has its control characters escaped by [`sanitize`] and is
 //! cut at [`MAX_FIELD_CHARS`], so a server cannot forge log lines or send terminal escapes. Colour
 //! only when stderr is a terminal and `NO_COLOR` is not set (the command line decides, see
 //! [`use_colour`]). JSON logs escape control characters by construction.
+//!
+//! While progress bars are drawn on stderr ([`Logging::bars`]), each log line is written whole in
+//! one go *above* them: the bars are cleared, the line printed, the bars drawn again
+//! (indicatif's `MultiProgress::suspend`), so a bar never lands in the middle of a line.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::io::Write as _;
 
+use indicatif::MultiProgress;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::field::MakeExt as _;
-use tracing_subscriber::fmt::writer::MakeWriterExt as _;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +42,14 @@ pub const DEFAULT_FILTER: &str = "info,sqlx=warn,hyper=warn,reqwest=warn,h2=warn
 /// output says what happened: only warnings and errors unless `RUST_LOG` asks for more.
 pub const QUIET_FILTER: &str = "warn";
 
+/// The filter of `-vv`: this program's debug events too.
+pub const VERBOSE_FILTER: &str =
+    "info,rokt_export=debug,sqlx=warn,hyper=warn,reqwest=warn,h2=warn,rustls=warn";
+
+/// Where the per-window detail comes from: the INFO events of the export's window module
+/// (`window loaded`, one per window). [`Logging::window_detail`] `false` leaves them out.
+pub const WINDOW_DETAIL_TARGET: &str = "rokt_export::export::window";
+
 /// The longest field value of a text log line, in characters; longer ones are cut.
 pub const MAX_FIELD_CHARS: usize = 2_000;
 
@@ -41,14 +59,39 @@ pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) 
     stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-/// Installs the global subscriber; `default_filter` applies when `RUST_LOG` is not set; `colour`
-/// (text only) says whether to use ANSI colours. Calling it twice is harmless (the second call
-/// does nothing).
-pub fn init_with(format: LogFormat, default_filter: &str, colour: bool) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let writer = std::io::stderr.with_max_level(tracing::Level::TRACE);
-    let result = match format {
+/// How the process logs; the command line decides each part.
+#[derive(Debug, Clone)]
+pub struct Logging<'a> {
+    pub format: LogFormat,
+    /// The filter when `RUST_LOG` is not set.
+    pub default_filter: &'a str,
+    /// ANSI colours (text only).
+    pub colour: bool,
+    /// Whether the per-window INFO lines ([`WINDOW_DETAIL_TARGET`]) are logged when `RUST_LOG` is
+    /// not set: `false` on a terminal that shows progress bars instead (warnings always are).
+    pub window_detail: bool,
+    /// Progress bars drawn on stderr: every log line is printed above them.
+    pub bars: Option<MultiProgress>,
+}
+
+/// Installs the global subscriber as `logging` says. Calling it twice is harmless (the second
+/// call does nothing).
+pub fn init(logging: Logging<'_>) {
+    let (filter, from_env) = match EnvFilter::try_from_default_env() {
+        Ok(filter) => (filter, true),
+        Err(_) => (EnvFilter::new(logging.default_filter), false),
+    };
+    // RUST_LOG says exactly what to log: it brings the window lines back too.
+    let hide_window_detail = !logging.window_detail && !from_env;
+    let detail = tracing_subscriber::filter::filter_fn(move |meta| {
+        !(hide_window_detail
+            && meta.is_event()
+            && *meta.level() == tracing::Level::INFO
+            && meta.target() == WINDOW_DETAIL_TARGET)
+    });
+    let writer = Stderr { bars: logging.bars };
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match logging.format {
         LogFormat::Text => {
             // Like tracing's default field format, with every value made safe for one line.
             let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
@@ -61,26 +104,92 @@ pub fn init_with(format: LogFormat, default_filter: &str, colour: bool) {
                 }
             })
             .delimited(" ");
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
+            let layer = tracing_subscriber::fmt::layer()
                 .with_writer(writer)
                 .with_target(false)
-                .with_ansi(colour)
+                .with_ansi(logging.colour)
                 .fmt_fields(fields)
-                .try_init()
+                .with_filter(detail);
+            registry.with(layer).try_init()
         }
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_env_filter(filter)
-            .with_writer(writer)
-            .with_ansi(false)
-            .try_init(),
+        LogFormat::Json => {
+            let layer = tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_filter(detail);
+            registry.with(layer).try_init()
+        }
     };
     // Err only means a subscriber is already installed (tests, embedding): keep that one.
     let _ = result;
+}
+
+/// The logs' writer: stderr, or stderr above the progress bars while some are drawn.
+struct Stderr {
+    bars: Option<MultiProgress>,
+}
+
+impl<'a> MakeWriter<'a> for Stderr {
+    type Writer = Line<'a>;
+
+    fn make_writer(&'a self) -> Line<'a> {
+        match &self.bars {
+            None => Line::Plain(std::io::stderr()),
+            Some(bars) => Line::Above {
+                bars,
+                text: Vec::with_capacity(256),
+            },
+        }
+    }
+}
+
+/// One log record on its way out. Above bars it is collected, then written whole while the bars
+/// are cleared (when the record is dropped), so that nothing is drawn in the middle of it.
+enum Line<'a> {
+    Plain(std::io::Stderr),
+    Above {
+        bars: &'a MultiProgress,
+        text: Vec<u8>,
+    },
+}
+
+impl std::io::Write for Line<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Line::Plain(stderr) => stderr.write(buf),
+            Line::Above { text, .. } => {
+                text.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Line::Plain(stderr) => stderr.flush(),
+            // Written when complete.
+            Line::Above { .. } => Ok(()),
+        }
+    }
+}
+
+impl Drop for Line<'_> {
+    fn drop(&mut self) {
+        if let Line::Above { bars, text } = self
+            && !text.is_empty()
+        {
+            bars.suspend(|| {
+                let mut stderr = std::io::stderr().lock();
+                // A log line that cannot be written has nowhere else to go.
+                let _ = stderr.write_all(text);
+                let _ = stderr.flush();
+            });
+        }
+    }
 }
 
 /// Text from outside (an API's message, an account id, a value read from the database) made safe

@@ -44,7 +44,8 @@ pub(super) async fn demo(path: &Path, env: &Env, args: &DemoArgs) -> Result<(), 
     let mut landed = String::new();
     for job in &demo.config().jobs {
         let (result, rows) = demo.run_job(job).await;
-        if let Err(e) = super::summary::report(demo.config(), result) {
+        if let Err(e) = super::summary::report(demo.config(), result, super::summary::Detail::Line)
+        {
             // Said now, beside the job it is about; the demo goes on with the other jobs.
             if let Some(message) = e.message() {
                 eprintln!(

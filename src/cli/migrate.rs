@@ -12,9 +12,11 @@ pub(super) async fn migrate(path: &Path, env: &Env) -> Result<(), Exit> {
     let mut failed = false;
     for job in &config.jobs {
         match &job.kind {
-            JobKind::Query(q) => match store
-                .ensure_table(&crate::export::query::table_spec(&job.table, q))
-                .await
+            JobKind::Query(q) => match crate::export::ensure_table(
+                &store,
+                &crate::export::query::table_spec(&job.table, q),
+            )
+            .await
             {
                 Ok(c) if c.created => println!("{}: created table {}", job.name, job.table),
                 Ok(c) if c.added.is_empty() => {

@@ -33,26 +33,21 @@ use exit::{Context as _, Exit};
 /// runtime and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(
-        cli.command,
-        Some(
-            Command::Demo(_)
-                | Command::Validate(_)
-                | Command::Discover(_)
-                | Command::Status
-                | Command::Migrate
-        )
-    );
-    let filter = if quiet {
-        crate::telemetry::QUIET_FILTER
-    } else {
-        crate::telemetry::DEFAULT_FILTER
-    };
-    let colour = crate::telemetry::use_colour(
-        std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        std::env::var_os("NO_COLOR").as_deref(),
-    );
-    crate::telemetry::init_with(cli.log_format.into(), filter, colour);
+    let stderr_is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let colour =
+        crate::telemetry::use_colour(stderr_is_terminal, std::env::var_os("NO_COLOR").as_deref());
+    // A run on a terminal shows progress bars; the log says less there (see `log_filter`).
+    let run_now = cli.run_now.is_some() || matches!(cli.command, Some(Command::RunNow(_)));
+    let bars = (run_now
+        && progress::stderr_shows_bars(stderr_is_terminal, std::env::var_os("TERM").as_deref()))
+    .then(indicatif::MultiProgress::new);
+    crate::telemetry::init(crate::telemetry::Logging {
+        format: cli.log_format.into(),
+        default_filter: log_filter(&cli),
+        colour,
+        window_detail: bars.is_none() || cli.verbose > 0,
+        bars: bars.clone(),
+    });
     raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -64,7 +59,30 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::RUN_FAILED);
         }
     };
-    ExitCode::from(runtime.block_on(execute(cli)))
+    let screen = bars.map(|multi| progress::Bars::new(multi, colour));
+    ExitCode::from(runtime.block_on(execute(cli, screen)))
+}
+
+/// The log filter when `RUST_LOG` is not set: interactive one-shot commands, whose own output
+/// says what happened, log warnings and errors only; the others from INFO; `-v` makes any
+/// command log from INFO, and brings back the per-window lines a run on a terminal leaves to its
+/// bars; `-vv` adds this program's DEBUG events.
+fn log_filter(cli: &Cli) -> &'static str {
+    let quiet = matches!(
+        cli.command,
+        Some(
+            Command::Demo(_)
+                | Command::Validate(_)
+                | Command::Discover(_)
+                | Command::Status
+                | Command::Migrate
+        )
+    );
+    match cli.verbose {
+        0 if quiet => crate::telemetry::QUIET_FILTER,
+        0 | 1 => crate::telemetry::DEFAULT_FILTER,
+        _ => crate::telemetry::VERBOSE_FILTER,
+    }
 }
 
 /// The soft limit on open files this process raises itself to, at most (when the hard limit
@@ -114,9 +132,14 @@ pub(crate) struct Cli {
     )]
     pub config: PathBuf,
 
-    /// Log line format (logs go to stderr; verbosity through RUST_LOG).
+    /// Log line format (logs go to stderr; verbosity through -v or RUST_LOG).
     #[arg(long, global = true, env = "ROKT_EXPORT_LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Text)]
     pub log_format: LogFormatArg,
+
+    /// More log lines: -v logs each window of a run on a terminal too (above its progress bars)
+    /// and INFO for demo, validate, status and migrate; -vv adds DEBUG. RUST_LOG overrides both.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 
     /// Run one job now, then exit (same as the `run-now` command).
     #[arg(long = "run-now", value_name = "JOB")]
@@ -309,8 +332,8 @@ const MAX_MESSAGE_CHARS: usize = 4_000;
 
 /// Runs the parsed command line and returns the process exit code; a failure's message goes to
 /// stderr.
-async fn execute(cli: Cli) -> u8 {
-    match dispatch(cli).await {
+async fn execute(cli: Cli, bars: Option<progress::Bars>) -> u8 {
+    match dispatch(cli, bars).await {
         Ok(()) => exit::SUCCESS,
         Err(e) => {
             if let Some(message) = e.message() {
@@ -324,7 +347,7 @@ async fn execute(cli: Cli) -> u8 {
     }
 }
 
-async fn dispatch(cli: Cli) -> Result<(), Exit> {
+async fn dispatch(cli: Cli, bars: Option<progress::Bars>) -> Result<(), Exit> {
     let env = Env::from_process();
     let command = match (cli.run_now.clone(), cli.command) {
         (Some(_), Some(_)) => {
@@ -348,7 +371,7 @@ async fn dispatch(cli: Cli) -> Result<(), Exit> {
         Command::Validate(args) => validate::validate(path, &env, &args).await,
         Command::Discover(args) => discover::discover(path, &env, &args).await,
         Command::Run => run::run(path, &env).await,
-        Command::RunNow(args) => run_now::run_now(path, &env, &args).await,
+        Command::RunNow(args) => run_now::run_now(path, &env, &args, bars).await,
         Command::Migrate => migrate::migrate(path, &env).await,
         Command::Status => status::status(path, &env).await,
         Command::Demo(args) => demo::demo(path, &env, &args).await,

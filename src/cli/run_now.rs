@@ -6,12 +6,19 @@ use std::time::{Duration, Instant};
 
 use super::RunNowArgs;
 use super::exit::{Context as _, Exit};
+use super::progress::Bars;
 use crate::api::ApiClient;
 use crate::config::{Credentials, Env};
-use crate::export::{Context, DayRange, RunRequest};
+use crate::export::{Context, DayRange, NoProgress, Progress, RunRequest};
 use crate::store::{Store, Trigger};
 
-pub(super) async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> Result<(), Exit> {
+/// `bars`: the progress display when stderr is a terminal (else the log says what happens).
+pub(super) async fn run_now(
+    path: &Path,
+    env: &Env,
+    args: &RunNowArgs,
+    bars: Option<Bars>,
+) -> Result<(), Exit> {
     if let (Some(from), Some(to)) = (args.from, args.to)
         && from > to
     {
@@ -50,8 +57,11 @@ pub(super) async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> Result
         .map_err(|e| Exit::failed(format!("cannot install the SIGTERM/SIGINT handlers: {e}")))?;
     let stop = request.stop.clone();
     let grace = ctx.config.server.shutdown_grace;
-    let progress = super::progress::Terminal::new();
-    let mut run = Box::pin(crate::export::run_job(&ctx, &request, &progress));
+    let progress: &dyn Progress = match &bars {
+        Some(bars) => bars,
+        None => &NoProgress,
+    };
+    let mut run = Box::pin(crate::export::run_job(&ctx, &request, progress));
     // The first SIGTERM/SIGINT: no new window; the windows in flight get the grace period. A
     // second one (or the end of the grace period) drops the run: its windows roll back.
     let result = tokio::select! {
@@ -72,11 +82,13 @@ pub(super) async fn run_now(path: &Path, env: &Env, args: &RunNowArgs) -> Result
     };
     // An unfinished run is dropped here: its window's transaction rolls back, its lock goes.
     drop(run);
-    progress.finish();
+    if let Some(bars) = &bars {
+        bars.finish();
+    }
     close_left_runs(&store, &args.job).await;
     store.close().await;
     match result {
-        Some(result) => super::summary::report(&ctx.config, result),
+        Some(result) => super::summary::report(&ctx.config, result, super::summary::Detail::Table),
         None => Err(Exit::failed(
             "stopped before the run finished: its windows in progress were rolled back; the same \
              command resumes after the last committed window",

@@ -5,6 +5,7 @@
 //! (column names, reserved tables, placeholders, JSON pointers) concern nothing else.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use toml::de::DeValue;
 
@@ -16,7 +17,8 @@ use super::values::{Values, is_identifier};
 use super::{Accounts, BodyTemplate, GenericJob, Job, JobKind, Method, QueryJob, Report};
 use crate::schedule::Schedule;
 
-/// Columns every job table has; a dimension, metric or key field may not take these names.
+/// Columns every job table has, and Postgres' system columns (no table can have a column of that
+/// name); a dimension, metric or key field may not take these names.
 const RESERVED_COLUMNS: &[&str] = &[
     "account_id",
     "date",
@@ -27,6 +29,13 @@ const RESERVED_COLUMNS: &[&str] = &[
     "_loaded_at",
     "_row_hash",
     "_extra",
+    "ctid",
+    "xmin",
+    "xmax",
+    "cmin",
+    "cmax",
+    "tableoid",
+    "oid",
 ];
 /// Tables the tool owns besides the job tables.
 const RESERVED_TABLES: &[&str] = &["export_runs", "export_state", "_sqlx_migrations"];
@@ -59,6 +68,7 @@ impl Cx<'_> {
             currency: self.get(&values, "currency")?,
             lookback_days: self.get(&values, "lookback_days")?,
             window_days: self.get(&values, "window_days")?,
+            window_timeout: Duration::from_secs(self.get(&values, "window_timeout_secs")?),
             start_date: self.get(&values, "start_date")?,
             accounts: accounts?,
             table: table?,

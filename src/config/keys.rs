@@ -230,6 +230,17 @@ pub(crate) const KEYS: &[Key] = &[
         doc: "Postgres schema for every table this tool owns (ignored by SQLite)",
     },
     Key {
+        name: "statement_timeout_secs",
+        place: Place::Database,
+        kind: Kind::Int {
+            min: 1,
+            max: 86_400,
+            default: 600,
+        },
+        doc: "Postgres `statement_timeout`: the longest one statement may run before it is \
+              cancelled and its window rolled back",
+    },
+    Key {
         name: "listen",
         place: Place::Server,
         kind: Kind::Str {
@@ -318,6 +329,18 @@ pub(crate) const KEYS: &[Key] = &[
             default: 31,
         },
         doc: "at most this many days per API request",
+    },
+    Key {
+        name: "window_timeout_secs",
+        place: Place::Inherited,
+        kind: Kind::Int {
+            min: 10,
+            max: 86_400,
+            default: 3_600,
+        },
+        doc: "the longest one window (its requests, retries and commit) may take; past it the \
+              window is rolled back and failed, and the account's later windows wait for the next \
+              run",
     },
     Key {
         name: "start_date",

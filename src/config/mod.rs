@@ -136,6 +136,22 @@ pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     /// Postgres schema for every table this tool owns (ignored by SQLite).
     pub schema: String,
+    /// The longest any one statement may run (Postgres `statement_timeout`).
+    pub statement_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    /// The statement timeout when `[database] statement_timeout_secs` is not set.
+    pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
+
+    /// `url` and `schema`, with the default statement timeout.
+    pub fn new(url: DatabaseUrl, schema: impl Into<String>) -> DatabaseConfig {
+        DatabaseConfig {
+            url,
+            schema: schema.into(),
+            statement_timeout: DatabaseConfig::DEFAULT_STATEMENT_TIMEOUT,
+        }
+    }
 }
 
 impl fmt::Debug for DatabaseConfig {
@@ -169,6 +185,8 @@ pub struct Job {
     pub lookback_days: u32,
     /// At most this many days per API request.
     pub window_days: u32,
+    /// The longest one window may take (requests, retries, commit) before it is rolled back.
+    pub window_timeout: Duration,
     /// Where a job with no history starts; without it, a first run starts `lookback_days` ago.
     pub start_date: Option<NaiveDate>,
     pub accounts: Accounts,

@@ -206,9 +206,11 @@ impl Cx<'_> {
                 ))
             }
         });
+        let timeout: u64 = self.get(&v, "statement_timeout_secs")?;
         Ok(DatabaseConfig {
             url: url?,
             schema: schema?,
+            statement_timeout: Duration::from_secs(timeout),
         })
     }
 

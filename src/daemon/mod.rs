@@ -418,11 +418,10 @@ mod tests {
     #[tokio::test]
     async fn the_rows_of_a_panicked_run_are_marked_failed_with_the_panic() {
         let dir = tempfile::tempdir().unwrap();
-        let db = DatabaseConfig {
-            url: DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("d.db").display()))
-                .unwrap(),
-            schema: "rokt".into(),
-        };
+        let db = DatabaseConfig::new(
+            DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("d.db").display())).unwrap(),
+            "rokt",
+        );
         let store = Store::connect(&db).await.unwrap();
         store.migrate().await.unwrap();
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();

@@ -20,6 +20,11 @@ pub struct GenericRows {
     pub notes: Notes,
 }
 
+/// The most columns an answer's fields become (key fields included); further fields are kept in
+/// `_extra`. Postgres allows 1,600 columns a table, and an endpoint whose rows carry a new field each
+/// time would otherwise add columns until it is refused.
+pub const MAX_INFERRED_COLUMNS: usize = 200;
+
 /// Parses a generic job's answer: the array at `job.records`, one object per row.
 ///
 /// Field names become snake_case columns (`groupByValue` → `group_by_value`) so analysts can write
@@ -33,8 +38,10 @@ pub fn parse_answer(
     account_id: &str,
     window_start: NaiveDate,
 ) -> Result<GenericRows, RowsError> {
-    let value: serde_json::Value =
+    let mut value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| RowsError::Shape(e.to_string()))?;
+    // Postgres text and jsonb cannot hold NUL: read as U+FFFD, not a window failing forever.
+    super::rows::without_nul(&mut value);
     let records = value.pointer(&job.records).ok_or_else(|| {
         RowsError::Shape(format!(
             "nothing at the JSON pointer `{}` (the job's `records`)",
@@ -67,13 +74,15 @@ pub fn parse_answer(
 
     // Column order: key fields first, then the others by name (serde_json keeps object keys sorted).
     let mut fields: Vec<String> = job.key.clone();
+    let mut seen: std::collections::HashSet<&str> = job.key.iter().map(String::as_str).collect();
     for obj in &objects {
         for k in obj.keys() {
-            if !fields.contains(k) {
+            if seen.insert(k.as_str()) {
                 fields.push(k.clone());
             }
         }
     }
+    // The table's own columns, and Postgres' system columns (a column of that name cannot be made).
     let reserved = [
         "account_id",
         "window_start",
@@ -81,6 +90,13 @@ pub fn parse_answer(
         "_loaded_at",
         "_row_hash",
         EXTRA_COLUMN,
+        "ctid",
+        "xmin",
+        "xmax",
+        "cmin",
+        "cmax",
+        "tableoid",
+        "oid",
     ];
     let mut columns_of: Vec<(String, String, ColumnType)> = Vec::new(); // (field, column, type)
     let mut to_extra: Vec<String> = Vec::new();
@@ -90,6 +106,7 @@ pub fn parse_answer(
         if column.is_empty()
             || (!is_key && reserved.contains(&column.as_str()))
             || columns_of.iter().any(|(_, c, _)| *c == column)
+            || (!is_key && columns_of.len() >= MAX_INFERRED_COLUMNS)
         {
             to_extra.push(f.clone());
             continue;

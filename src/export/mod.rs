@@ -299,8 +299,9 @@ impl RunError {
 
 /// Something that wants to hear about progress (the terminal display of `--run-now`).
 pub trait Progress: Send + Sync {
-    /// Called once the windows are planned.
-    fn planned(&self, _job: &str, _windows: usize) {}
+    /// Called once the windows are planned: each account with its number of windows, in the
+    /// order the accounts run (an account the run cannot read counts one window, which fails).
+    fn planned(&self, _job: &str, _accounts: &[(&str, usize)]) {}
     /// Called after each window, whatever its outcome.
     fn window_done(&self, _result: &WindowResult) {}
 }
@@ -363,7 +364,7 @@ async fn run_locked(
     let spec = match &job.kind {
         JobKind::Query(q) => {
             let spec = query::table_spec(&job.table, q);
-            ctx.store.ensure_table(&spec).await?;
+            ensure_table(&ctx.store, &spec).await?;
             Some(spec)
         }
         JobKind::Generic(_) => None,
@@ -425,8 +426,16 @@ async fn run_locked(
             windows,
         });
     }
-    let planned: usize = plans.iter().map(|p| p.windows.len()).sum();
-    progress.planned(&job.name, planned + refused.len());
+    let planned: Vec<(&str, usize)> = refused
+        .iter()
+        .map(|r| (r.account_id.as_str(), 1))
+        .chain(
+            plans
+                .iter()
+                .map(|p| (p.target.id.as_str(), p.windows.len())),
+        )
+        .collect();
+    progress.planned(&job.name, &planned);
     for r in &refused {
         progress.window_done(r);
     }
@@ -457,6 +466,43 @@ async fn run_locked(
         skipped: None,
         windows,
     })
+}
+
+/// Creates or widens a job's table (see [`Store::ensure_table`]), waiting out another session's
+/// lock on it for about half a minute: each attempt waits a few seconds (`lock_timeout`), then
+/// backs off, so a query left open on the table delays the run instead of queueing every other
+/// query behind it; after that the run fails, naming the session that holds the lock.
+pub async fn ensure_table(
+    store: &Store,
+    spec: &crate::store::TableSpec,
+) -> Result<crate::store::TableChanges, StoreError> {
+    use crate::api::retry::{self, Backoff, Jitter, Policy, Verdict};
+    let policy = Policy {
+        backoff: Backoff {
+            base: std::time::Duration::from_secs(1),
+            cap: std::time::Duration::from_secs(8),
+            jitter: Jitter::Equal,
+            ..Backoff::default()
+        },
+        max_retries: Some(4),
+    };
+    retry::run(
+        &policy,
+        |_| store.ensure_table(spec),
+        |e| {
+            if e.is_lock_timeout() {
+                Verdict::Retry
+            } else {
+                Verdict::Fail
+            }
+        },
+        |r| {
+            tracing::warn!(table = %spec.table, error = %r.error, attempt = r.attempt,
+                "the table is locked by another session; trying again");
+        },
+    )
+    .await
+    .map_err(|gave_up| gave_up.error)
 }
 
 /// An account the run cannot read (its zone or currency unknown, or the table holds it in

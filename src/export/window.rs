@@ -234,9 +234,11 @@ async fn fetch(
             Ok::<_, StoreError>(id)
         },
         async {
-            let fetched = fetch_rows(scope, account, window, &mut api_requests, spare)
-                .instrument(span.clone())
-                .await;
+            let deadline = scope.job.window_timeout;
+            let fetching = fetch_rows(scope, account, window, &mut api_requests, spare);
+            let fetched = tokio::time::timeout(deadline, fetching.instrument(span.clone()))
+                .await
+                .unwrap_or_else(|_| Err(WindowError::past_deadline(deadline)));
             Ok(fetched)
         },
         async { Ok(stored_ahead.await) }
@@ -286,7 +288,10 @@ async fn finish(
     let outcome = async {
         let committed = match (result, run_id) {
             (Ok(mut parsed), Some(run_id)) => {
-                let committed = commit(
+                // What is left of the window's deadline; past it the commit is dropped, which
+                // rolls its transaction back.
+                let deadline = tokio::time::Instant::from_std(started) + scope.job.window_timeout;
+                let committing = commit(
                     scope,
                     account,
                     run_id,
@@ -294,8 +299,10 @@ async fn finish(
                     &mut parsed,
                     *high_water,
                     api_requests,
-                )
-                .await;
+                );
+                let committed = tokio::time::timeout_at(deadline, committing)
+                    .await
+                    .unwrap_or_else(|_| Err(WindowError::past_deadline(scope.job.window_timeout)));
                 *spare = Some(parsed.batch);
                 committed
             }
@@ -359,6 +366,18 @@ struct WindowError {
 }
 
 impl WindowError {
+    /// The window took longer than the job's `window_timeout_secs`.
+    fn past_deadline(deadline: std::time::Duration) -> WindowError {
+        WindowError {
+            message: format!(
+                "the window took longer than its deadline ({} s, `window_timeout_secs`); \
+                 nothing of it was committed",
+                deadline.as_secs()
+            ),
+            kind: FailureKind::Other,
+        }
+    }
+
     /// The answer at `endpoint` could not be turned into rows.
     fn unreadable(endpoint: &str, e: &RowsError) -> WindowError {
         WindowError {
@@ -456,7 +475,7 @@ async fn fetch_rows(
             })
             .await
             .map_err(|e| WindowError::unreadable(&response.endpoint, &e))?;
-            let changes = ctx.store.ensure_table(&parsed.spec).await?;
+            let changes = super::ensure_table(&ctx.store, &parsed.spec).await?;
             generic::conform(&mut parsed, &changes.type_mismatches);
             (
                 parsed.spec,

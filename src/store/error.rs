@@ -55,6 +55,15 @@ pub enum StoreError {
         wanted: String,
     },
 
+    /// Changing a table waited for another session's lock longer than its `lock_timeout` (an
+    /// analyst's transaction left open on the table, say). Retried by the caller for a while.
+    #[error(
+        "table {table:?} is locked by another session ({holders}): the change of its columns or \
+         key waited a few seconds and gave up, so that queries behind it do not queue too; \
+         end that session's transaction (or wait for it), and the next run tries again"
+    )]
+    LockTimeout { table: String, holders: String },
+
     /// `commit_window` on a run that is not `running` (unknown id, or already finished or failed).
     #[error("run {0} is not running (unknown, or already finished); its window was not committed")]
     RunNotRunning(i64),
@@ -75,6 +84,17 @@ impl StoreError {
             StoreError::Migrate(sqlx::migrate::MigrateError::Execute(source)) => Some(source),
             _ => None,
         }
+    }
+
+    /// True when a statement gave up waiting for a lock (`lock_not_available`, 55P03).
+    pub(super) fn is_lock_not_available(&self) -> bool {
+        matches!(self.sqlx(), Some(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55P03"))
+    }
+
+    /// True when a table change gave up waiting for another session's lock: worth trying again
+    /// shortly.
+    pub fn is_lock_timeout(&self) -> bool {
+        matches!(self, StoreError::LockTimeout { .. })
     }
 
     /// True when the same operation may succeed if tried again later: the connection was lost or

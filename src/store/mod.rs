@@ -807,9 +807,8 @@ mod tests {
 
     #[test]
     fn tables_are_named_with_their_schema_on_postgres_only() {
-        let db = |url: &str| DatabaseConfig {
-            url: crate::config::DatabaseUrl::parse(url).unwrap(),
-            schema: "rokt".into(),
+        let db = |url: &str| {
+            DatabaseConfig::new(crate::config::DatabaseUrl::parse(url).unwrap(), "rokt")
         };
         assert_eq!(
             qualified(&db("postgres://u@h/db"), "campaign_daily"),

@@ -80,7 +80,14 @@ impl PgStore {
         };
         let options = PgConnectOptions::from_str(db.url.expose())
             .map_err(connect_error)?
-            .application_name("rokt-export");
+            .application_name("rokt-export")
+            // No statement may hang a window (or a job) forever: past it, the statement is
+            // cancelled and its window's transaction rolled back.
+            .options([(
+                "statement_timeout",
+                format!("{}s", db.statement_timeout.as_secs().max(1)),
+            )]);
+        warn_unless_verified(&options);
 
         // The schema first, on a connection of its own, so every pooled connection finds it.
         let mut conn = PgConnection::connect_with(&options)
@@ -162,7 +169,62 @@ impl PgStore {
         Runs::new(&self.pool)
     }
 
+    /// Creates or widens the table (see [`super::Store::ensure_table`]). When another session's
+    /// lock on the table outlasts the DDL's `lock_timeout`, the error names that session.
     pub async fn ensure_table(&self, p: &Prepared<'_>) -> Result<TableChanges, StoreError> {
+        match self.ensure_table_once(p).await {
+            Err(e) if e.is_lock_not_available() => Err(StoreError::LockTimeout {
+                table: p.spec.table.clone(),
+                holders: self.lock_holders(&p.spec.table).await,
+            }),
+            other => other,
+        }
+    }
+
+    /// Who holds a lock on `table` (besides us), for the message of a DDL that timed out.
+    async fn lock_holders(&self, table: &str) -> String {
+        let qualified = format!("{}.{}", quote(&self.schema), quote(table));
+        let found: Result<Vec<LockHolder>, _> = sqlx::query_as(
+            "SELECT DISTINCT a.pid, coalesce(a.application_name, ''), \
+                        coalesce(a.usename::text, ''), coalesce(a.state, ''), a.xact_start \
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.relation = to_regclass($1) AND l.granted AND a.pid <> pg_backend_pid() \
+                 ORDER BY a.pid LIMIT 5",
+        )
+        .bind(&qualified)
+        .fetch_all(&self.pool)
+        .await;
+        match found {
+            Ok(rows) if !rows.is_empty() => rows
+                .iter()
+                .map(|(pid, app, user, state, since)| {
+                    let since = since
+                        .map(|t| {
+                            format!(
+                                ", its transaction open since {}",
+                                t.format("%Y-%m-%d %H:%M:%S UTC")
+                            )
+                        })
+                        .unwrap_or_default();
+                    format!(
+                        "pid {pid}, application \"{}\", user \"{}\", {}{since}",
+                        crate::telemetry::sanitize(app, 64),
+                        crate::telemetry::sanitize(user, 64),
+                        if state.is_empty() {
+                            "state unknown"
+                        } else {
+                            state.as_str()
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Ok(_) => "a session that has let go of it since".to_owned(),
+            Err(e) => format!("the holders could not be read: {e}"),
+        }
+    }
+
+    async fn ensure_table_once(&self, p: &Prepared<'_>) -> Result<TableChanges, StoreError> {
         let spec = p.spec;
         let table = quote(&spec.table);
         let err = |e| StoreError::query(format!("creating or altering table {:?}", spec.table), e);
@@ -515,6 +577,45 @@ impl Dialect for Postgres {
     }
 }
 
+/// A session holding a lock: pid, application, user, state, since when its transaction is open.
+type LockHolder = (
+    i32,
+    String,
+    String,
+    String,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// Warns when the connection to a server that is not on this machine does not check the server's
+/// certificate (`sslmode` below `verify-full`): `prefer` and `require` encrypt, but a machine in
+/// the middle could pose as the database.
+fn warn_unless_verified(options: &PgConnectOptions) {
+    if !checks_the_server(options) {
+        tracing::warn!(
+            host = options.get_host(),
+            sslmode = ?options.get_ssl_mode(),
+            "the connection to the database does not verify the server's certificate; set \
+             sslmode=verify-full (and sslrootcert for a private CA) in DATABASE_URL (see \
+             docs/operations.md, Security)"
+        );
+    }
+}
+
+/// Whether a connection with `options` either stays on this machine (a Unix socket, a loopback
+/// address) or verifies the server's certificate and name (`verify-full`).
+fn checks_the_server(options: &PgConnectOptions) -> bool {
+    use sqlx::postgres::PgSslMode;
+    let host = options.get_host();
+    let local = host.starts_with('/')
+        || host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    local || matches!(options.get_ssl_mode(), PgSslMode::VerifyFull)
+}
+
 /// Deletes every row that shares the spec's key with a more recently loaded one (by `_loaded_at`,
 /// then `_run_id`, then physical position), so the key can become the primary key. Returns the
 /// rows deleted.
@@ -689,6 +790,18 @@ fn bind_column<'q>(query: PgQuery<'q>, column: &'q ColumnData, chunk: &Chunk<'_>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_remote_server_without_verify_full_is_warned_about() {
+        let checked = |url: &str| super::checks_the_server(&url.parse().unwrap());
+        assert!(checked("postgres://u@127.0.0.1/db"));
+        assert!(checked("postgres://u@localhost/db?sslmode=disable"));
+        assert!(checked("postgres://u@[::1]:5432/db"));
+        assert!(checked("postgres://u@db.internal/db?sslmode=verify-full"));
+        assert!(!checked("postgres://u@db.internal/db"));
+        assert!(!checked("postgres://u@db.internal/db?sslmode=require"));
+        assert!(!checked("postgres://u@10.0.0.5/db?sslmode=verify-ca"));
+    }
+
     use super::*;
 
     #[test]

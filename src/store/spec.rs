@@ -13,6 +13,10 @@ use std::ops::Range;
 use super::error::StoreError;
 use super::table::{Batch, ColumnData, TableSpec};
 
+/// The longest text a key column may hold in one row. Postgres refuses a B-tree entry over about
+/// 2,700 bytes (a third of a page); one key of several columns shares that.
+const MAX_KEY_VALUE_BYTES: usize = 2_000;
+
 /// Longest identifier Postgres keeps without truncating (NAMEDATALEN - 1, in bytes).
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
@@ -163,7 +167,20 @@ pub(super) fn check_batch(prepared: &Prepared<'_>, batch: &Batch) -> Result<usiz
     }
     for &k in &prepared.key_idx {
         let data = &batch.columns[k];
-        if matches!(data, ColumnData::Text(_)) {
+        if let ColumnData::Text(values) = data {
+            // Postgres keeps a key in a B-tree entry of at most ~2,700 bytes; a longer value
+            // would fail the window with an index error that names nothing useful.
+            if let Some((row, len)) = (0..rows)
+                .map(|r| (r, values.get(r).map_or(0, str::len)))
+                .find(|(_, len)| *len > MAX_KEY_VALUE_BYTES)
+            {
+                return Err(invalid(format!(
+                    "key column {:?} holds a value of {len} bytes in row {row}; a key value may \
+                     have at most {MAX_KEY_VALUE_BYTES} bytes (Postgres indexes about 2,700 bytes \
+                     per key). If the field is not an identity, take it out of the job's key",
+                    spec.columns[k].name
+                )));
+            }
             continue; // a null text key is stored as '' (see `ColumnData::Text`)
         }
         if let Some(row) = (0..rows).find(|&r| data.is_null(r)) {

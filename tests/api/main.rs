@@ -21,4 +21,6 @@ mod mock;
 mod onboarding;
 mod ops;
 mod postgres;
+mod refused_values;
 mod store;
+mod terminal;

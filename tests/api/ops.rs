@@ -25,10 +25,7 @@ fn spec(key: &[&str]) -> TableSpec {
 #[tokio::test]
 async fn widening_a_key_whose_constraint_name_holds_a_double_quote_works() {
     let db = TestDb::new().await;
-    let config = DatabaseConfig {
-        url: DatabaseUrl::parse(&db.url).unwrap(),
-        schema: "rokt".into(),
-    };
+    let config = DatabaseConfig::new(DatabaseUrl::parse(&db.url).unwrap(), "rokt");
     let store = Store::connect(&config).await.unwrap();
     store.migrate().await.unwrap();
     store
@@ -67,10 +64,10 @@ async fn the_sqlite_file_is_created_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("new.db");
-    let config = DatabaseConfig {
-        url: DatabaseUrl::parse(&format!("sqlite://{}", file.display())).unwrap(),
-        schema: "rokt".into(),
-    };
+    let config = DatabaseConfig::new(
+        DatabaseUrl::parse(&format!("sqlite://{}", file.display())).unwrap(),
+        "rokt",
+    );
     let store = Store::connect(&config).await.unwrap();
     store.migrate().await.unwrap();
     store.close().await;

@@ -33,10 +33,7 @@ async fn pg_env() -> Env {
 
 async fn pg_env_with_schema(schema: &str) -> Env {
     let db = TestDb::new().await;
-    let config = DatabaseConfig {
-        url: DatabaseUrl::parse(&db.url).unwrap(),
-        schema: schema.into(),
-    };
+    let config = DatabaseConfig::new(DatabaseUrl::parse(&db.url).unwrap(), schema);
     let store = Store::connect(&config).await.unwrap();
     store.migrate().await.unwrap();
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
@@ -56,10 +53,7 @@ async fn pg_env_with_schema(schema: &str) -> Env {
 async fn sqlite_env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("rokt export.db").display());
-    let config = DatabaseConfig {
-        url: DatabaseUrl::parse(&url).unwrap(),
-        schema: SCHEMA.into(),
-    };
+    let config = DatabaseConfig::new(DatabaseUrl::parse(&url).unwrap(), SCHEMA);
     let store = Store::connect(&config).await.unwrap();
     store.migrate().await.unwrap();
     let conn = SqliteConnection::connect(&url).await.unwrap();
@@ -949,10 +943,7 @@ async fn sqlite_locks_are_per_file_and_released_on_drop() {
 #[tokio::test]
 async fn postgres_locks_are_per_schema() {
     let env = pg_env().await;
-    let other_schema = DatabaseConfig {
-        url: env.config.url.clone(),
-        schema: "other".into(),
-    };
+    let other_schema = DatabaseConfig::new(env.config.url.clone(), "other");
     let other = Store::connect(&other_schema).await.unwrap();
     let held = env.store.try_lock_job("j").await.unwrap().unwrap();
     let beside = other.try_lock_job("j").await.unwrap().unwrap();
@@ -965,10 +956,10 @@ async fn postgres_locks_are_per_schema() {
 #[tokio::test]
 async fn connection_errors_hide_the_password_and_are_retriable() {
     // Port 1 on loopback: refused at once.
-    let config = DatabaseConfig {
-        url: DatabaseUrl::parse("postgres://rokt:s3cr3t-pw@127.0.0.1:1/rokt").unwrap(),
-        schema: SCHEMA.into(),
-    };
+    let config = DatabaseConfig::new(
+        DatabaseUrl::parse("postgres://rokt:s3cr3t-pw@127.0.0.1:1/rokt").unwrap(),
+        SCHEMA,
+    );
     let err = Store::connect(&config).await.unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("s3cr3t-pw"), "{shown}");

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
 
-use super::rows::{EXTRA_COLUMN, Notes, RowsError, is_decimal};
+use super::rows::{EXTRA_COLUMN, Notes, RowsError, fits_numeric, is_decimal, storable_json};
 use crate::config::QueryJob;
 use crate::store::{Batch, ColumnData, ColumnSpec, ColumnType, TableSpec, TextColumn};
 use json_row::{Field, Kind};
@@ -301,10 +301,14 @@ impl<'j> QueryBuilder<'j> {
                 None => column.push(None),
                 Some(field) => match number_of(text, field, &mut self.unescaped) {
                     Ok(v) => column.push(v),
-                    Err(()) => {
+                    Err(unfit) => {
                         column.push(None);
                         extra_fields.push((Cow::Borrowed(m.as_str()), &text[field.value.clone()]));
-                        *self.notes.diverted.entry(m.clone()).or_default() += 1;
+                        let counts = match unfit {
+                            Unfit::Type => &mut self.notes.diverted,
+                            Unfit::TooLarge => &mut self.notes.oversized,
+                        };
+                        *counts.entry(m.clone()).or_default() += 1;
                     }
                 },
             }
@@ -502,25 +506,37 @@ fn string_of(s: &str) -> Option<Cow<'_, str>> {
     }
 }
 
+/// Why a metric value does not go to its numeric column.
+enum Unfit {
+    /// It is not a number.
+    Type,
+    /// It is a number Postgres' `numeric` cannot hold.
+    TooLarge,
+}
+
 /// A metric value as exact decimal text. Strings holding a number are accepted (some APIs quote
-/// decimals); anything else does not fit.
+/// decimals); anything else does not fit, and neither does a number too large for `numeric`.
 fn number_of<'a>(
     text: &'a str,
     field: &Field,
     scratch: &'a mut String,
-) -> Result<Option<&'a str>, ()> {
-    match field.kind {
-        Kind::Number => Ok(Some(&text[field.value.clone()])),
-        Kind::Null => Ok(None),
+) -> Result<Option<&'a str>, Unfit> {
+    let number = match field.kind {
+        Kind::Number => &text[field.value.clone()],
+        Kind::Null => return Ok(None),
         Kind::String { .. } => {
-            let trimmed = text_of(text, field, scratch).ok_or(())?.trim();
-            if is_decimal(trimmed) {
-                Ok(Some(trimmed))
-            } else {
-                Err(())
+            let trimmed = text_of(text, field, scratch).ok_or(Unfit::Type)?.trim();
+            if !is_decimal(trimmed) {
+                return Err(Unfit::Type);
             }
+            trimmed
         }
-        Kind::Bool | Kind::Nested => Err(()),
+        Kind::Bool | Kind::Nested => return Err(Unfit::Type),
+    };
+    if fits_numeric(number) {
+        Ok(Some(number))
+    } else {
+        Err(Unfit::TooLarge)
     }
 }
 
@@ -537,7 +553,7 @@ fn json_object(fields: &mut [(Cow<'_, str>, &str)], out: &mut String) {
         // Serialising a string cannot fail.
         out.push_str(&serde_json::to_string(k).unwrap_or_default());
         out.push(':');
-        out.push_str(v);
+        out.push_str(&storable_json(v));
     }
     out.push('}');
 }

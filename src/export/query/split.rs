@@ -54,7 +54,7 @@ impl RowSplitter {
             match scanner.value.end(piece) {
                 None => {
                     carry.extend_from_slice(piece);
-                    return Ok(());
+                    return too_long(carry, *carry_at, scanner.row_count);
                 }
                 Some(len) => {
                     carry.extend_from_slice(&piece[..len]);
@@ -68,6 +68,7 @@ impl RowSplitter {
         if scanner.in_unit() {
             carry.extend_from_slice(&piece[scanner.unit_start..]);
             *carry_at = piece_at + scanner.unit_start;
+            return too_long(carry, *carry_at, scanner.row_count);
         }
         Ok(())
     }
@@ -328,6 +329,23 @@ impl Scanner {
     }
 }
 
+/// The longest row (or key, or value outside `data`) carried from one piece to the next: a single
+/// row of a report is a few hundred bytes, so anything this long is not one, and reading on would
+/// only hold more of it in memory.
+pub(crate) const MAX_UNIT_BYTES: usize = 1 << 20;
+
+/// Refuses a unit being carried that has grown past [`MAX_UNIT_BYTES`].
+fn too_long(carry: &[u8], at: usize, row: usize) -> Result<(), RowsError> {
+    if carry.len() <= MAX_UNIT_BYTES {
+        return Ok(());
+    }
+    Err(RowsError::Shape(format!(
+        "the value starting at byte {at} (near row {row}) is longer than {} KiB; a row of a \
+         report is far shorter, so the answer is not read further",
+        MAX_UNIT_BYTES >> 10
+    )))
+}
+
 /// Keys under which an answer without rows carries an error.
 const ERROR_KEYS: &[&str] = &["message", "error", "error_description", "detail", "errors"];
 
@@ -564,6 +582,15 @@ mod tests {
         assert!(err(r#"{"data":[],"x":tru}"#).contains("a value at byte 15"));
         assert!(err(r#"{"data":[]} x"#).contains("after the answer"));
         assert!(err(r#"{data:[]}"#).contains("unexpected 'd' at byte 1"));
+    }
+
+    #[test]
+    fn a_row_longer_than_a_mebibyte_is_refused_not_gathered() {
+        let huge = format!(r#"{{"data":[{{"n":"{}"}}]}}"#, "x".repeat(3 << 20));
+        let err = rows_in_pieces(&huge, 64 << 10).unwrap_err();
+        assert!(err.to_string().contains("longer than 1024 KiB"), "{err}");
+        let fine = format!(r#"{{"data":[{{"n":"{}"}}]}}"#, "x".repeat(512 << 10));
+        assert_eq!(rows_in_pieces(&fine, 64 << 10).unwrap().len(), 1);
     }
 
     #[test]
