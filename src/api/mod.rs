@@ -56,7 +56,7 @@ use tracing::{debug, instrument, warn};
 
 use crate::config::account_id::{ACCOUNT_ID_RULE, is_account_id, quote_id};
 use crate::config::template::Values;
-use crate::config::{ApiConfig, Credentials, GenericJob, Method, QueryJob, check_base_url};
+use crate::config::{ApiConfig, Credentials, GenericJob, Method, QueryJob, Report, check_base_url};
 use body::{describe_size, read_capped};
 use gate::Gate;
 use http_error::{Failure, describe_transport, error_message};
@@ -72,15 +72,47 @@ pub struct ApiClient {
     inner: Arc<Inner>,
 }
 
-/// An account the credentials can read (`GET /v1/query/accounts`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An account the credentials can read (`GET /v1/query/accounts`). Every field but the id is
+/// text from the API, as sent: escape it before it reaches a terminal or a log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Account {
     pub account_id: String,
     pub account_name: Option<String>,
+    /// `countryCode`.
+    pub country: Option<String>,
     /// `accountCurrencyCode`.
     pub currency: Option<String>,
     /// `accountTimezone` (an Olson name).
     pub timezone: Option<String>,
+    /// `accountTimezoneOffset`: minutes (PostHog's reading), or an `+HH:MM` offset as older
+    /// answers may write it, in minutes east of UTC.
+    pub timezone_offset_minutes: Option<i32>,
+    /// `accountOwner` (an e-mail address).
+    pub owner: Option<String>,
+}
+
+/// What one report offers an account (`GET /v1/query/accounts/{id}/{report}/help`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Offer {
+    pub dimensions: Vec<Slug>,
+    pub metrics: Vec<Slug>,
+}
+
+impl Offer {
+    /// Whether the account offers this dimension or metric slug.
+    pub fn has(&self, slug: &str) -> bool {
+        self.dimensions
+            .iter()
+            .chain(&self.metrics)
+            .any(|s| s.slug == slug)
+    }
+}
+
+/// A slug the help lists, with its description when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slug {
+    pub slug: String,
+    pub description: Option<String>,
 }
 
 /// A successful (2xx) answer.
@@ -293,6 +325,21 @@ impl ApiClient {
             )
             .await?;
         parse_accounts(&response)
+    }
+
+    /// `GET /v1/query/accounts/{account_id}/{report}/help`: the dimensions and metrics `report`
+    /// offers this account.
+    pub async fn help(&self, account_id: &str, report: Report) -> Result<Offer, ApiError> {
+        let path = format!(
+            "/v1/query/accounts/{}/{}/help",
+            utf8_percent_encode(account_id, PATH_SEGMENT),
+            report.name()
+        );
+        check_account_id(account_id, &path, reqwest::Method::GET)?;
+        let response = self
+            .send(reqwest::Method::GET, path, &[], None, None)
+            .await?;
+        parse_help(&response)
     }
 
     /// `POST /v1/query/accounts/{account_id}/campaigns/` (or `/transactions`): the job's report
@@ -827,11 +874,75 @@ fn parse_accounts(response: &ApiResponse) -> Result<Vec<Account>, ApiError> {
             Ok(Account {
                 account_id,
                 account_name: text(item, "accountName"),
+                country: text(item, "countryCode"),
                 currency: text(item, "accountCurrencyCode"),
                 timezone: text(item, "accountTimezone"),
+                timezone_offset_minutes: item.get("accountTimezoneOffset").and_then(offset_minutes),
+                owner: text(item, "accountOwner"),
             })
         })
         .collect()
+}
+
+/// `accountTimezoneOffset` in minutes east of UTC: a number of minutes, or text such as
+/// `"-300"` or `"+05:30"`.
+fn offset_minutes(value: &serde_json::Value) -> Option<i32> {
+    match value {
+        serde_json::Value::Number(n) => n.as_i64().and_then(|m| i32::try_from(m).ok()),
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            if let Ok(m) = s.parse::<i32>() {
+                return Some(m);
+            }
+            let (sign, rest) = match s.as_bytes().first() {
+                Some(b'-') => (-1, &s[1..]),
+                Some(b'+') => (1, &s[1..]),
+                _ => (1, s),
+            };
+            let (h, m) = rest.split_once(':')?;
+            let (h, m) = (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?);
+            (h <= 18 && m < 60).then_some(sign * (h * 60 + m))
+        }
+        _ => None,
+    }
+}
+
+/// Reads a report's help: `{"dimensions": [{"slug", "description"}], "metrics": [...]}`. An entry
+/// without a `slug` string is skipped; a missing list is empty.
+fn parse_help(response: &ApiResponse) -> Result<Offer, ApiError> {
+    let value: serde_json::Value = response.json()?;
+    if !value.is_object() {
+        return Err(ApiError::MalformedJson {
+            endpoint: response.endpoint.clone(),
+            line: 1,
+            column: 1,
+            message: "expected an object with `dimensions` and `metrics`".to_owned(),
+        });
+    }
+    let list = |key: &str| -> Vec<Slug> {
+        value
+            .get(key)
+            .and_then(serde_json::Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| {
+                        Some(Slug {
+                            slug: item.get("slug")?.as_str()?.to_owned(),
+                            description: item
+                                .get("description")
+                                .and_then(serde_json::Value::as_str)
+                                .map(str::to_owned),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(Offer {
+        dimensions: list("dimensions"),
+        metrics: list("metrics"),
+    })
 }
 
 fn millis(d: Duration) -> u64 {
@@ -842,7 +953,6 @@ fn millis(d: Duration) -> u64 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::config::Report;
 
     #[test]
     fn report_body_sends_the_exclusive_end_date() {
@@ -867,6 +977,18 @@ mod tests {
                 "timezoneVariation": "America/Los_Angeles", "currencyCode": "USD",
             })
         );
+    }
+
+    #[test]
+    fn time_zone_offsets_are_read_as_minutes_in_either_spelling() {
+        use serde_json::json;
+        assert_eq!(offset_minutes(&json!(-300)), Some(-300));
+        assert_eq!(offset_minutes(&json!(660)), Some(660));
+        assert_eq!(offset_minutes(&json!("-300")), Some(-300));
+        assert_eq!(offset_minutes(&json!("+05:30")), Some(330));
+        assert_eq!(offset_minutes(&json!("-03:00")), Some(-180));
+        assert_eq!(offset_minutes(&json!("Mars")), None);
+        assert_eq!(offset_minutes(&json!(null)), None);
     }
 
     #[test]

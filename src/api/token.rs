@@ -443,6 +443,17 @@ impl Inner {
             })),
             400 | 401 | 403 => {
                 let (code, message) = oauth_error(&body, status, &self.secrets);
+                // AWS API Gateway's answer to a path it does not know (a wrong token_path), not
+                // the token endpoint's verdict on the credentials.
+                if status == 403 && message == "Missing Authentication Token" {
+                    return Err(Failure::Fatal(AuthError::Unexpected {
+                        status,
+                        url: self.url.clone(),
+                        message: format!(
+                            "\"{message}\", the API gateway's answer to a path it does not know"
+                        ),
+                    }));
+                }
                 Err(Failure::Fatal(AuthError::Rejected {
                     status,
                     code,

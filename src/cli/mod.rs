@@ -5,6 +5,7 @@
 //! `main.rs` calls [`main`]. Output meant for the user goes to stdout, logs to stderr.
 
 mod demo;
+mod discover;
 mod exit;
 mod migrate;
 mod mock_api;
@@ -72,7 +73,8 @@ fn log_filter(cli: &Cli) -> &'static str {
         cli.command,
         Some(
             Command::Demo(_)
-                | Command::Validate
+                | Command::Validate(_)
+                | Command::Discover(_)
                 | Command::Status
                 | Command::Migrate
                 | Command::Verify(_)
@@ -176,8 +178,10 @@ pub(crate) enum Command {
     Run,
     /// Run one job now, then exit; exit 0 only when every window succeeded.
     RunNow(RunNowArgs),
-    /// Check the config without touching the network or the database; print each job with its next three fire times.
-    Validate,
+    /// Check the config without touching the network or the database; print each job with its next three fire times (--online: also ask the API and the database).
+    Validate(ValidateArgs),
+    /// List the accounts the credentials read and what each report offers them, and print ready-to-paste [[jobs]] blocks.
+    Discover(DiscoverArgs),
     /// Apply the database migrations and create or alter the job tables, then exit.
     Migrate,
     /// Show each job's last run, its outcome, rows, high-water mark and next fire time.
@@ -268,6 +272,47 @@ pub(crate) enum VerifyFormat {
     Text,
     /// One JSON object, for scripts (numbers as exact decimal strings).
     Json,
+}
+
+/// Arguments of `validate`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ValidateArgs {
+    /// Also get a token, list the accounts, check every job's dimensions and metrics against
+    /// each account's /help, and check that the database answers and that the role may create
+    /// and alter the tables (nothing is created or changed). Exit 78 when something needs
+    /// fixing, 69 when the API or the database cannot be reached.
+    #[arg(long)]
+    pub online: bool,
+}
+
+/// Arguments of `discover`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DiscoverArgs {
+    /// Only this account (repeatable). Default: every account the credentials read.
+    #[arg(long, value_name = "ID")]
+    pub account: Vec<String>,
+    /// Only this report: campaigns or transactions. Default: both.
+    #[arg(long, value_name = "REPORT", value_parser = parse_report)]
+    pub report: Option<crate::catalogue::Report>,
+    /// Write the jobs to this file instead of stdout; an existing file is refused unless --force.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// With --output: overwrite the file if it exists.
+    #[arg(long, requires = "output")]
+    pub force: bool,
+}
+
+fn parse_report(s: &str) -> Result<crate::catalogue::Report, String> {
+    use crate::catalogue::Report;
+    Report::parse(s).ok_or_else(|| {
+        let hint = crate::config::suggest(s, Report::NAMES.iter().copied())
+            .map(|r| format!(" (did you mean \"{r}\"?)"))
+            .unwrap_or_default();
+        format!(
+            "\"{s}\" is not a Query API report{hint}; reports: {}",
+            Report::NAMES.join(", ")
+        )
+    })
 }
 
 /// Arguments of `demo`.
@@ -382,7 +427,8 @@ async fn dispatch(cli: Cli, bars: Option<progress::Bars>) -> Result<(), Exit> {
     };
     let path = cli.config.as_path();
     match command {
-        Command::Validate => validate::validate(path, &env),
+        Command::Validate(args) => validate::validate(path, &env, &args).await,
+        Command::Discover(args) => discover::discover(path, &env, &args).await,
         Command::Run => run::run(path, &env).await,
         Command::RunNow(args) => run_now::run_now(path, &env, &args, bars).await,
         Command::Migrate => migrate::migrate(path, &env).await,

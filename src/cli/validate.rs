@@ -1,18 +1,64 @@
 //! `rokt-export validate`: parses and checks the config without touching the network or the
-//! database, and prints each job with its next three fire times.
+//! database, and prints each job with its next three fire times. With `--online` it then asks the
+//! API and the database what the offline check cannot know ([`crate::check`]) and prints each
+//! finding.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
-use super::exit::Exit;
+use super::ValidateArgs;
+use super::exit::{self, Exit};
+use crate::api::retry::Backoff;
+use crate::check::{OnlineReport, Outcome};
 use crate::config::{Accounts, Config, Credentials, Env, JobKind};
 
-pub(super) fn validate(path: &Path, env: &Env) -> Result<(), Exit> {
+pub(super) async fn validate(path: &Path, env: &Env, args: &ValidateArgs) -> Result<(), Exit> {
     let config = super::load_config(path, env)?;
     print!("{}", describe_config(&config, env, Utc::now()));
-    Ok(())
+    if !args.online {
+        return Ok(());
+    }
+    let report =
+        crate::check::check_online(&config, Credentials::from_env(env), Backoff::default()).await;
+    print!("{}", describe_online(&report));
+    let (problems, unreachable) = (
+        report.count(Outcome::Problem),
+        report.count(Outcome::Unreachable),
+    );
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    match report.worst() {
+        Outcome::Ok => Ok(()),
+        Outcome::Problem => Err(Exit::config(format!(
+            "validate --online found {problems} problem{} to fix (listed above)",
+            plural(problems)
+        ))),
+        Outcome::Unreachable => Err(Exit::new(
+            exit::UNAVAILABLE,
+            format!(
+                "validate --online could not check {unreachable} thing{} (listed above): the API \
+                 or the database did not answer",
+                plural(unreachable)
+            ),
+        )),
+    }
+}
+
+/// The lines `validate --online` prints: each finding with its outcome.
+fn describe_online(report: &OnlineReport) -> String {
+    let mut out = String::from("\nonline checks\n");
+    for f in &report.findings {
+        let mark = match f.outcome {
+            Outcome::Ok => "ok",
+            Outcome::Problem => "PROBLEM",
+            Outcome::Unreachable => "UNREACHABLE",
+        };
+        // The text may quote the API or the database.
+        let text = crate::telemetry::sanitize_message(&f.text, 2_000);
+        let _ = writeln!(out, "  {mark:<11} {}: {text}", f.scope);
+    }
+    out
 }
 
 /// The text `validate` prints: each job with its next three fire times in its time zone.

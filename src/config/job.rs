@@ -676,6 +676,13 @@ fn is_column_name(s: &str) -> bool {
     is_identifier(s) && !s.starts_with('_')
 }
 
+/// Whether a Query API job may name `s` as a dimension or metric (a column name that is not one
+/// of the columns every job table has): for `discover`, which writes jobs from what the API
+/// lists.
+pub(crate) fn is_usable_slug(s: &str) -> bool {
+    is_column_name(s) && !RESERVED_COLUMNS.contains(&s)
+}
+
 fn is_table_name(s: &str) -> bool {
     is_identifier(s) && !RESERVED_TABLES.contains(&s)
 }

@@ -49,6 +49,7 @@ pub use credentials::{CredentialSource, Credentials, CredentialsError};
 pub use database_url::{Backend, DatabaseUrl, redact_url};
 pub use error::{ConfigError, Problem};
 pub use job::SYSTEM_COLUMNS;
+pub(crate) use job::is_usable_slug;
 pub use keys::{ReferenceRow, reference};
 use template::Template;
 
@@ -380,6 +381,23 @@ impl Config {
     /// Validates TOML text; `path` is only used in messages.
     pub fn from_toml(path: &Path, text: &str, env: &Env) -> Result<Config, ConfigError> {
         parse::parse(path, text, env)
+    }
+
+    /// Only the `[api]` section of `path` with the environment's overrides, for a command that
+    /// needs no jobs (`discover`): a missing file reads as an empty one (every key at its
+    /// default), and nothing outside `[api]` is checked.
+    pub fn load_api(path: &Path, env: &Env) -> Result<ApiConfig, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(ConfigError::Unreadable {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        parse::parse_api(path, &text, env)
     }
 
     /// The job called `name`.

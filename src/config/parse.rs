@@ -46,6 +46,35 @@ pub(super) fn parse(path: &Path, text: &str, env: &Env) -> Result<Config, Config
     }
 }
 
+/// Only the `[api]` section of `text` (its keys checked, the environment's overrides applied;
+/// the rest of the file is not read): for a command that talks to the API before any job is
+/// written (`discover`).
+pub(super) fn parse_api(path: &Path, text: &str, env: &Env) -> Result<ApiConfig, ConfigError> {
+    let mut cx = Cx::new(text, KEYS);
+    let api = match DeTable::parse(text) {
+        Ok(root) => {
+            let api = cx.section(root.get_ref(), Section::Api);
+            cx.api(api.as_ref(), env)
+        }
+        Err(e) => {
+            let message = format!("not valid TOML: {}", e.message().trim());
+            Err(cx.problem(e.span(), "", message))
+        }
+    };
+    match api {
+        Ok(api) if cx.problems.is_empty() => Ok(api),
+        _ => {
+            if cx.problems.is_empty() {
+                cx.problem(None, "api", "the [api] section is incomplete");
+            }
+            Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems: cx.problems,
+            })
+        }
+    }
+}
+
 impl Cx<'_> {
     fn document(&mut self, path: &Path, text: &str, env: &Env) -> Result<Config, Invalid> {
         let root = match DeTable::parse(text) {

@@ -9,7 +9,8 @@
 //!   quantities along a fixed chain with an exact integer split (the parts always sum to the whole),
 //!   so a campaign row is the sum of its creative rows, a total over a range is the sum of its daily
 //!   rows, and any coarser grouping is the sum of a finer one.
-//! - Ratios (rates, cost per X, ROAS) are computed from the summed quantities of a row, never summed.
+//! - Ratios (rates, cost per X, ROAS, averages) are computed from the summed quantities of a row,
+//!   never summed; distinct counts (`unique_*`) from the things a row's cells have (`distinct`).
 //! - Restatement: conversion quantities of a day are its final value times `(age + 1) / 8`, where
 //!   `age = today - day` clamped to `0..=7`. Days older than 7 days never change; a day 7 days old
 //!   already holds its final value, so it does not change when it leaves the lookback window either.
@@ -26,6 +27,7 @@ use std::collections::HashMap;
 
 use chrono::{Datelike, NaiveDate};
 
+use super::distinct::{Cell, Seen};
 use super::slugs::*;
 pub(crate) use super::slugs::{Dim, MetricDef, Report, Sums, currency_rate};
 
@@ -37,6 +39,8 @@ pub(crate) struct Account {
     pub(crate) country: &'static str,
     pub(crate) currency: &'static str,
     pub(crate) timezone: &'static str,
+    /// `accountOwner`: an e-mail address.
+    pub(crate) owner: String,
     /// Campaigns-report slugs this account does not have.
     lacks: &'static [&'static str],
     hash: u64,
@@ -51,9 +55,12 @@ impl Account {
         report != Report::Campaigns || !self.lacks.contains(&slug)
     }
 
-    /// Whether the account has a campaign with this id (the legacy campaign-level endpoints).
-    pub(crate) fn has_campaign(&self, campaign_id: &str) -> bool {
-        self.campaigns.iter().any(|c| c.id == campaign_id)
+    /// The index of the account's campaign with this id (the legacy campaign-level endpoints).
+    pub(crate) fn campaign_index(&self, campaign_id: &str) -> Option<u32> {
+        self.campaigns
+            .iter()
+            .position(|c| c.id == campaign_id)
+            .and_then(|i| u32::try_from(i).ok())
     }
 }
 
@@ -166,6 +173,7 @@ impl Catalog {
                     country,
                     currency,
                     timezone,
+                    owner: format!("ads.{}@example.com", id.to_ascii_lowercase()),
                     lacks,
                     hash,
                     campaigns,
@@ -241,25 +249,25 @@ impl Catalog {
     /// stable order (day, then unit, then breakdown order), or sorted by `query.order_by`.
     pub(crate) fn run(&self, account: &Account, query: &Query, today: NaiveDate) -> Vec<Group> {
         let report = query.report;
-        let chain = query.chain.unwrap_or_else(|| report.chain());
+        let chain = query.chain.unwrap_or_else(|| super::slugs::chain(report));
         let unit_count = match report {
             Report::Campaigns => account.creatives.len(),
             Report::Transactions => SUB_VERTICALS.len(),
         };
         // Where each requested dimension's value comes from: the unit, or a level of the chain.
-        let source = |d: Dim| match chain.iter().position(|c| *c == d) {
+        let source = |d: Dim| match chain.iter().position(|c| *c == d.split_level()) {
             Some(level) => Source::Split(level),
             None => Source::Attr(d),
         };
         let dim_sources: Vec<Source> = query.dims.iter().map(|d| source(*d)).collect();
-        let filters: Vec<(Source, Vec<String>)> = query
+        let filters: Vec<(Source, Dim, Vec<String>)> = query
             .filters
             .iter()
-            .map(|(d, values)| (source(*d), values.clone()))
+            .map(|(d, values)| (source(*d), *d, values.clone()))
             .collect();
         let depth = dim_sources
             .iter()
-            .chain(filters.iter().map(|(s, _)| s))
+            .chain(filters.iter().map(|(s, _, _)| s))
             .filter_map(|s| match s {
                 Source::Split(level) => Some(level + 1),
                 Source::Attr(_) => None,
@@ -276,7 +284,7 @@ impl Catalog {
                     key[i] = self.attr_index(account, report, unit, *d);
                 }
             }
-            let passes = filters.iter().all(|(s, allowed)| match s {
+            let passes = filters.iter().all(|(s, _, allowed)| match s {
                 Source::Attr(d) => {
                     let idx = self.attr_index(account, report, unit, *d);
                     allowed
@@ -289,9 +297,9 @@ impl Catalog {
         }
         // Breakdown filters as allowed value indices per chain level.
         let mut split_allowed: Vec<Option<Vec<bool>>> = vec![None; chain.len()];
-        for (s, allowed) in &filters {
+        for (s, dim, allowed) in &filters {
             if let Source::Split(level) = s {
-                let values = chain[*level].split_values().unwrap_or(&[]);
+                let values = dim.split_values().unwrap_or(&[]);
                 let mask = values
                     .iter()
                     .map(|(name, _)| allowed.iter().any(|a| a == name))
@@ -320,6 +328,23 @@ impl Catalog {
             direct: unit_unique && all_levels && (query.interval || one_day),
             ..Accumulator::default()
         };
+        // Distinct counts (see `distinct`): what each unit's cells have, and where the audience
+        // split is (a cell not split by audience reached every audience).
+        let distinct = query.distinct && report == Report::Campaigns;
+        let audience_level = chain.iter().position(|d| *d == Dim::AudienceName);
+        let every_audience = (1u64 << AUDIENCES.len()) - 1;
+        let unit_cells: Vec<Cell> = if distinct {
+            (0..unit_count)
+                .map(|unit| Cell {
+                    campaign: self.attr_index(account, report, unit, Dim::CampaignId),
+                    creative: unit as u32,
+                    country: self.attr_index(account, report, unit, Dim::CampaignCountry),
+                    audiences: every_audience,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let last = today.min(
             query
                 .end_exclusive
@@ -342,7 +367,14 @@ impl Catalog {
                     continue;
                 }
                 let rate = query.currency_rate.unwrap_or(100);
-                let sums = self.base(account, report, unit, day, day_key, today, rate);
+                let sums = self.base(
+                    account,
+                    report,
+                    (unit, day, day_key),
+                    today,
+                    rate,
+                    query.extended,
+                );
                 let h = mix3(self.seed ^ account.hash, unit as u64 + 1, day_key);
                 let mut path = [0u32; 8];
                 walk(
@@ -367,7 +399,17 @@ impl Catalog {
                                 key[i] = path[*level];
                             }
                         }
-                        acc.add(slot, key, sums);
+                        let cell = unit_cells
+                            .get(unit)
+                            .filter(|_| sums[C_IMPRESSIONS] > 0)
+                            .map(|cell| Cell {
+                                audiences: match audience_level {
+                                    Some(level) if level < path.len() => 1u64 << path[level],
+                                    _ => cell.audiences,
+                                },
+                                ..*cell
+                            });
+                        acc.add(slot, key, sums, distinct, cell.as_ref());
                     },
                 );
             }
@@ -384,9 +426,11 @@ impl Catalog {
                         Column::Dim(i) => self
                             .dim_value(account, query, *i, a)
                             .cmp(self.dim_value(account, query, *i, b)),
-                        Column::Metric(m) => (m.value)(&a.sums)
+                        Column::Metric(m) => m
+                            .value
+                            .of(&a.sums, a.seen.as_deref())
                             .as_f64()
-                            .total_cmp(&(m.value)(&b.sums).as_f64()),
+                            .total_cmp(&m.value.of(&b.sums, b.seen.as_deref()).as_f64()),
                     };
                     let ord = if *descending { ord.reverse() } else { ord };
                     if ord.is_ne() {
@@ -432,6 +476,11 @@ impl Catalog {
         }
     }
 
+    /// The text of an attribute dimension's value index (a legacy item's `creativeName`).
+    pub(crate) fn attr_text<'a>(&'a self, account: &'a Account, dim: Dim, idx: u32) -> &'a str {
+        self.attr_value(account, dim, idx)
+    }
+
     /// The text of an attribute dimension's value index.
     fn attr_value<'a>(&'a self, account: &'a Account, dim: Dim, idx: u32) -> &'a str {
         let idx = idx as usize;
@@ -443,7 +492,7 @@ impl Catalog {
             Dim::CampaignObjective => OBJECTIVES.get(idx).copied(),
             Dim::CampaignCountry => COUNTRIES.get(idx).copied(),
             Dim::PartnerVertical => VERTICALS.get(idx).copied(),
-            Dim::PartnerSubVertical => SUB_VERTICALS.get(idx).copied(),
+            Dim::PartnerSubVertical => SUB_VERTICALS.get(idx).map(|(name, _)| *name),
             _ => None,
         };
         text.unwrap_or("")
@@ -458,18 +507,17 @@ impl Catalog {
             .unwrap_or("")
     }
 
-    /// The quantities of one unit on one day, restated as seen from `today`, in the currency whose
-    /// rate is `currency_rate` (hundredths per US dollar).
-    #[allow(clippy::too_many_arguments)]
+    /// The quantities of one unit on one day (its seed mixes in `day_key`), restated as seen
+    /// from `today`, in the currency whose rate is `currency_rate` (hundredths per US dollar);
+    /// the [`extended_quantities`] only when `extended` (else 0: no metric asked reads them).
     fn base(
         &self,
         account: &Account,
         report: Report,
-        unit: usize,
-        day: NaiveDate,
-        day_key: u64,
+        (unit, day, day_key): (usize, NaiveDate, u64),
         today: NaiveDate,
         currency_rate: i64,
+        extended: bool,
     ) -> Sums {
         let h = mix3(
             self.seed ^ account.hash ^ (report as u64) << 40,
@@ -481,7 +529,7 @@ impl Catalog {
         let weekday =
             [100, 105, 110, 108, 102, 80, 75][day.weekday().num_days_from_monday() as usize];
         let convert = |cents: i64| cents * currency_rate / 100;
-        let mut s = [0i64; 9];
+        let mut s = [0i64; QUANTITIES];
         match report {
             Report::Campaigns => {
                 let impressions = (2_000 + (r(1) % 8_000) as i64) * weekday / 100;
@@ -504,6 +552,29 @@ impl Catalog {
                     (click_thru + view_thru) * (90 + (r(6) % 21) as i64) / 100;
                 s[C_CONVERSIONS] = matured(conversions);
                 s[C_CONVERSION_VALUE] = convert(matured(conversions * order_value));
+                if !extended {
+                    return s;
+                }
+                // Drawn after the others, so adding them left every older number as it was.
+                // Each click-through part is at most its whole (the view-through part is the
+                // difference); view-through conversions are the view-through acquisitions.
+                let acq_time = 90 + (r(6) % 21) as i64;
+                let click_conversions = conversions - view_thru;
+                let conversion_time = 92 + (r(9) % 17) as i64;
+                // A new customer's first order is larger than a returning one's.
+                let acquisition_value = order_value * (100 + (r(10) % 60) as i64) / 100;
+                s[C_CLICK_THRU_ACQ_CONVERSION_TIME] = click_thru * acq_time / 100;
+                s[C_CLICK_THRU_CONVERSIONS] = matured(click_conversions);
+                s[C_CONVERSIONS_CONVERSION_TIME] = conversions * conversion_time / 100;
+                s[C_CLICK_THRU_CONVERSIONS_CONVERSION_TIME] =
+                    click_conversions * conversion_time / 100;
+                s[C_CLICK_THRU_CONVERSION_VALUE] =
+                    convert(matured(click_conversions * order_value));
+                s[C_ACQUISITIONS_VALUE] =
+                    convert(matured((click_thru + view_thru) * acquisition_value));
+                s[C_CLICK_THRU_ACQUISITIONS_VALUE] =
+                    convert(matured(click_thru * acquisition_value));
+                s[C_SESSIONS] = impressions * (70 + (r(11) % 25) as i64) / 100;
             }
             Report::Transactions => {
                 let transactions = (5_000 + (r(1) % 20_000) as i64) * weekday / 100;
@@ -518,6 +589,10 @@ impl Catalog {
                 // Drawn after the others, so adding them left every older number as it was.
                 s[T_PLACEMENT_IMPRESSIONS] = impressions * (40 + (r(6) % 40) as i64) / 100;
                 s[T_PURCHASES] = transactions * (55 + (r(7) % 35) as i64) / 100;
+                if !extended {
+                    return s;
+                }
+                s[T_PAGE_TRANSACTIONS] = transactions * (60 + (r(8) % 35) as i64) / 100;
             }
         }
         s
@@ -544,6 +619,10 @@ pub(crate) struct Query {
     pub(crate) order_by: Vec<(Column, bool)>,
     /// The breakdown chain to use instead of the report's (the legacy partner-source breakdown).
     pub(crate) chain: Option<&'static [Dim]>,
+    /// Keep each row's distinct things ([`Group::seen`]): a metric or field counts them.
+    pub(crate) distinct: bool,
+    /// Compute every quantity, the [`extended_quantities`] too: a metric or field reads them.
+    pub(crate) extended: bool,
 }
 
 impl Query {
@@ -572,6 +651,8 @@ pub(crate) struct Group {
     pub(crate) day: Option<NaiveDate>,
     pub(crate) key: [u32; MAX_DIMS],
     pub(crate) sums: Sums,
+    /// The distinct things of its cells, when the query keeps them.
+    pub(crate) seen: Option<Box<Seen>>,
 }
 
 #[derive(Clone, Copy)]
@@ -589,29 +670,43 @@ struct Accumulator {
 }
 
 impl Accumulator {
-    fn add(&mut self, day: Option<NaiveDate>, key: [u32; MAX_DIMS], sums: &Sums) {
-        if self.direct {
-            self.groups.push(Group {
-                day,
-                key,
-                sums: *sums,
-            });
-            return;
-        }
-        match self.index.get(&(day, key)) {
-            Some(&i) => {
+    /// Adds a cell to its group; `distinct`: the groups keep their distinct things, and `cell`
+    /// says what this one has (`None`: nothing, it has no impression).
+    fn add(
+        &mut self,
+        day: Option<NaiveDate>,
+        key: [u32; MAX_DIMS],
+        sums: &Sums,
+        distinct: bool,
+        cell: Option<&Cell>,
+    ) {
+        let found = if self.direct {
+            None
+        } else {
+            self.index.get(&(day, key)).copied()
+        };
+        let i = match found {
+            Some(i) => {
                 for (a, b) in self.groups[i].sums.iter_mut().zip(sums) {
                     *a += b;
                 }
+                i
             }
             None => {
-                self.index.insert((day, key), self.groups.len());
+                if !self.direct {
+                    self.index.insert((day, key), self.groups.len());
+                }
                 self.groups.push(Group {
                     day,
                     key,
                     sums: *sums,
+                    seen: distinct.then(Box::default),
                 });
+                self.groups.len() - 1
             }
+        };
+        if let (Some(cell), Some(seen)) = (cell, self.groups[i].seen.as_mut()) {
+            seen.add(cell);
         }
     }
 }
@@ -641,10 +736,10 @@ fn walk(
         .collect();
     let total: u64 = weights.iter().sum::<u64>().max(1);
     let mut cumulative = 0u64;
-    let mut prev = [0i64; 9];
+    let mut prev = [0i64; QUANTITIES];
     for (i, w) in weights.iter().enumerate() {
         cumulative += w;
-        let mut part = [0i64; 9];
+        let mut part = [0i64; QUANTITIES];
         for m in 0..part.len() {
             let upto = (i128::from(sums[m]) * i128::from(cumulative) / i128::from(total)) as i64;
             part[m] = upto - prev[m];
@@ -716,7 +811,7 @@ mod tests {
         Query {
             report: Report::Campaigns,
             dims: dims.to_vec(),
-            metrics: CAMPAIGN_METRICS.iter().collect(),
+            metrics: metrics(Report::Campaigns).iter().collect(),
             start: day(start),
             end_exclusive: day(end),
             interval,
@@ -725,11 +820,13 @@ mod tests {
             filters: vec![],
             order_by: vec![],
             chain: None,
+            distinct: false,
+            extended: true,
         }
     }
 
     fn total(groups: &[Group]) -> Sums {
-        let mut t = [0i64; 9];
+        let mut t = [0i64; QUANTITIES];
         for g in groups {
             for (a, b) in t.iter_mut().zip(&g.sums) {
                 *a += b;
@@ -755,6 +852,8 @@ mod tests {
             &[Dim::CreativeId],
             &[Dim::CreativeName, Dim::Device, Dim::Gender],
             &[Dim::CreativeId, Dim::Gender],
+            // An audience's id and name are one split.
+            &[Dim::AudienceId, Dim::AudienceName],
         ];
         let reference = total(&c.run(a, &query(&[], false, "2026-03-01", "2026-03-21"), today));
         assert!(reference[C_IMPRESSIONS] > 0);
@@ -793,7 +892,7 @@ mod tests {
                 .filter(|f| f.day == g.day && f.key[0] == g.key[0])
                 .collect();
             assert_eq!(parts.len(), 2);
-            let mut t = [0i64; 9];
+            let mut t = [0i64; QUANTITIES];
             for p in parts {
                 for (x, y) in t.iter_mut().zip(&p.sums) {
                     *x += y;
@@ -846,11 +945,25 @@ mod tests {
         let c = Catalog::new(42, &["3141592".into()], 5, 2);
         let q = query(&[], false, "2026-03-01", "2026-03-02");
         let sums = c.run(&c.accounts()[0], &q, day("2026-03-20"))[0].sums;
+        // The quantities the simulation served before issue 16 kept their numbers.
         assert_eq!(
-            sums,
+            sums[..9],
             [
                 40_722, 1_864, 359_052, 305_190, 279, 88, 373, 409, 2_804_486
             ]
         );
+        assert_eq!(
+            sums[9..],
+            [281, 321, 413, 326, 2_222_542, 3_533_719, 2_740_150, 32_557]
+        );
+        // A query no metric of which reads the quantities drawn last does not draw them, and
+        // the others are the same.
+        let lean = Query {
+            extended: false,
+            ..query(&[], false, "2026-03-01", "2026-03-02")
+        };
+        let lean = c.run(&c.accounts()[0], &lean, day("2026-03-20"))[0].sums;
+        assert_eq!(lean[..9], sums[..9]);
+        assert_eq!(lean[9..], [0; 8]);
     }
 }

@@ -2,32 +2,56 @@
 //! `.../transactions/breakdown`, and one campaign's `.../campaigns/{campaignId}/breakdown` and
 //! `.../campaigns/{campaignId}/histogram`.
 //!
-//! Every answer wraps its rows as `{"data": {"items": [...]}}` with camelCase fields. The summary and
-//! the breakdowns total over the requested range (there is no interval): one item per
-//! `groupByValue`; the histogram has one item per day. Days: from the day of `dateStart` through the
-//! day of `dateEnd`; a `dateEnd` at exactly midnight (`2020-04-01T00:00:00.000`) ends the range
-//! before that day, so both `..T23:59:59.999` of the last day and midnight of the next day work.
+//! As Rokt's endpoint pages document them (`rokt-api.md`, "Legacy API corrections"):
+//! - the summary answers `{"campaignsSummary": {...}, "transactionsSummary": {...}}`; the
+//!   breakdowns and the histogram wrap their items as `{"data": {"items": [...]}}`, camelCase;
+//! - `dateStart`, `dateEnd`, `currency` and `timeZoneVariation` are required: a request without
+//!   one is 400 naming it;
+//! - a campaign breakdown item is `groupByValue, grossCost, netCost, impressions,
+//!   uniqueSessions, referrals, campaignCountries, campaigns, acquisitionsByConversionDate,
+//!   acquisitionsByReferralDate, creatives, audiences`, then `campaignName` (and `creativeName`
+//!   grouped by creative); a histogram item is `intervalTimestamp` and the same metrics;
+//! - the campaign-level breakdown takes `groupby=creative` (as the production DAG sends it),
+//!   `audience`, `country` and `subvertical`;
+//! - days: from the day of `dateStart` up to `dateEnd`, read as the production client sends it:
+//!   a plain date `dateEnd` is exclusive (`dateStart=2026-03-04&dateEnd=2026-03-05` is the one day
+//!   2026-03-04), and so is a `dateEnd` at exactly midnight (`2026-03-05T00:00:00.000`); a
+//!   `dateEnd` with a later time of day (`2026-03-04T23:59:59.999`, the pages' example) includes
+//!   its day.
 //!
-//! Requests are checked in the Query API's order: bearer token (401), account visible to the
-//! credentials (403), campaign of that account (404 for the campaign-level paths), then the query
-//! parameters (400 with a `message` naming the problem).
+//! The summary and the breakdowns total over the range (one item per `groupByValue`); the
+//! histogram has one item per day. Requests are checked in the Query API's order: bearer token
+//! (401), account visible to the credentials (403), campaign of that account (404 for the
+//! campaign-level paths), then the query parameters (400 with a `message` naming the problem).
 //!
 //! The numbers are the Query API's, so a loader can check one against the other:
 //! - a campaign breakdown by `campaign` equals the campaigns report's totals by `campaign_id` over
 //!   the same days; `country` and `partner-source` split the same totals another way;
-//! - a transactions breakdown by `pagetype` equals the transactions report's totals by `page_type`;
-//!   every other `groupby` splits the same totals another way;
-//! - one campaign's breakdown and histogram are the campaigns report filtered on its `campaign_id`:
-//!   they sum to that campaign's share of the account's totals.
+//! - one campaign's breakdown by `creative` equals the report's rows by `creative_id` for that
+//!   campaign, by `audience` its rows by `audience_name`; `country` and `subvertical` split the
+//!   same totals; its histogram is its rows per day;
+//! - a transactions breakdown by `pagetype` equals the transactions report's totals by
+//!   `page_type` (`transactions`, `impressions`, `referrals`; `placementImpressions` is the
+//!   report's `layout_impressions`); every other `groupby` splits the same totals;
+//! - the summary's `campaignsSummary` is the account's campaign totals, its `transactionsSummary`
+//!   the transactions totals.
 //!
-//! Choices where `rokt-api.md` is silent (the README's simulated-API section repeats them):
-//! - The campaign-level breakdown takes the `groupby` values `rokt-api.md` lists for the campaign
-//!   breakdown (`campaign`, `country`, `partner-source`; default `campaign`), like the account-level
-//!   one. The transactions breakdown has no documented default, so its `groupby` is required.
-//! - A histogram item is `intervalTimestamp` plus the campaign breakdown's metrics (the shape of
-//!   Rokt's "GET Campaign Histogram" page). Its buckets are days, as the Query API's `interval`;
-//!   `intervalTimestamp` is the start of the day in the requested `timeZoneVariation`, written like
-//!   `dateStart` (`2026-03-01T00:00:00.000`, no zone). Days after today have no item.
+//! Choices where `rokt-api.md` is silent (docs/simulated-api.md lists them all):
+//! - The account-level campaign breakdown's `groupby` defaults to `campaign`, the campaign-level
+//!   one's to `creative`; the transactions breakdown has no documented default, so its `groupby`
+//!   is required.
+//! - `campaigns`, `creatives`, `audiences` and `campaignCountries` are distinct counts (see
+//!   `distinct`): not additive, a campaign counts once however many days or creatives it has.
+//!   `uniqueSessions` counts a session once per creative and day it saw (the simulation has no
+//!   sessions that span them), so it adds up like `impressions`.
+//! - `campaignName` is on items that belong to one campaign (grouped by campaign, and every
+//!   campaign-level breakdown item), not on items that mix campaigns (by country or partner
+//!   source). Grouped by audience, `groupByValue` is the audience's name (no item field carries
+//!   a name for it).
+//! - The summary's fields are the breakdowns' metrics (without labels), over the account.
+//! - A histogram's `intervalTimestamp` is the start of the day in the requested
+//!   `timeZoneVariation`, written like `dateStart` (`2026-03-01T00:00:00.000`, no zone); days
+//!   after today have no item.
 //! - A transactions item carries the fields of Rokt's "GET Account Transactions Breakdown" page:
 //!   `revenue, transactions, placementImpressions, impressions, referrals, purchases,
 //!   positivePlacementEngagements, rpt, rpm`. Broken down by `placement`, the page-level ones
@@ -46,8 +70,10 @@ use axum::response::Response;
 use axum::routing::get;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 
-use super::data::{Dim, MetricDef, Query, Report, currency_rate};
+use super::data::{Account, Catalog, Dim, Group, Query, Report, currency_rate};
+use super::distinct::Distinct;
 use super::query::{forbidden, push_json_str};
+use super::slugs::*;
 use super::{Shared, SharedRef, auth, json_response, message};
 
 /// The longest range the legacy endpoints total over, in days (a guard, not a documented limit).
@@ -126,7 +152,8 @@ impl Endpoint {
     /// The `groupby` values it accepts (empty: it has no `groupby`).
     fn groupings(self) -> &'static [Grouping] {
         match self {
-            Endpoint::CampaignsBreakdown | Endpoint::CampaignBreakdown => CAMPAIGN_GROUPINGS,
+            Endpoint::CampaignsBreakdown => ACCOUNT_CAMPAIGN_GROUPINGS,
+            Endpoint::CampaignBreakdown => CAMPAIGN_LEVEL_GROUPINGS,
             Endpoint::TransactionsBreakdown => TRANSACTION_GROUPINGS,
             Endpoint::Summary | Endpoint::CampaignHistogram => &[],
         }
@@ -135,19 +162,9 @@ impl Endpoint {
     /// The grouping without a `groupby` parameter; `None`: the parameter is required.
     fn default_grouping(self) -> Option<&'static Grouping> {
         match self {
-            Endpoint::CampaignsBreakdown | Endpoint::CampaignBreakdown => {
-                CAMPAIGN_GROUPINGS.first()
-            }
+            Endpoint::CampaignsBreakdown => ACCOUNT_CAMPAIGN_GROUPINGS.first(),
+            Endpoint::CampaignBreakdown => CAMPAIGN_LEVEL_GROUPINGS.first(),
             _ => None,
-        }
-    }
-
-    /// The item fields after the label, as (camelCase name, Query API metric slug): the legacy
-    /// metrics in the Query API's terms, so both APIs agree on every number.
-    fn fields(self) -> &'static [(&'static str, &'static str)] {
-        match self.report() {
-            Report::Campaigns => CAMPAIGN_FIELDS,
-            Report::Transactions => TRANSACTION_FIELDS,
         }
     }
 }
@@ -164,7 +181,7 @@ const fn grouping(name: &'static str, dim: Dim, chain: Option<&'static [Dim]>) -
     Grouping { name, dim, chain }
 }
 
-const CAMPAIGN_GROUPINGS: &[Grouping] = &[
+const ACCOUNT_CAMPAIGN_GROUPINGS: &[Grouping] = &[
     grouping("campaign", Dim::CampaignId, None),
     grouping("country", Dim::CampaignCountry, None),
     grouping(
@@ -172,6 +189,15 @@ const CAMPAIGN_GROUPINGS: &[Grouping] = &[
         Dim::PartnerSource,
         Some(&[Dim::PartnerSource]),
     ),
+];
+
+/// One campaign's breakdowns: by its creatives, its audiences (the campaigns report's own
+/// audience split), its country, the partner sub-verticals it was shown in.
+const CAMPAIGN_LEVEL_GROUPINGS: &[Grouping] = &[
+    grouping("creative", Dim::CreativeId, None),
+    grouping("audience", Dim::AudienceName, None),
+    grouping("country", Dim::CampaignCountry, None),
+    grouping("subvertical", Dim::Subvertical, Some(&[Dim::Subvertical])),
 ];
 
 const TRANSACTION_GROUPINGS: &[Grouping] = &[
@@ -185,41 +211,79 @@ const TRANSACTION_GROUPINGS: &[Grouping] = &[
     grouping("position", Dim::Position, Some(&[Dim::Position])),
 ];
 
-const CAMPAIGN_FIELDS: &[(&str, &str)] = &[
-    ("impressions", "impressions"),
-    ("referrals", "referrals"),
-    ("referralRate", "referral_rate"),
-    ("grossCost", "gross_cost"),
-    ("netCost", "net_cost"),
-    ("costPerReferral", "cpr"),
-    ("acquisitionsByReferralDate", "acquisitions"),
-    (
-        "acquisitionsByConversionDate",
-        "acquisitions_by_conversion_time",
-    ),
-    ("conversionValue", "conversion_value"),
+/// A metric field of a legacy item: its camelCase name and how it follows from the row.
+struct Field {
+    name: &'static str,
+    value: Value,
+}
+
+const fn sums(name: &'static str, f: fn(&Sums) -> Num) -> Field {
+    Field {
+        name,
+        value: Value::Sums(f),
+    }
+}
+
+const fn distinct(name: &'static str, kind: Distinct) -> Field {
+    Field {
+        name,
+        value: Value::Distinct(kind),
+    }
+}
+
+/// A campaign breakdown's (and histogram's, and `campaignsSummary`'s) metrics, in the order of
+/// Rokt's page.
+const CAMPAIGN_FIELDS: &[Field] = &[
+    sums("grossCost", |s| Num::Money(s[C_GROSS_COST])),
+    sums("netCost", |s| Num::Money(s[C_NET_COST])),
+    sums("impressions", |s| Num::Int(s[C_IMPRESSIONS])),
+    sums("uniqueSessions", |s| Num::Int(s[C_SESSIONS])),
+    sums("referrals", |s| Num::Int(s[C_REFERRALS])),
+    distinct("campaignCountries", Distinct::CampaignCountries),
+    distinct("campaigns", Distinct::Campaigns),
+    sums("acquisitionsByConversionDate", |s| {
+        Num::Int(s[C_ACQ_CONVERSION_TIME])
+    }),
+    sums("acquisitionsByReferralDate", |s| Num::Int(acquisitions(s))),
+    distinct("creatives", Distinct::Creatives),
+    distinct("audiences", Distinct::Audiences),
 ];
 
-const TRANSACTION_FIELDS: &[(&str, &str)] = &[
-    ("revenue", "revenue"),
-    ("transactions", "transactions"),
-    ("placementImpressions", "placement_impressions"),
-    ("impressions", "impressions"),
-    ("referrals", "referrals"),
-    ("purchases", "purchases"),
-    ("positivePlacementEngagements", "engagements"),
-    ("rpt", "revenue_per_transaction"),
-    ("rpm", "revenue_per_mille"),
+/// A transactions breakdown's (and `transactionsSummary`'s) metrics.
+const TRANSACTION_FIELDS: &[Field] = &[
+    sums("revenue", |s| Num::Money(s[T_REVENUE])),
+    sums("transactions", |s| Num::Int(s[T_TRANSACTIONS])),
+    sums("placementImpressions", |s| {
+        Num::Int(s[T_PLACEMENT_IMPRESSIONS])
+    }),
+    sums("impressions", |s| Num::Int(s[T_IMPRESSIONS])),
+    sums("referrals", |s| Num::Int(s[T_REFERRALS])),
+    sums("purchases", |s| Num::Int(s[T_PURCHASES])),
+    sums("positivePlacementEngagements", |s| {
+        Num::Int(s[T_ENGAGEMENTS])
+    }),
+    // Revenue per transaction and per 1,000 impressions, in the report currency.
+    sums("rpt", |s| Num::Ratio(per(s[T_REVENUE], s[T_TRANSACTIONS]))),
+    sums("rpm", |s| {
+        Num::Ratio(per(s[T_REVENUE] * 1_000, s[T_IMPRESSIONS]))
+    }),
 ];
 
 /// The page-level transactions fields: `null` in a breakdown by placement.
 const PAGE_LEVEL_FIELDS: &[&str] = &["transactions", "purchases", "rpt"];
 
+fn fields(report: Report) -> &'static [Field] {
+    match report {
+        Report::Campaigns => CAMPAIGN_FIELDS,
+        Report::Transactions => TRANSACTION_FIELDS,
+    }
+}
+
 /// What labels an item.
 enum Label {
-    /// `accountId`: the summary's one item.
-    Account,
-    /// `groupByValue` (and `campaignName` when grouped by campaign).
+    /// No item: the summary's two objects.
+    Summary,
+    /// `groupByValue` (and `campaignName`, `creativeName` where they apply).
     Group(&'static Grouping),
     /// `intervalTimestamp`: the histogram's day.
     Day,
@@ -240,91 +304,201 @@ fn legacy(
     let Some(account) = catalog.account(account_id) else {
         return forbidden(account_id);
     };
-    if let Some(campaign) = campaign_id
-        && !account.has_campaign(campaign)
-    {
-        return message(
-            StatusCode::NOT_FOUND,
-            &format!("campaign {campaign} was not found in account {account_id}"),
-        );
-    }
-    let (query, label) = match parse(params, endpoint) {
+    let campaign = match campaign_id {
+        None => None,
+        Some(id) => match account.campaign_index(id) {
+            Some(index) => Some((id, index)),
+            None => {
+                return message(
+                    StatusCode::NOT_FOUND,
+                    &format!("campaign {id} was not found in account {account_id}"),
+                );
+            }
+        },
+    };
+    let (mut query, label) = match parse(params, endpoint) {
         Ok(q) => q,
         Err(m) => return message(StatusCode::BAD_REQUEST, &m),
     };
-    let mut query = query.for_account(account);
-    if let Some(campaign) = campaign_id {
-        query
-            .filters
-            .push((Dim::CampaignId, vec![campaign.to_owned()]));
+    if let Some((id, _)) = campaign {
+        query.filters.push((Dim::CampaignId, vec![id.to_owned()]));
     }
-    let page_level = !matches!(label, Label::Group(g) if g.dim == Dim::Placement);
-    let fields: Vec<(&str, Option<&MetricDef>)> = endpoint
-        .fields()
-        .iter()
-        .map(|(name, slug)| {
-            let shown = page_level || !PAGE_LEVEL_FIELDS.contains(name);
-            (*name, query.report.metric(slug).filter(|_| shown))
-        })
-        .collect();
-    let groups = catalog.run(account, &query, shared.today());
-    let mut out = String::with_capacity(64 + groups.len() * 300);
-    out.push_str("{\"data\":{\"items\":[");
-    for (i, g) in groups.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        match &label {
-            Label::Account => {
-                out.push_str("{\"accountId\":");
-                push_json_str(&mut out, &account.id);
-            }
-            Label::Group(grouping) => {
+    let today = shared.today();
+    let mut out = String::new();
+    let served = match label {
+        Label::Summary => summary(&catalog, account, query, today, &mut out),
+        Label::Group(grouping) => {
+            let groups = catalog.run(account, &query, today);
+            let names = Names {
+                catalog: &catalog,
+                account,
+                campaign: campaign.map(|(_, index)| index),
+                grouping,
+            };
+            items(&mut out, &groups, query.report, |out, g| {
                 out.push_str("{\"groupByValue\":");
-                push_json_str(&mut out, catalog.dim_value(account, &query, 0, g));
-                if grouping.dim == Dim::CampaignId {
-                    out.push_str(",\"campaignName\":");
-                    push_json_str(&mut out, catalog.campaign_name(account, g.key[0]));
-                }
-            }
-            Label::Day => {
+                push_json_str(out, catalog.dim_value(account, &query, 0, g));
+                write_fields(out, g, query.report, grouping.dim == Dim::Placement);
+                names.write(out, g);
+                out.push('}');
+            });
+            groups.len()
+        }
+        Label::Day => {
+            let groups = catalog.run(account, &query, today);
+            items(&mut out, &groups, query.report, |out, g| {
                 let day = g.day.map(|d| d.format("%Y-%m-%d").to_string());
                 let _ = write!(
                     out,
                     "{{\"intervalTimestamp\":\"{}T00:00:00.000\"",
                     day.unwrap_or_default()
                 );
-            }
+                write_fields(out, g, query.report, false);
+                out.push('}');
+            });
+            groups.len()
         }
-        for (name, metric) in &fields {
-            let _ = write!(out, ",\"{name}\":");
-            match metric {
-                Some(m) => (m.value)(&g.sums).write(&mut out),
-                None => out.push_str("null"),
-            }
+    };
+    shared.counters.rows(served as u64);
+    json_response(StatusCode::OK, out)
+}
+
+/// Writes `{"data":{"items":[...]}}`, each item by `item`.
+fn items(
+    out: &mut String,
+    groups: &[Group],
+    report: Report,
+    mut item: impl FnMut(&mut String, &Group),
+) {
+    out.reserve(64 + groups.len() * 40 * (1 + fields(report).len()));
+    out.push_str("{\"data\":{\"items\":[");
+    for (i, g) in groups.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        out.push('}');
+        item(out, g);
     }
     out.push_str("]}}");
-    shared.counters.rows(groups.len() as u64);
-    json_response(StatusCode::OK, out)
+}
+
+/// Appends `,"field":value` for each metric field of `report`; `placement`: a breakdown by
+/// placement, whose page-level fields are `null`.
+fn write_fields(out: &mut String, g: &Group, report: Report, placement: bool) {
+    for field in fields(report) {
+        let _ = write!(out, ",\"{}\":", field.name);
+        if placement && PAGE_LEVEL_FIELDS.contains(&field.name) {
+            out.push_str("null");
+        } else {
+            field.value.of(&g.sums, g.seen.as_deref()).write(out);
+        }
+    }
+}
+
+/// The name fields of a breakdown item.
+struct Names<'a> {
+    catalog: &'a Catalog,
+    account: &'a Account,
+    /// The campaign of a campaign-level breakdown (its index).
+    campaign: Option<u32>,
+    grouping: &'static Grouping,
+}
+
+impl Names<'_> {
+    /// `campaignName` when the item belongs to one campaign, and `creativeName` when it is a
+    /// creative.
+    fn write(&self, out: &mut String, g: &Group) {
+        let campaign = match (self.campaign, self.grouping.dim) {
+            (Some(index), _) => Some(index),
+            (None, Dim::CampaignId) => Some(g.key[0]),
+            (None, _) => None,
+        };
+        if let Some(index) = campaign {
+            out.push_str(",\"campaignName\":");
+            push_json_str(out, self.catalog.campaign_name(self.account, index));
+        }
+        if self.grouping.dim == Dim::CreativeId {
+            out.push_str(",\"creativeName\":");
+            push_json_str(
+                out,
+                self.catalog
+                    .attr_text(self.account, Dim::CreativeName, g.key[0]),
+            );
+        }
+    }
+}
+
+/// Writes the summary, `{"campaignsSummary": {...}, "transactionsSummary": {...}}`: each report's
+/// totals over the range (zeros when the range has no day up to today). Returns the objects
+/// written (2).
+fn summary(
+    catalog: &Catalog,
+    account: &Account,
+    campaigns: Query,
+    today: NaiveDate,
+    out: &mut String,
+) -> usize {
+    let transactions = Query {
+        report: Report::Transactions,
+        dims: vec![],
+        metrics: vec![],
+        start: campaigns.start,
+        end_exclusive: campaigns.end_exclusive,
+        interval: false,
+        zone: campaigns.zone,
+        currency_rate: campaigns.currency_rate,
+        filters: vec![],
+        order_by: vec![],
+        chain: None,
+        distinct: false,
+        extended: true,
+    };
+    out.push('{');
+    for (i, (name, query)) in [
+        ("campaignsSummary", &campaigns),
+        ("transactionsSummary", &transactions),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        let groups = catalog.run(account, query, today);
+        let empty = Group {
+            day: None,
+            key: [0; MAX_DIMS],
+            sums: [0; QUANTITIES],
+            seen: None,
+        };
+        let total = groups.first().unwrap_or(&empty);
+        let _ = write!(out, "\"{name}\":");
+        // The fields after a `{` of their own: drop write_fields' leading comma.
+        let mut object = String::new();
+        write_fields(&mut object, total, query.report, false);
+        out.push('{');
+        out.push_str(object.strip_prefix(',').unwrap_or(&object));
+        out.push('}');
+    }
+    out.push('}');
+    2
 }
 
 fn parse(params: &HashMap<String, String>, endpoint: Endpoint) -> Result<(Query, Label), String> {
     let start = params
         .get("dateStart")
-        .ok_or("dateStart is required, e.g. 2020-03-01T00:00:00.000")?;
-    let end = params
-        .get("dateEnd")
-        .ok_or("dateEnd is required, e.g. 2020-03-31T23:59:59.999")?;
+        .ok_or("dateStart is required, e.g. 2020-03-01T00:00:00.000 or 2020-03-01")?;
+    let end = params.get("dateEnd").ok_or(
+        "dateEnd is required, e.g. 2020-03-31T23:59:59.999 (that day included) or 2020-04-01 \
+         (a plain date is exclusive)",
+    )?;
     let start_day = parse_instant(start)
         .ok_or_else(|| {
             format!("dateStart \"{start}\" is not a date-time like 2020-03-01T00:00:00.000")
         })?
         .date();
     let end_exclusive = match parse_instant(end) {
-        // A date alone means the whole of that day.
-        Some(t) if end.len() == 10 => t.date().succ_opt().unwrap_or(t.date()),
+        // A plain date, or midnight: the range ends before that day (the production client sends
+        // `dateEnd = D+1` for the single day D).
         Some(t) if t.time() == NaiveTime::MIN => t.date(),
         Some(t) => t.date().succ_opt().unwrap_or(t.date()),
         None => {
@@ -334,37 +508,56 @@ fn parse(params: &HashMap<String, String>, endpoint: Endpoint) -> Result<(Query,
         }
     };
     if end_exclusive <= start_day {
-        return Err(format!("dateEnd ({end}) must be after dateStart ({start})"));
+        return Err(format!(
+            "dateEnd ({end}) must be after dateStart ({start}); a plain date dateEnd is exclusive, \
+             so one day D is dateStart=D&dateEnd=D+1"
+        ));
     }
     if (end_exclusive - start_day).num_days() > MAX_LEGACY_DAYS {
         return Err(format!(
             "the range from {start} to {end} is longer than {MAX_LEGACY_DAYS} days"
         ));
     }
-    let rate = match params.get("currency") {
-        None => None,
-        Some(c) => Some(currency_rate(c).ok_or_else(|| {
-            format!("currency \"{c}\" is not one of AUD CAD EUR GBP JPY NZD SGD USD KRW CNY")
-        })?),
-    };
-    let zone =
-        match params.get("timeZoneVariation") {
-            None => None,
-            Some(tz) => Some(tz.parse::<chrono_tz::Tz>().map_err(|_| {
-                format!("timeZoneVariation \"{tz}\" is not an Olson time zone name")
-            })?),
-        };
+    const CURRENCIES: &str = "AUD CAD EUR GBP JPY NZD SGD USD KRW CNY";
+    let (currency, zone) = (params.get("currency"), params.get("timeZoneVariation"));
+    match (currency, zone) {
+        (None, None) => {
+            return Err(format!(
+                "currency and timeZoneVariation are required: currency one of {CURRENCIES}, \
+                 timeZoneVariation an Olson name such as America/New_York"
+            ));
+        }
+        (None, Some(_)) => return Err(format!("currency is required: one of {CURRENCIES}")),
+        (Some(_), None) => {
+            return Err(
+                "timeZoneVariation is required: an Olson name such as America/New_York".into(),
+            );
+        }
+        (Some(_), Some(_)) => {}
+    }
+    let rate = currency
+        .map(|c| {
+            currency_rate(c).ok_or_else(|| format!("currency \"{c}\" is not one of {CURRENCIES}"))
+        })
+        .transpose()?;
+    let zone = zone
+        .map(|tz| {
+            tz.parse::<chrono_tz::Tz>()
+                .map_err(|_| format!("timeZoneVariation \"{tz}\" is not an Olson time zone name"))
+        })
+        .transpose()?;
     let label = match endpoint {
-        Endpoint::Summary => Label::Account,
+        Endpoint::Summary => Label::Summary,
         Endpoint::CampaignHistogram => Label::Day,
         _ => Label::Group(find_grouping(params.get("groupby"), endpoint)?),
     };
     let (dims, chain) = match &label {
         Label::Group(g) => (vec![g.dim], g.chain),
-        Label::Account | Label::Day => (vec![], None),
+        Label::Summary | Label::Day => (vec![], None),
     };
+    let report = endpoint.report();
     let query = Query {
-        report: endpoint.report(),
+        report,
         dims,
         metrics: vec![],
         start: start_day,
@@ -375,6 +568,10 @@ fn parse(params: &HashMap<String, String>, endpoint: Endpoint) -> Result<(Query,
         filters: vec![],
         order_by: vec![],
         chain,
+        // The campaign fields count campaigns, creatives, audiences and countries, and read
+        // the sessions.
+        distinct: report == Report::Campaigns,
+        extended: true,
     };
     Ok((query, label))
 }
@@ -414,38 +611,64 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
+        let mut p: HashMap<String, String> = [("currency", "USD"), ("timeZoneVariation", "UTC")]
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+            .collect();
+        for (k, v) in pairs {
+            p.insert((*k).to_owned(), (*v).to_owned());
+        }
+        p
     }
 
-    fn days(start: &str, end: &str) -> i64 {
+    fn days(start: &str, end: &str) -> Result<i64, String> {
         let (q, _) = parse(
             &params(&[("dateStart", start), ("dateEnd", end)]),
             Endpoint::CampaignsBreakdown,
-        )
-        .unwrap();
-        (q.end_exclusive - q.start).num_days()
+        )?;
+        Ok((q.end_exclusive - q.start).num_days())
     }
 
     #[test]
-    fn date_end_covers_its_day_unless_it_is_midnight() {
+    fn a_plain_date_end_is_exclusive_and_a_time_of_day_includes_its_day() {
         assert_eq!(
             days("2020-03-01T00:00:00.000", "2020-03-31T23:59:59.999"),
-            31
+            Ok(31)
         );
         assert_eq!(
             days("2020-03-01T00:00:00.000", "2020-04-01T00:00:00.000"),
-            31
+            Ok(31)
         );
-        assert_eq!(days("2020-03-01", "2020-03-01"), 1);
-        assert_eq!(days("2020-03-01T00:00:00", "2020-03-01T23:59:59"), 1);
+        // The production client's one day: dateStart=D&dateEnd=D+1.
+        assert_eq!(days("2020-03-01", "2020-03-02"), Ok(1));
+        assert_eq!(days("2020-03-01", "2020-04-01"), Ok(31));
+        assert_eq!(days("2020-03-01T00:00:00", "2020-03-01T23:59:59"), Ok(1));
+        let same_day = days("2020-03-01", "2020-03-01").unwrap_err();
+        assert!(same_day.contains("dateStart=D&dateEnd=D+1"), "{same_day}");
+    }
+
+    #[test]
+    fn currency_and_time_zone_are_required_and_named() {
+        let day = [("dateStart", "2020-03-01"), ("dateEnd", "2020-03-02")];
+        let without = |key: &str| {
+            let mut p = params(&day);
+            p.remove(key);
+            p
+        };
+        let message = |p: HashMap<String, String>| match parse(&p, Endpoint::Summary) {
+            Ok(_) => panic!("{p:?} was accepted"),
+            Err(m) => m,
+        };
+        assert!(message(without("currency")).starts_with("currency is required"));
+        assert!(message(without("timeZoneVariation")).starts_with("timeZoneVariation is required"));
+        let mut neither = without("currency");
+        neither.remove("timeZoneVariation");
+        assert!(message(neither).starts_with("currency and timeZoneVariation are required"));
     }
 
     #[test]
     fn rejects_bad_parameters() {
-        let day = [("dateStart", "2020-03-01"), ("dateEnd", "2020-03-01")];
+        let day = [("dateStart", "2020-03-01"), ("dateEnd", "2020-03-02")];
         let with = |extra: (&'static str, &'static str)| {
             let mut p = params(&day);
             p.insert(extra.0.into(), extra.1.into());
@@ -464,7 +687,9 @@ mod tests {
                 ]),
             ),
             (Endpoint::CampaignsBreakdown, with(("groupby", "x"))),
+            (Endpoint::CampaignsBreakdown, with(("groupby", "creative"))),
             (Endpoint::CampaignBreakdown, with(("groupby", "pagetype"))),
+            (Endpoint::CampaignBreakdown, with(("groupby", "campaign"))),
             (
                 Endpoint::TransactionsBreakdown,
                 with(("groupby", "campaign")),
@@ -482,14 +707,9 @@ mod tests {
     }
 
     #[test]
-    fn every_field_is_a_query_api_metric() {
-        for endpoint in [Endpoint::CampaignBreakdown, Endpoint::TransactionsBreakdown] {
-            for (name, slug) in endpoint.fields() {
-                assert!(endpoint.report().metric(slug).is_some(), "{name}: {slug}");
-            }
-        }
+    fn page_level_fields_are_transactions_fields() {
         for name in PAGE_LEVEL_FIELDS {
-            assert!(TRANSACTION_FIELDS.iter().any(|(n, _)| n == name), "{name}");
+            assert!(TRANSACTION_FIELDS.iter().any(|f| f.name == *name), "{name}");
         }
     }
 }

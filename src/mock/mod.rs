@@ -1,27 +1,35 @@
 //! The simulated Rokt API: `rokt-export mock-api`, `rokt-export demo` and the test suite run it.
 //!
 //! It follows `rokt-api.md`, awkward parts included: a Cognito-style token endpoint (400/403 for bad
-//! credentials, never 401), 401 for unknown, expired or revoked bearer tokens, the Query API with an
-//! exclusive `endDate` and a trailing slash on the campaigns path, the legacy `/reporting` endpoints
-//! (the `legacy` module lists them with its own choices), and restated conversions. Its data are deterministic (the `data` module describes the model:
-//! every grouping adds up exactly, names stress a loader) and its faults are injectable while it
-//! runs (the `faults` module: they hit API paths only, never the token endpoint or the admin API).
+//! credentials, never 401), 401 for unknown, expired or revoked bearer tokens, the AWS API
+//! Gateway's 403 `{"message": "Missing Authentication Token"}` for a path or method it does not
+//! know, the Query API with an exclusive `endDate` and a trailing slash on the campaigns path, the
+//! legacy `/reporting` endpoints as Rokt's pages document them (the `legacy` module lists them
+//! with its own choices), and restated conversions. What each report offers is the catalogue's
+//! ([`crate::catalogue`]; `slugs` says how the simulation computes each slug). Its data are
+//! deterministic (the `data` module describes the model: every grouping adds up exactly, ratios
+//! and distinct counts (`distinct`) are computed from a row's parts, names stress a loader) and
+//! its faults are injectable while it runs (the `faults` module: they hit API paths only, never
+//! the token endpoint or the admin API).
 //!
-//! Choices where `rokt-api.md` is silent, so that tests can rely on them:
+//! `docs/simulated-api.md` maps each fact of `rokt-api.md` to the test that holds the simulation
+//! to it, or to what the simulation chose where the page is silent. The choices, in short:
 //! - A report without `timezoneVariation` or `currencyCode` is in the account's own
 //!   `accountTimezone` and `accountCurrencyCode` (PostHog's docs: leave them blank "to use your
-//!   Rokt account's defaults"); other currencies are converted at fixed rates.
+//!   Rokt account's defaults"); other currencies are converted at fixed rates, value metrics too.
 //! - `datetime` is the report day in the requested `timezoneVariation` written as
-//!   `YYYY-MM-DDT00:00:00Z` (the documented example's form); a day's numbers do not depend on the
-//!   zone. Loaders should take the first ten characters as the day.
+//!   `YYYY-MM-DDT00:00:00Z` (the documented example's form); a day's numbers depend on the zone's
+//!   UTC offset that day. Loaders should take the first ten characters as the day.
 //! - Rows exist for every day up to and including `today`, for every combination of the requested
-//!   dimensions; none after `today`.
+//!   dimensions; none after `today`. A range longer than 31 days is 400.
 //! - Only `/v1/query/accounts/{id}/campaigns/` (with the slash) and `.../transactions` (without)
-//!   exist; the other spelling is 404.
-//! - What is available varies by account: accounts take the profiles US, AU, GB in turn, and an AU
-//!   account has no `cost_per_impression` or `conversion_roas`, a GB one no `campaign_objective`
-//!   or `cost_per_impression`. Its `campaigns/help` leaves them out and a campaigns report that
-//!   names one is 400 (its message points at `help`).
+//!   exist; the other spelling is a path the gateway does not know (403). The admin API's unknown
+//!   paths are 404: it is not behind a gateway.
+//! - What is available varies by account: accounts take the profiles US, AU, GB in turn (their
+//!   own zone and currency; `accountTimezoneOffset` in minutes east of UTC; `accountOwner` an
+//!   e-mail), and an AU account has no `cost_per_impression` or `conversion_roas`, a GB one no
+//!   `campaign_objective` or `cost_per_impression`. Its `campaigns/help` leaves them out and a
+//!   campaigns report that names one is 400 (its message points at `help`).
 //!
 //! Start one per test with [`MockServer::start`]; it binds before it serves, so the address it
 //! returns answers at once. The admin API lives under `/__mock/`, a path no Rokt client calls:
@@ -39,6 +47,7 @@
 
 mod auth;
 mod data;
+mod distinct;
 mod faults;
 mod legacy;
 mod query;
@@ -324,7 +333,7 @@ impl MockServer {
         let account = catalog
             .account(account_id)
             .ok_or_else(|| format!("account {account_id} is not accessible"))?;
-        let report = data::Report::from_slug(report)
+        let report = data::Report::parse(report)
             .ok_or_else(|| format!("unknown report \"{report}\"; use campaigns or transactions"))?;
         let mut body = serde_json::json!({
             "startDate": start.to_string(),
@@ -498,9 +507,24 @@ fn router(shared: SharedRef) -> Router {
         .route("/__mock/advance", post(admin_advance))
         .route("/__mock/rename-campaign", post(admin_rename))
         .route("/__mock/invalidate-creative", post(admin_invalidate))
-        .fallback(|| async { message(StatusCode::NOT_FOUND, "Not Found") })
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(unknown_path)
         .with_state(shared)
 }
+
+/// What AWS API Gateway, in front of Rokt's API, answers for a path (or a method on a path) it
+/// does not know: 403 `{"message": "Missing Authentication Token"}`, with or without a token,
+/// rather than 404. The admin API is not behind a gateway: an unknown admin path is 404.
+async fn unknown_path(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/__mock/") {
+        message(StatusCode::NOT_FOUND, "Not Found")
+    } else {
+        message(StatusCode::FORBIDDEN, MISSING_AUTHENTICATION_TOKEN)
+    }
+}
+
+/// The gateway's message for an unknown path or method.
+pub const MISSING_AUTHENTICATION_TOKEN: &str = "Missing Authentication Token";
 
 async fn admin_state(State(shared): State<SharedRef>) -> Response {
     json_response(

@@ -16,6 +16,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::data::{Account, Catalog, Column, Dim, Group, MetricDef, Query, Report, currency_rate};
+use super::slugs;
 use super::{SharedRef, auth, json_response, message};
 
 /// The longest range one query may cover, in days.
@@ -38,24 +39,24 @@ pub(crate) async fn accounts(State(shared): State<SharedRef>, headers: HeaderMap
                 "countryCode": a.country,
                 "accountCurrencyCode": a.currency,
                 "accountTimezone": a.timezone,
-                "accountTimezoneOffset": timezone_offset(a.timezone, today),
+                "accountTimezoneOffset": timezone_offset_minutes(a.timezone, today),
+                "accountOwner": a.owner,
             })
         })
         .collect();
     json_response(StatusCode::OK, Value::Array(list).to_string())
 }
 
-/// The UTC offset of a zone at noon on `day`, as `+HH:MM`.
-fn timezone_offset(zone: &str, day: NaiveDate) -> String {
+/// The UTC offset of a zone at noon UTC on `day`, in minutes east of UTC (`America/New_York`
+/// in winter: -300; `Australia/Sydney` in March: 660). PostHog describes the field as minutes;
+/// the sign (east positive, as ISO 8601 writes offsets) is the simulation's choice.
+pub(crate) fn timezone_offset_minutes(zone: &str, day: NaiveDate) -> i64 {
     use chrono::{Offset as _, TimeZone as _};
     let Ok(tz) = zone.parse::<chrono_tz::Tz>() else {
-        return "+00:00".into();
+        return 0;
     };
     let noon = day.and_hms_opt(12, 0, 0).unwrap_or_default();
-    let seconds = tz.offset_from_utc_datetime(&noon).fix().local_minus_utc();
-    let sign = if seconds < 0 { '-' } else { '+' };
-    let m = seconds.abs() / 60;
-    format!("{sign}{:02}:{:02}", m / 60, m % 60)
+    i64::from(tz.offset_from_utc_datetime(&noon).fix().local_minus_utc() / 60)
 }
 
 /// `GET /v1/query/accounts/{id}/campaigns/help`.
@@ -89,11 +90,12 @@ fn help(
     let Some(account) = catalog.account(&account_id) else {
         return forbidden(&account_id);
     };
+    // The catalogue's slugs and descriptions: what the simulation serves (see `slugs`).
     let dimensions: Vec<Value> = report
         .dimensions()
         .iter()
-        .filter(|d| account.offers(report, d.slug()))
-        .map(|d| serde_json::json!({"slug": d.slug(), "description": d.description()}))
+        .filter(|d| account.offers(report, d.slug))
+        .map(|d| serde_json::json!({"slug": d.slug, "description": d.description}))
         .collect();
     let metrics: Vec<Value> = report
         .metrics()
@@ -188,7 +190,7 @@ pub(crate) fn offered(account: &Account, query: Query) -> Result<Query, String> 
         if !account.offers(report, slug) {
             return Err(format!(
                 "\"{slug}\" is not available in account {id}; GET /v1/query/accounts/{id}/{}/help lists what it has",
-                report.slug(),
+                report.name(),
                 id = account.id,
             ));
         }
@@ -274,7 +276,7 @@ fn write_row(
         out.push('"');
         out.push_str(m.slug);
         out.push_str("\":");
-        (m.value)(&g.sums).write(out);
+        m.value.of(&g.sums, g.seen.as_deref()).write(out);
     }
     if g.day.is_some() {
         sep(out);
@@ -363,12 +365,11 @@ pub(crate) fn parse_query_within(
     }
     let mut metrics: Vec<&'static MetricDef> = Vec::new();
     for slug in &metric_slugs {
-        let Some(m) = report.metric(slug) else {
+        let Some(m) = slugs::metric(report, slug) else {
             return Err(format!(
                 "unknown metric \"{slug}\" for the {} report; known metrics: {}",
-                report.slug(),
-                report
-                    .metrics()
+                report.name(),
+                slugs::metrics(report)
                     .iter()
                     .map(|m| m.slug)
                     .collect::<Vec<_>>()
@@ -473,6 +474,10 @@ pub(crate) fn parse_query_within(
         }
         Some(_) => return Err("orderBys must be a list of {column, direction}".into()),
     }
+    let distinct = metrics.iter().any(|m| m.is_distinct());
+    let extended = metrics
+        .iter()
+        .any(|m| m.reads & slugs::extended_quantities(report) != 0);
     Ok(Query {
         report,
         dims,
@@ -485,18 +490,20 @@ pub(crate) fn parse_query_within(
         filters,
         order_by,
         chain: None,
+        distinct,
+        extended,
     })
 }
 
 fn known_dimension(report: Report, slug: &str) -> Result<Dim, String> {
-    report.dimension(slug).ok_or_else(|| {
+    slugs::dimension(report, slug).ok_or_else(|| {
         format!(
             "unknown dimension \"{slug}\" for the {} report; known dimensions: {}",
-            report.slug(),
+            report.name(),
             report
                 .dimensions()
                 .iter()
-                .map(|d| d.slug())
+                .map(|d| d.slug)
                 .collect::<Vec<_>>()
                 .join(", ")
         )

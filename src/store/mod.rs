@@ -19,7 +19,8 @@
 //! column of a batch), `runs.rs` (run records and job state, their statements written once for
 //! both backends), `spec.rs` (validation and de-duplication of a load), `fingerprint.rs`
 //! (`_row_hash`), `postgres.rs` and `sqlite.rs` (creating tables, loading windows, job locks),
-//! `checks.rs` (`verify`'s per-day sums and the `export_checks` history), `error.rs`
+//! `checks.rs` (`verify`'s per-day sums and the `export_checks` history), `probe.rs` (what
+//! `validate --online` asks of the database, creating nothing that stays), `error.rs`
 //! ([`StoreError`]).
 //!
 //! Invariants: no other module holds SQL; identifiers are validated (see [`StoreError::InvalidName`])
@@ -33,6 +34,7 @@ mod fingerprint;
 mod load;
 mod migrations;
 mod postgres;
+mod probe;
 mod runs;
 mod spec;
 mod sqlite;
@@ -47,6 +49,7 @@ pub use checks::{CheckTrigger, DayTotal, LastCheck, NewCheck};
 pub use column::TextColumn;
 pub(crate) use column::loose;
 pub use error::StoreError;
+pub use probe::{Probe, probe};
 pub use runs::{AccountState, JobStatus, NewRun, RunStatus, STALE_RUN_ERROR, StateUpdate, Trigger};
 pub use table::{Batch, ColumnData, ColumnSpec, ColumnType, TableChanges, TableSpec, TypeMismatch};
 

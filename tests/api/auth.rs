@@ -440,10 +440,16 @@ async fn a_wrong_token_path_is_not_mistaken_for_bad_credentials() {
     let err = tokens.token().await.unwrap_err();
 
     assert!(
-        matches!(err, AuthError::Unexpected { status: 404, .. }),
+        // The API gateway answers a path it does not know 403 "Missing Authentication Token"
+        // (issue 16): that is no verdict on the credentials.
+        matches!(err, AuthError::Unexpected { status: 403, .. }),
         "{err:?}"
     );
     assert!(err.to_string().contains("token_path"), "{err}");
+    assert!(
+        err.to_string().contains("Missing Authentication Token"),
+        "{err}"
+    );
     assert!(!err.is_retriable());
     mock.stop().await;
 }

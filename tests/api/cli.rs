@@ -8,7 +8,7 @@ fn help_lists_every_command() {
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
     for command in [
-        "run", "run-now", "validate", "migrate", "status", "demo", "mock-api",
+        "run", "run-now", "validate", "migrate", "status", "demo", "mock-api", "discover",
     ] {
         assert!(
             help.contains(&format!("  {command} ")),
@@ -26,7 +26,7 @@ fn help_lists_every_command() {
         assert!(help.contains(flag), "missing {flag}:\n{help}");
     }
     for command in [
-        "run", "run-now", "validate", "migrate", "status", "demo", "mock-api",
+        "run", "run-now", "validate", "migrate", "status", "demo", "mock-api", "discover",
     ] {
         let out = run_binary(&[command, "--help"], &[]);
         assert_eq!(out.status.code(), Some(0), "{command} --help");

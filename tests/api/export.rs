@@ -565,10 +565,12 @@ async fn generic_jobs_land_the_legacy_transactions_and_campaign_endpoints() {
             "groupByValue",
             1,
         ),
+        // The campaign-level breakdown by the partner sub-verticals it ran in (issue 16: the
+        // campaign-level groupings are creative, audience, country and subvertical).
         legacy_job(
-            "sources",
+            "subverticals",
             &format!("campaigns/{campaign}/breakdown"),
-            "partner-source",
+            "subvertical",
             "groupByValue",
             1,
         ),
@@ -609,7 +611,7 @@ async fn generic_jobs_land_the_legacy_transactions_and_campaign_endpoints() {
             "referrals",
             total("transactions", &[], "referrals"),
         ),
-        ("sources", 4 * 3, "impressions", campaign_impressions),
+        ("subverticals", 8 * 3, "impressions", campaign_impressions),
         ("histogram", 3, "impressions", campaign_impressions),
     ];
     for (job, rows, column, expected) in cases {

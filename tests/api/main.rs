@@ -18,6 +18,7 @@ mod hostile;
 mod hostile_peers;
 mod logs;
 mod mock;
+mod onboarding;
 mod ops;
 mod postgres;
 mod refused_values;

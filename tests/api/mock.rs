@@ -423,7 +423,13 @@ async fn mock_token_lifetime_is_configurable() {
 
 #[tokio::test]
 async fn mock_accounts_lists_the_configured_accounts() {
-    let api = Api::new(start().await).await;
+    let server = MockServer::start(MockConfig {
+        accounts: vec!["3141592".into(), "2718281".into(), "1618033".into()],
+        ..config()
+    })
+    .await
+    .unwrap();
+    let api = Api::new(server).await;
     let (status, text) = api.get("/v1/query/accounts").await;
     assert_eq!(status, 200);
     let accounts: Vec<Value> = serde_json::from_str(&text).unwrap();
@@ -431,40 +437,86 @@ async fn mock_accounts_lists_the_configured_accounts() {
         .iter()
         .map(|a| a["accountId"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["3141592", "2718281"]);
+    assert_eq!(ids, ["3141592", "2718281", "1618033"]);
     for a in &accounts {
         for key in [
             "accountName",
             "countryCode",
             "accountCurrencyCode",
             "accountTimezone",
-            "accountTimezoneOffset",
+            "accountOwner",
         ] {
             assert!(a[key].is_string(), "{key} in {a}");
         }
-        assert!(a["accountTimezone"].as_str().unwrap().contains('/'));
+        assert!(a["accountOwner"].as_str().unwrap().contains('@'), "{a}");
     }
+    // Each its own country, zone and currency; the offset in minutes (PostHog's reading), east
+    // of UTC, on the simulation's today (2026-03-20: New York on daylight time, Sydney too).
+    let units: Vec<(&str, &str, &str, i64)> = accounts
+        .iter()
+        .map(|a| {
+            (
+                a["countryCode"].as_str().unwrap(),
+                a["accountTimezone"].as_str().unwrap(),
+                a["accountCurrencyCode"].as_str().unwrap(),
+                a["accountTimezoneOffset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        units,
+        [
+            ("US", "America/New_York", "USD", -240),
+            ("AU", "Australia/Sydney", "AUD", 660),
+            ("GB", "Europe/London", "GBP", 0),
+        ]
+    );
 }
 
 #[tokio::test]
 async fn mock_help_lists_dimensions_and_metrics() {
+    use rokt_export::catalogue::Report;
     let api = Api::new(start().await).await;
-    let (status, text) = api.get("/v1/query/accounts/3141592/campaigns/help").await;
-    assert_eq!(status, 200);
-    let help: Value = serde_json::from_str(&text).unwrap();
-    let slugs = |key: &str| -> Vec<String> {
-        help[key]
-            .as_array()
-            .unwrap()
+    // The US account has everything: its help is the catalogue, slugs and descriptions, in its
+    // order (one list of slugs, which the simulation serves).
+    for report in Report::ALL {
+        let (status, text) = api
+            .get(&format!(
+                "/v1/query/accounts/3141592/{}/help",
+                report.name()
+            ))
+            .await;
+        assert_eq!(status, 200, "{text}");
+        let help: Value = serde_json::from_str(&text).unwrap();
+        let listed = |key: &str| -> Vec<(String, String)> {
+            help[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    (
+                        d["slug"].as_str().unwrap().to_owned(),
+                        d["description"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let dimensions: Vec<(String, String)> = report
+            .dimensions()
             .iter()
-            .map(|d| {
-                assert!(d["description"].is_string());
-                d["slug"].as_str().unwrap().to_owned()
-            })
-            .collect()
-    };
-    let dims = slugs("dimensions");
-    for d in [
+            .map(|d| (d.slug.to_owned(), d.description.to_owned()))
+            .collect();
+        let metrics: Vec<(String, String)> = report
+            .metrics()
+            .iter()
+            .map(|m| (m.slug.to_owned(), m.description.to_owned()))
+            .collect();
+        assert_eq!(listed("dimensions"), dimensions, "{}", report.name());
+        assert_eq!(listed("metrics"), metrics, "{}", report.name());
+    }
+    // The slugs real clients use (rokt-api.md) are among them.
+    let (_, text) = api.get("/v1/query/accounts/3141592/campaigns/help").await;
+    for slug in [
         "campaign_id",
         "campaign_name",
         "campaign_objective",
@@ -475,11 +527,6 @@ async fn mock_help_lists_dimensions_and_metrics() {
         "age_range",
         "gender",
         "device",
-    ] {
-        assert!(dims.iter().any(|x| x == d), "{d}");
-    }
-    let metrics = slugs("metrics");
-    for m in [
         "impressions",
         "referrals",
         "referral_rate",
@@ -497,14 +544,292 @@ async fn mock_help_lists_dimensions_and_metrics() {
         "acquisition_roas",
         "conversion_roas",
         "cost_per_impression",
+        "click_thru_cpa",
+        "view_thru_cpa",
+        "click_thru_conversions",
+        "view_thru_conversions",
+        "click_thru_conversion_rate",
+        "view_thru_conversion_rate",
+        "copi",
+        "acquisitions_value",
+        "acquisition_aov",
+        "conversion_aov",
+        "unique_campaigns",
+        "unique_creatives",
+        "unique_audiences",
+        "unique_campaign_countries",
+        "click_thru_acquisitions_by_conversion_time",
+        "view_thru_conversions_by_conversion_time",
+        "click_thru_conversion_value",
+        "view_thru_conversion_value",
+        "click_thru_acquisition_value",
+        "view_thru_acquisitions_value",
     ] {
-        assert!(metrics.iter().any(|x| x == m), "{m}");
+        assert!(text.contains(&format!("\"slug\":\"{slug}\"")), "{slug}");
     }
-    let (status, text) = api
-        .get("/v1/query/accounts/3141592/transactions/help")
+}
+
+#[tokio::test]
+async fn mock_transactions_report_serves_the_slugs_posthog_uses() {
+    let api = Api::new(start().await).await;
+    let posthog = [
+        "transactions",
+        "page_transactions",
+        "rokt_transactions_per_transaction",
+        "impressions",
+        "layout_impressions",
+        "referrals",
+        "referral_rate",
+    ];
+    let path = "/v1/query/accounts/3141592/transactions";
+    let rows = api
+        .report(
+            path,
+            &body("2026-03-01", "2026-03-08", &["page_type"], &posthog, true),
+        )
         .await;
-    assert_eq!(status, 200, "{text}");
-    assert!(text.contains("partner_sub_vertical"));
+    assert_eq!(rows.len(), 7 * 3);
+    for row in &rows {
+        assert!(
+            int(row, "page_transactions") <= int(row, "transactions"),
+            "{row}"
+        );
+        let share = int(row, "page_transactions") as f64 / int(row, "transactions") as f64;
+        assert!(
+            (num(row, "rokt_transactions_per_transaction") - share).abs() < 1e-6,
+            "{row}"
+        );
+    }
+    // Slugs the simulation once invented are unknown now.
+    for invented in [
+        "revenue",
+        "engagements",
+        "engagement_rate",
+        "revenue_per_mille",
+        "purchases",
+    ] {
+        let (status, text) = api
+            .post(
+                path,
+                &body("2026-03-01", "2026-03-02", &[], &[invented], false),
+            )
+            .await;
+        assert_eq!(status, 400, "{invented}: {text}");
+        assert!(text.contains("unknown metric"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn mock_non_additive_metrics_are_computed_from_their_parts() {
+    let api = Api::new(start().await).await;
+    let additive = [
+        "impressions",
+        "referrals",
+        "gross_cost",
+        "acquisitions",
+        "click_thru_acquisitions",
+        "view_thru_acquisitions",
+        "conversions",
+        "click_thru_conversions",
+        "view_thru_conversions",
+        "acquisitions_by_conversion_time",
+        "click_thru_acquisitions_by_conversion_time",
+        "view_thru_acquisitions_by_conversion_time",
+        "conversions_by_conversion_time",
+        "click_thru_conversions_by_conversion_time",
+        "view_thru_conversions_by_conversion_time",
+        "conversion_value",
+        "click_thru_conversion_value",
+        "view_thru_conversion_value",
+        "acquisitions_value",
+        "click_thru_acquisition_value",
+        "view_thru_acquisitions_value",
+    ];
+    let ratios = [
+        "referral_rate",
+        "cpr",
+        "cpa",
+        "copi",
+        "click_thru_cpa",
+        "view_thru_cpa",
+        "conversion_rate",
+        "click_thru_conversion_rate",
+        "view_thru_conversion_rate",
+        "acquisition_aov",
+        "conversion_aov",
+        "acquisition_roas",
+        "conversion_roas",
+        "cost_per_impression",
+    ];
+    let distinct = [
+        "unique_campaigns",
+        "unique_creatives",
+        "unique_audiences",
+        "unique_campaign_countries",
+    ];
+    let metrics: Vec<&str> = additive
+        .iter()
+        .chain(&ratios)
+        .chain(&distinct)
+        .copied()
+        .collect();
+    let daily = api
+        .campaigns(
+            "3141592",
+            &body("2026-03-01", "2026-03-11", &[], &metrics, true),
+        )
+        .await;
+    let total = &api
+        .campaigns(
+            "3141592",
+            &body("2026-03-01", "2026-03-11", &[], &metrics, false),
+        )
+        .await[0];
+    assert_eq!(daily.len(), 10);
+    let sum = |key: &str| -> f64 { daily.iter().map(|r| num(r, key)).sum() };
+    // Counts and money: the total is the sum of the days; a whole is its click- and
+    // view-through parts.
+    for key in additive {
+        assert_eq!(
+            hundredths(total, key),
+            (sum(key) * 100.0).round() as i64,
+            "{key}"
+        );
+    }
+    for row in daily.iter().chain(std::iter::once(total)) {
+        for (whole, click, view) in [
+            (
+                "acquisitions",
+                "click_thru_acquisitions",
+                "view_thru_acquisitions",
+            ),
+            (
+                "conversions",
+                "click_thru_conversions",
+                "view_thru_conversions",
+            ),
+            (
+                "acquisitions_by_conversion_time",
+                "click_thru_acquisitions_by_conversion_time",
+                "view_thru_acquisitions_by_conversion_time",
+            ),
+            (
+                "conversions_by_conversion_time",
+                "click_thru_conversions_by_conversion_time",
+                "view_thru_conversions_by_conversion_time",
+            ),
+            (
+                "conversion_value",
+                "click_thru_conversion_value",
+                "view_thru_conversion_value",
+            ),
+            (
+                "acquisitions_value",
+                "click_thru_acquisition_value",
+                "view_thru_acquisitions_value",
+            ),
+        ] {
+            assert_eq!(
+                hundredths(row, whole),
+                hundredths(row, click) + hundredths(row, view),
+                "{whole}"
+            );
+            assert!(hundredths(row, view) >= 0, "{view} in {row}");
+        }
+    }
+    // Ratios: the total's is computed from the total's parts, not summed (nor averaged).
+    let close = |key: &str, expected: f64| {
+        let got = num(total, key);
+        assert!(
+            (got - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+            "{key}: {got} != {expected}"
+        );
+        assert!(
+            (got - sum(key)).abs() > 1e-3 * got.abs(),
+            "{key} is the sum of its days"
+        );
+    };
+    let t = |key: &str| num(total, key);
+    close("referral_rate", t("referrals") / t("impressions"));
+    close("cpr", t("gross_cost") / t("referrals"));
+    close("cpa", t("gross_cost") / t("acquisitions"));
+    close("copi", t("gross_cost") * 1000.0 / t("impressions"));
+    close("cost_per_impression", t("gross_cost") / t("impressions"));
+    close(
+        "click_thru_cpa",
+        t("gross_cost") / t("click_thru_acquisitions"),
+    );
+    close(
+        "view_thru_cpa",
+        t("gross_cost") / t("view_thru_acquisitions"),
+    );
+    close("conversion_rate", t("conversions") / t("referrals"));
+    close(
+        "click_thru_conversion_rate",
+        t("click_thru_conversions") / t("referrals"),
+    );
+    close(
+        "view_thru_conversion_rate",
+        t("view_thru_conversions") / t("impressions"),
+    );
+    close(
+        "acquisition_aov",
+        t("acquisitions_value") / t("acquisitions"),
+    );
+    close("conversion_aov", t("conversion_value") / t("conversions"));
+    close(
+        "acquisition_roas",
+        t("acquisitions_value") / t("gross_cost"),
+    );
+    close("conversion_roas", t("conversion_value") / t("gross_cost"));
+    // Distinct counts: each campaign, creative, audience and country once over the ten days.
+    let countries = api
+        .campaigns(
+            "3141592",
+            &body(
+                "2026-03-01",
+                "2026-03-11",
+                &["campaign_country"],
+                &["impressions"],
+                false,
+            ),
+        )
+        .await
+        .len() as i64;
+    for (key, expected) in [
+        ("unique_campaigns", 5),
+        ("unique_creatives", 10),
+        ("unique_audiences", 4),
+        ("unique_campaign_countries", countries),
+    ] {
+        assert_eq!(int(total, key), expected, "{key}");
+        for row in &daily {
+            assert_eq!(int(row, key), expected, "{key} on one day");
+        }
+        assert_eq!(sum(key) as i64, 10 * expected, "{key} summed over days");
+    }
+    // Per campaign and audience, a row has one of each.
+    let rows = api
+        .campaigns(
+            "3141592",
+            &body(
+                "2026-03-01",
+                "2026-03-02",
+                &["campaign_id", "audience_id", "audience_name"],
+                &distinct,
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(rows.len(), 5 * 4);
+    for row in &rows {
+        assert_eq!(int(row, "unique_campaigns"), 1, "{row}");
+        assert_eq!(int(row, "unique_audiences"), 1, "{row}");
+        assert!(
+            row["audience_id"].as_str().unwrap().starts_with("aud-"),
+            "{row}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -582,14 +907,56 @@ async fn mock_accounts_the_credentials_cannot_see_are_403() {
 async fn mock_campaigns_path_needs_its_trailing_slash() {
     let api = Api::new(start().await).await;
     let b = body("2026-03-01", "2026-03-02", &[], &["impressions"], false);
+    // Without it, the path is one the gateway does not know: 403, as for any unknown path.
     let (status, text) = api.post("/v1/query/accounts/3141592/campaigns", &b).await;
-    assert_eq!(status, 404, "{text}");
+    assert_eq!(status, 403, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({"message": "Missing Authentication Token"})
+    );
     assert_eq!(
         api.post("/v1/query/accounts/3141592/campaigns/", &b)
             .await
             .0,
         200
     );
+}
+
+#[tokio::test]
+async fn mock_unknown_paths_and_methods_answer_like_api_gateway() {
+    let api = Api::new(start().await).await;
+    let gateway = json!({"message": "Missing Authentication Token"});
+    let cases = [
+        ("GET", "/v1/query/nothing-here"),
+        ("GET", "/reporting/accounts/3141592/campaigns/breakdwon"),
+        ("GET", "/v2/query/accounts"),
+        ("GET", "/"),
+        // A known path with a method it does not take.
+        ("POST", "/v1/query/accounts"),
+        ("GET", "/v1/query/accounts/3141592/campaigns/"),
+        ("DELETE", "/reporting/accounts/3141592/summary"),
+    ];
+    for (method, path) in cases {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        // With a valid token and without one: the gateway answers before any token check.
+        for token in [Some(api.token.as_str()), None] {
+            let mut request = api.client.request(method.clone(), api.url(path));
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), 403, "{method} {path}");
+            assert_eq!(r.json::<Value>().await.unwrap(), gateway, "{method} {path}");
+        }
+    }
+    // The admin API is no gateway's: an unknown admin path is 404.
+    let r = api
+        .client
+        .get(api.url("/__mock/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }
 
 #[tokio::test]
@@ -972,7 +1339,12 @@ async fn mock_query_rows_equal_what_http_answers() {
         (
             "transactions",
             &["partner_vertical", "page_type"],
-            &["transactions", "revenue", "referral_rate"],
+            &[
+                "transactions",
+                "page_transactions",
+                "rokt_transactions_per_transaction",
+                "referral_rate",
+            ],
             true,
         ),
     ];
@@ -1105,7 +1477,12 @@ async fn mock_transactions_report_has_publisher_dimensions() {
                     "page_type",
                     "display_type",
                 ],
-                &["transactions", "impressions", "referrals", "revenue"],
+                &[
+                    "transactions",
+                    "impressions",
+                    "referrals",
+                    "layout_impressions",
+                ],
                 true,
             ),
         )
@@ -1154,93 +1531,43 @@ async fn mock_serves_31_days_of_1000_rows() {
 // ---------------------------------------------------------------------------------------------
 // Legacy Reporting API
 
-#[tokio::test]
-async fn mock_legacy_breakdown_totals_by_campaign() {
-    let api = Api::new(start().await).await;
-    let (status, text) = api
-        .get("/reporting/accounts/3141592/campaigns/breakdown?dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-10T23:59:59.999&currency=USD&timeZoneVariation=UTC&groupby=campaign")
-        .await;
-    assert_eq!(status, 200, "{text}");
-    let answer: Value = serde_json::from_str(&text).unwrap();
-    let items = answer["data"]["items"].as_array().unwrap();
-    assert_eq!(items.len(), 5);
-    for item in items {
-        assert!(item["groupByValue"].is_string());
-        assert!(item["campaignName"].is_string());
-        for key in [
-            "impressions",
-            "referrals",
-            "grossCost",
-            "netCost",
-            "acquisitionsByReferralDate",
-        ] {
-            assert!(item[key].is_number(), "{key} in {item}");
-        }
-    }
-    // The same numbers as the Query API's totals over the same ten days.
-    let totals = api
-        .campaigns(
-            "3141592",
-            &body(
-                "2026-03-01",
-                "2026-03-11",
-                &["campaign_id", "campaign_name"],
-                &["impressions", "gross_cost", "acquisitions"],
-                false,
-            ),
-        )
-        .await;
-    for (item, row) in items.iter().zip(&totals) {
-        assert_eq!(item["groupByValue"], row["campaign_id"]);
-        assert_eq!(item["campaignName"], row["campaign_name"]);
-        assert_eq!(item["impressions"], row["impressions"]);
-        assert_eq!(item["grossCost"], row["gross_cost"]);
-        assert_eq!(item["acquisitionsByReferralDate"], row["acquisitions"]);
-    }
-    let total_impressions: i64 = items.iter().map(|i| int(i, "impressions")).sum();
-    for groupby in ["country", "partner-source"] {
-        let (status, text) = api
-            .get(&format!("/reporting/accounts/3141592/campaigns/breakdown?dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-11T00:00:00.000&{UNITS}&groupby={groupby}"))
-            .await;
-        assert_eq!(status, 200, "{text}");
-        let items = serde_json::from_str::<Value>(&text).unwrap()["data"]["items"]
-            .as_array()
-            .unwrap()
-            .clone();
-        assert!(!items.is_empty());
-        assert_eq!(
-            items.iter().map(|i| int(i, "impressions")).sum::<i64>(),
-            total_impressions,
-            "{groupby}"
-        );
-    }
-    let (status, text) = api
-        .get("/reporting/accounts/3141592/summary?dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-10T23:59:59.999&currency=USD&timeZoneVariation=UTC")
-        .await;
-    assert_eq!(status, 200, "{text}");
-    let items = serde_json::from_str::<Value>(&text).unwrap()["data"]["items"]
-        .as_array()
-        .unwrap()
-        .clone();
-    assert_eq!(items.len(), 1);
-    assert_eq!(int(&items[0], "impressions"), total_impressions);
-    let (status, _) = api
-        .get("/reporting/accounts/3141592/campaigns/breakdown?dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-10T23:59:59.999&groupby=weather")
-        .await;
-    assert_eq!(status, 400);
-    let (status, _) = api
-        .get("/reporting/accounts/3141592/campaigns/breakdown?dateEnd=2026-03-10T23:59:59.999")
-        .await;
-    assert_eq!(status, 400);
-}
-
 /// The ten days 2026-03-01 to 2026-03-10 in the legacy API's terms (the Query API's
-/// `startDate` 2026-03-01, `endDate` 2026-03-11).
-const LEGACY_RANGE: &str = "dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-10T23:59:59.999";
+/// `startDate` 2026-03-01, `endDate` 2026-03-11), in the units the Query API bodies of these
+/// tests ask for (`body`): the legacy endpoints require both, and a day's numbers depend on the
+/// report's zone.
+const LEGACY_RANGE: &str = "dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-10T23:59:59.999&currency=USD&timeZoneVariation=UTC";
 
-/// The units the Query API bodies of these tests ask for (`body`), for legacy requests whose
-/// numbers are compared with them: a day's numbers depend on the report's zone.
+/// The units alone, for requests with other dates.
 const UNITS: &str = "currency=USD&timeZoneVariation=UTC";
+
+/// A campaign breakdown item's metric fields, as Rokt's page lists them (after `groupByValue`,
+/// before the names); a histogram item has them after `intervalTimestamp`.
+const CAMPAIGN_ITEM_FIELDS: &[&str] = &[
+    "grossCost",
+    "netCost",
+    "impressions",
+    "uniqueSessions",
+    "referrals",
+    "campaignCountries",
+    "campaigns",
+    "acquisitionsByConversionDate",
+    "acquisitionsByReferralDate",
+    "creatives",
+    "audiences",
+];
+
+/// A transactions breakdown item's fields after `groupByValue`.
+const TRANSACTION_ITEM_FIELDS: &[&str] = &[
+    "revenue",
+    "transactions",
+    "placementImpressions",
+    "impressions",
+    "referrals",
+    "purchases",
+    "positivePlacementEngagements",
+    "rpt",
+    "rpm",
+];
 
 /// Additive fields of legacy campaign items, with the Query API metric each equals.
 const LEGACY_CAMPAIGN_SUMS: &[(&str, &str)] = &[
@@ -1253,19 +1580,29 @@ const LEGACY_CAMPAIGN_SUMS: &[(&str, &str)] = &[
         "acquisitionsByConversionDate",
         "acquisitions_by_conversion_time",
     ),
-    ("conversionValue", "conversion_value"),
 ];
 
 /// Additive fields of legacy transactions items, with the Query API metric each equals.
 const LEGACY_TRANSACTION_SUMS: &[(&str, &str)] = &[
-    ("revenue", "revenue"),
     ("transactions", "transactions"),
-    ("placementImpressions", "placement_impressions"),
+    ("placementImpressions", "layout_impressions"),
     ("impressions", "impressions"),
     ("referrals", "referrals"),
-    ("purchases", "purchases"),
-    ("positivePlacementEngagements", "engagements"),
 ];
+
+/// Additive fields of legacy items that no Query API metric has: compared with the summary's.
+const LEGACY_CAMPAIGN_ONLY: &[(&str, &str)] = &[("uniqueSessions", "uniqueSessions")];
+const LEGACY_TRANSACTION_ONLY: &[(&str, &str)] = &[
+    ("revenue", "revenue"),
+    ("purchases", "purchases"),
+    (
+        "positivePlacementEngagements",
+        "positivePlacementEngagements",
+    ),
+];
+
+/// Fields the simulation once served and Rokt's pages do not have.
+const INVENTED_FIELDS: &[&str] = &["referralRate", "costPerReferral", "conversionValue"];
 
 /// The Query API metric slugs of a field table.
 fn slugs(fields: &[(&str, &'static str)]) -> Vec<&'static str> {
@@ -1287,93 +1624,315 @@ fn assert_sums(what: &str, items: &[Value], total: &Value, fields: &[(&str, &str
     null
 }
 
+/// The keys of a JSON object, sorted.
+fn keys(item: &Value) -> BTreeSet<&str> {
+    item.as_object()
+        .unwrap_or_else(|| panic!("not an object: {item}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+/// `label` and `fields` (and `names`), as a set.
+fn expected_keys<'a>(label: &'a str, fields: &[&'a str], names: &[&'a str]) -> BTreeSet<&'a str> {
+    std::iter::once(label)
+        .chain(fields.iter().copied())
+        .chain(names.iter().copied())
+        .collect()
+}
+
+/// The legacy summary of an account over `range`: `(campaignsSummary, transactionsSummary)`.
+async fn summary(api: &Api, account: &str, range: &str) -> (Value, Value) {
+    let (status, text) = api
+        .get(&format!("/reporting/accounts/{account}/summary?{range}"))
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        keys(&answer),
+        BTreeSet::from(["campaignsSummary", "transactionsSummary"]),
+        "{text}"
+    );
+    (
+        answer["campaignsSummary"].clone(),
+        answer["transactionsSummary"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn mock_legacy_breakdown_totals_by_campaign() {
+    let api = Api::new(start().await).await;
+    let items = api
+        .items(&format!(
+            "/reporting/accounts/3141592/campaigns/breakdown?{LEGACY_RANGE}&groupby=campaign"
+        ))
+        .await;
+    assert_eq!(items.len(), 5);
+    for item in &items {
+        assert_eq!(
+            keys(item),
+            expected_keys("groupByValue", CAMPAIGN_ITEM_FIELDS, &["campaignName"]),
+            "{item}"
+        );
+        assert!(item["groupByValue"].is_string());
+        assert!(item["campaignName"].is_string());
+        // One campaign, its two creatives, shown to every audience, in its one country.
+        assert_eq!(int(item, "campaigns"), 1, "{item}");
+        assert_eq!(int(item, "creatives"), 2, "{item}");
+        assert_eq!(int(item, "audiences"), 4, "{item}");
+        assert_eq!(int(item, "campaignCountries"), 1, "{item}");
+    }
+    // The same numbers as the Query API's totals over the same ten days.
+    let totals = api
+        .campaigns(
+            "3141592",
+            &body(
+                "2026-03-01",
+                "2026-03-11",
+                &["campaign_id", "campaign_name"],
+                &slugs(LEGACY_CAMPAIGN_SUMS),
+                false,
+            ),
+        )
+        .await;
+    for (item, row) in items.iter().zip(&totals) {
+        assert_eq!(item["groupByValue"], row["campaign_id"]);
+        assert_eq!(item["campaignName"], row["campaign_name"]);
+        assert!(
+            assert_sums(
+                "by campaign",
+                slice::from_ref(item),
+                row,
+                LEGACY_CAMPAIGN_SUMS
+            )
+            .is_empty()
+        );
+    }
+    let total_impressions: i64 = items.iter().map(|i| int(i, "impressions")).sum();
+    for (groupby, count) in [("country", 0), ("partner-source", 4)] {
+        let split = api
+            .items(&format!(
+                "/reporting/accounts/3141592/campaigns/breakdown?{LEGACY_RANGE}&groupby={groupby}"
+            ))
+            .await;
+        if count > 0 {
+            assert_eq!(split.len(), count, "{groupby}");
+        }
+        assert_eq!(
+            split.iter().map(|i| int(i, "impressions")).sum::<i64>(),
+            total_impressions,
+            "{groupby}"
+        );
+        for item in &split {
+            // Items that mix campaigns name none.
+            assert_eq!(
+                keys(item),
+                expected_keys("groupByValue", CAMPAIGN_ITEM_FIELDS, &[]),
+                "{item}"
+            );
+        }
+    }
+    let (status, _) = api
+        .get(&format!(
+            "/reporting/accounts/3141592/campaigns/breakdown?{LEGACY_RANGE}&groupby=weather"
+        ))
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = api
+        .get(&format!(
+            "/reporting/accounts/3141592/campaigns/breakdown?dateEnd=2026-03-10T23:59:59.999&{UNITS}"
+        ))
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn mock_legacy_summary_is_the_accounts_campaign_and_transaction_totals() {
+    let api = Api::new(start().await).await;
+    let (campaigns, transactions) = summary(&api, "2718281", LEGACY_RANGE).await;
+    assert_eq!(
+        keys(&campaigns),
+        CAMPAIGN_ITEM_FIELDS.iter().copied().collect(),
+        "{campaigns}"
+    );
+    assert_eq!(
+        keys(&transactions),
+        TRANSACTION_ITEM_FIELDS.iter().copied().collect(),
+        "{transactions}"
+    );
+    let days = ("2026-03-01", "2026-03-11");
+    let campaign_totals = api
+        .campaigns(
+            "2718281",
+            &body(days.0, days.1, &[], &slugs(LEGACY_CAMPAIGN_SUMS), false),
+        )
+        .await;
+    assert!(
+        assert_sums(
+            "campaignsSummary",
+            slice::from_ref(&campaigns),
+            &campaign_totals[0],
+            LEGACY_CAMPAIGN_SUMS
+        )
+        .is_empty()
+    );
+    let transaction_totals = api
+        .report(
+            "/v1/query/accounts/2718281/transactions",
+            &body(days.0, days.1, &[], &slugs(LEGACY_TRANSACTION_SUMS), false),
+        )
+        .await;
+    assert!(
+        assert_sums(
+            "transactionsSummary",
+            slice::from_ref(&transactions),
+            &transaction_totals[0],
+            LEGACY_TRANSACTION_SUMS
+        )
+        .is_empty()
+    );
+    // Distinct counts over the account: its 5 campaigns and 10 creatives, each once, however
+    // many days they ran; the countries its campaigns run in.
+    let countries = api
+        .campaigns(
+            "2718281",
+            &body(
+                days.0,
+                days.1,
+                &["campaign_country"],
+                &["impressions"],
+                false,
+            ),
+        )
+        .await;
+    assert_eq!(int(&campaigns, "campaigns"), 5);
+    assert_eq!(int(&campaigns, "creatives"), 10);
+    assert_eq!(int(&campaigns, "audiences"), 4);
+    assert_eq!(int(&campaigns, "campaignCountries"), countries.len() as i64);
+    // Ratios from the summary's own parts.
+    let rpt = num(&transactions, "revenue") / num(&transactions, "transactions");
+    assert!(
+        (num(&transactions, "rpt") - rpt).abs() < 1e-4,
+        "{transactions}"
+    );
+    // No day up to today: zeros, still both objects.
+    let (empty, _) = summary(
+        &api,
+        "2718281",
+        &format!("dateStart=2027-01-01&dateEnd=2027-01-02&{UNITS}"),
+    )
+    .await;
+    assert_eq!(int(&empty, "impressions"), 0);
+    assert_eq!(int(&empty, "campaigns"), 0);
+}
+
+/// A legacy path, the item's label, its fields, its names, how many items.
+type ShapeCase<'a> = (String, &'a str, &'a [&'a str], &'a [&'a str], usize);
+
 #[tokio::test]
 async fn mock_legacy_endpoints_answer_items_with_the_documented_shape() {
     let api = Api::new(start().await).await;
     let campaign = &api.campaign_ids("3141592").await[2];
-    let campaign_fields = [
-        "impressions",
-        "referrals",
-        "referralRate",
-        "grossCost",
-        "netCost",
-        "costPerReferral",
-        "acquisitionsByReferralDate",
-        "acquisitionsByConversionDate",
-        "conversionValue",
-    ];
-    let by_campaign = [&["campaignName"], campaign_fields.as_slice()].concat();
-    let transaction_fields = [
-        "revenue",
-        "transactions",
-        "placementImpressions",
-        "impressions",
-        "referrals",
-        "purchases",
-        "positivePlacementEngagements",
-        "rpt",
-        "rpm",
-    ];
     let a = "/reporting/accounts/3141592";
-    // (path, the item's label, its other fields, how many items)
-    let cases: Vec<(String, &str, &[&str], usize)> = vec![
+    let c = format!("{a}/campaigns/{campaign}");
+    let names: &[&str] = &["campaignName"];
+    let with_creative: &[&str] = &["campaignName", "creativeName"];
+    let cases: Vec<ShapeCase> = vec![
         (
             format!(
-                "{a}/transactions/breakdown?{LEGACY_RANGE}&currency=USD&timeZoneVariation=America/Chicago&groupby=pagetype"
+                "{a}/transactions/breakdown?{LEGACY_RANGE}&timeZoneVariation=America/Chicago&groupby=pagetype"
             ),
             "groupByValue",
-            &transaction_fields,
+            TRANSACTION_ITEM_FIELDS,
+            &[],
             3,
         ),
         (
             format!("{a}/transactions/breakdown?{LEGACY_RANGE}&groupby=brand"),
             "groupByValue",
-            &transaction_fields,
+            TRANSACTION_ITEM_FIELDS,
+            &[],
             5,
         ),
+        // The production DAG's call, and the campaign-level default.
         (
-            format!("{a}/campaigns/{campaign}/breakdown?{LEGACY_RANGE}&currency=USD"),
+            format!("{c}/breakdown?{LEGACY_RANGE}&groupby=creative"),
             "groupByValue",
-            &by_campaign,
+            CAMPAIGN_ITEM_FIELDS,
+            with_creative,
+            2,
+        ),
+        (
+            format!("{c}/breakdown?{LEGACY_RANGE}"),
+            "groupByValue",
+            CAMPAIGN_ITEM_FIELDS,
+            with_creative,
+            2,
+        ),
+        (
+            format!("{c}/breakdown?{LEGACY_RANGE}&groupby=audience"),
+            "groupByValue",
+            CAMPAIGN_ITEM_FIELDS,
+            names,
+            4,
+        ),
+        (
+            format!("{c}/breakdown?{LEGACY_RANGE}&groupby=country"),
+            "groupByValue",
+            CAMPAIGN_ITEM_FIELDS,
+            names,
             1,
         ),
         (
-            format!("{a}/campaigns/{campaign}/breakdown?{LEGACY_RANGE}&groupby=partner-source"),
+            format!("{c}/breakdown?{LEGACY_RANGE}&groupby=subvertical"),
             "groupByValue",
-            &campaign_fields,
+            CAMPAIGN_ITEM_FIELDS,
+            names,
+            8,
+        ),
+        (
+            format!("{a}/campaigns/breakdown?{LEGACY_RANGE}&groupby=partner-source"),
+            "groupByValue",
+            CAMPAIGN_ITEM_FIELDS,
+            &[],
             4,
         ),
         (
             format!(
-                "{a}/campaigns/{campaign}/histogram?{LEGACY_RANGE}&currency=USD&timeZoneVariation=Australia/Sydney"
+                "{c}/histogram?dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-10T23:59:59.999&currency=USD&timeZoneVariation=Australia/Sydney"
             ),
             "intervalTimestamp",
-            &campaign_fields,
+            CAMPAIGN_ITEM_FIELDS,
+            &[],
             10,
         ),
     ];
     api.server.reset_counters();
     let mut served = 0;
-    for (path, label, fields, count) in &cases {
+    for (path, label, fields, names, count) in &cases {
         let items = api.items(path).await;
         assert_eq!(items.len(), *count, "{path}");
         served += items.len() as u64;
         let labels: BTreeSet<&str> = items.iter().map(|i| i[label].as_str().unwrap()).collect();
         assert_eq!(labels.len(), items.len(), "one item per {label}: {path}");
         for item in &items {
-            let keys = item.as_object().unwrap();
-            assert_eq!(keys.len(), 1 + fields.len(), "{item}");
+            assert_eq!(
+                keys(item),
+                expected_keys(label, fields, names),
+                "{path}: {item}"
+            );
             for field in fields.iter() {
-                let ok = if *field == "campaignName" {
-                    item[field].is_string()
-                } else {
-                    item[field].is_number()
-                };
-                assert!(ok, "{field} in {item}");
+                assert!(item[field].is_number(), "{field} in {item}");
+            }
+            for name in names.iter() {
+                assert!(item[name].is_string(), "{name} in {item}");
+            }
+            for invented in INVENTED_FIELDS {
+                assert!(item.get(invented).is_none(), "{invented} in {item}");
             }
         }
     }
-    let histogram = api.items(&cases[4].0).await;
+    let histogram = api.items(&cases[8].0).await;
     let days: Vec<&str> = histogram
         .iter()
         .map(|i| i["intervalTimestamp"].as_str().unwrap())
@@ -1381,12 +1940,137 @@ async fn mock_legacy_endpoints_answer_items_with_the_documented_shape() {
     assert_eq!(days[0], "2026-03-01T00:00:00.000");
     assert_eq!(days[9], "2026-03-10T00:00:00.000");
     // Nothing after today, as in the Query API.
-    let march = "dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-31T23:59:59.999";
-    let late = api
-        .items(&format!("{a}/campaigns/{campaign}/histogram?{march}"))
-        .await;
+    let march =
+        format!("dateStart=2026-03-01T00:00:00.000&dateEnd=2026-03-31T23:59:59.999&{UNITS}");
+    let late = api.items(&format!("{c}/histogram?{march}")).await;
     assert_eq!(late.len(), 20, "2026-03-01 to today (2026-03-20)");
     assert_eq!(api.server.counters().rows_served, served + 10 + 20);
+}
+
+#[tokio::test]
+async fn mock_legacy_requires_currency_and_time_zone_naming_the_missing_one() {
+    let api = Api::new(start().await).await;
+    let campaign = &api.campaign_ids("3141592").await[0];
+    let a = "/reporting/accounts/3141592";
+    let days = "dateStart=2026-03-01&dateEnd=2026-03-11";
+    let paths = [
+        format!("{a}/summary?{days}"),
+        format!("{a}/campaigns/breakdown?{days}"),
+        format!("{a}/transactions/breakdown?{days}&groupby=age"),
+        format!("{a}/campaigns/{campaign}/breakdown?{days}&groupby=creative"),
+        format!("{a}/campaigns/{campaign}/histogram?{days}"),
+    ];
+    let cases = [
+        ("&timeZoneVariation=UTC", "currency is required"),
+        ("&currency=USD", "timeZoneVariation is required"),
+        ("", "currency and timeZoneVariation are required"),
+    ];
+    for path in &paths {
+        for (units, expected) in cases {
+            let (status, text) = api.get(&format!("{path}{units}")).await;
+            assert_eq!(status, 400, "{path}{units}: {text}");
+            let message = serde_json::from_str::<Value>(&text).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(message.starts_with(expected), "{path}{units}: {message}");
+        }
+        assert_eq!(api.get(&format!("{path}&{UNITS}")).await.0, 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn mock_legacy_a_plain_date_end_is_exclusive_as_the_production_client_sends_it() {
+    let api = Api::new(start().await).await;
+    let campaign = &api.campaign_ids("3141592").await[1];
+    // The one day 2026-03-04, in the Query API: startDate 03-04, endDate 03-05 (exclusive).
+    let day = api
+        .campaigns(
+            "3141592",
+            &body(
+                "2026-03-04",
+                "2026-03-05",
+                &[],
+                &slugs(LEGACY_CAMPAIGN_SUMS),
+                false,
+            ),
+        )
+        .await;
+    // The production DAG: dateStart=D&dateEnd=D+1. The legacy pages' example form (the last
+    // moment of D) and midnight of D+1 mean the same day.
+    for range in [
+        "dateStart=2026-03-04&dateEnd=2026-03-05",
+        "dateStart=2026-03-04T00:00:00.000&dateEnd=2026-03-04T23:59:59.999",
+        "dateStart=2026-03-04T00:00:00.000&dateEnd=2026-03-05T00:00:00.000",
+    ] {
+        let (campaigns, _) = summary(&api, "3141592", &format!("{range}&{UNITS}")).await;
+        assert!(
+            assert_sums(
+                range,
+                slice::from_ref(&campaigns),
+                &day[0],
+                LEGACY_CAMPAIGN_SUMS
+            )
+            .is_empty()
+        );
+        let histogram = api
+            .items(&format!(
+                "/reporting/accounts/3141592/campaigns/{campaign}/histogram?{range}&{UNITS}"
+            ))
+            .await;
+        let days: Vec<&str> = histogram
+            .iter()
+            .map(|i| i["intervalTimestamp"].as_str().unwrap())
+            .collect();
+        assert_eq!(days, ["2026-03-04T00:00:00.000"], "{range}");
+    }
+    // D to D is no day at all: a 400 that says how to ask for one.
+    let (status, text) = api
+        .get(&format!(
+            "/reporting/accounts/3141592/summary?dateStart=2026-03-04&dateEnd=2026-03-04&{UNITS}"
+        ))
+        .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("dateStart=D&dateEnd=D+1"), "{text}");
+}
+
+#[tokio::test]
+async fn mock_the_shipped_legacy_job_asks_for_exactly_its_window() {
+    use rokt_export::api::ApiClient;
+    use rokt_export::config::{Config, Env, JobKind, template::Values};
+    let server = start().await;
+    let env = Env::default().with("ROKT_API_BASE_URL", &server.base_url());
+    let config = Config::load(&crate::helpers::shipped_config(), &env).unwrap();
+    let job = config.job("campaign_breakdown_legacy").unwrap();
+    let JobKind::Generic(generic) = &job.kind else {
+        panic!("the shipped legacy job is not a generic job")
+    };
+    let api = ApiClient::new(&config.api, server.credentials()).unwrap();
+    // A window of the two days 2026-03-04 and 2026-03-05, as a run expands it.
+    let (start, last) = (day("2026-03-04"), day("2026-03-05"));
+    let end = day("2026-03-06");
+    let values = Values {
+        account_id: "3141592",
+        start_date: start,
+        last_date: last,
+        timezone: "UTC",
+        currency: "USD",
+    };
+    let answer: Value = api.generic(generic, &values).await.unwrap().json().unwrap();
+    let items = answer["data"]["items"].as_array().unwrap();
+    let totals = server.query_rows_in(
+        "3141592",
+        "campaigns",
+        &["campaign_id".to_owned()],
+        &["impressions".to_owned()],
+        start,
+        end,
+        "UTC",
+        "USD",
+    );
+    let two_days: i64 = totals.iter().map(|r| int(r, "impressions")).sum();
+    let served: i64 = items.iter().map(|i| int(i, "impressions")).sum();
+    assert_eq!(served, two_days, "the window's days, no more, no fewer");
 }
 
 #[tokio::test]
@@ -1406,6 +2090,7 @@ async fn mock_legacy_transactions_breakdown_splits_the_transactions_totals() {
             &body("2026-03-01", "2026-03-11", &["page_type"], &metrics, false),
         )
         .await;
+    let (_, transactions_summary) = summary(&api, "2718281", LEGACY_RANGE).await;
     let groupings = [
         ("age", 6),
         ("brand", 5),
@@ -1418,11 +2103,17 @@ async fn mock_legacy_transactions_breakdown_splits_the_transactions_totals() {
     for (groupby, count) in groupings {
         let items = api
             .items(&format!(
-                "/reporting/accounts/2718281/transactions/breakdown?{LEGACY_RANGE}&{UNITS}&groupby={groupby}"
+                "/reporting/accounts/2718281/transactions/breakdown?{LEGACY_RANGE}&groupby={groupby}"
             ))
             .await;
         assert_eq!(items.len(), count, "{groupby}");
-        let null = assert_sums(groupby, &items, &totals[0], LEGACY_TRANSACTION_SUMS);
+        let mut null = assert_sums(groupby, &items, &totals[0], LEGACY_TRANSACTION_SUMS);
+        null.extend(assert_sums(
+            groupby,
+            &items,
+            &transactions_summary,
+            LEGACY_TRANSACTION_ONLY,
+        ));
         // Rokt: the placement breakdown has no page-level metrics.
         let page_level: &[&str] = if groupby == "placement" {
             &["transactions", "purchases"]
@@ -1452,42 +2143,89 @@ async fn mock_legacy_transactions_breakdown_splits_the_transactions_totals() {
     }
 }
 
+/// A `groupby`, the Query API rows its items equal, the column they are keyed by, and the
+/// distinct counts of every item (creatives, audiences).
+type BreakdownCase<'a> = (&'a str, Vec<&'a Value>, &'a str, (i64, i64));
+
 #[tokio::test]
 async fn mock_legacy_campaign_breakdown_and_histogram_are_that_campaigns_rows() {
     let api = Api::new(start().await).await;
     let metrics = slugs(LEGACY_CAMPAIGN_SUMS);
-    let by = |interval| {
-        body(
-            "2026-03-01",
-            "2026-03-11",
-            &["campaign_id"],
-            &metrics,
-            interval,
+    let by = |dims: &[&str], interval| body("2026-03-01", "2026-03-11", dims, &metrics, interval);
+    let by_campaign = api
+        .campaigns("2718281", &by(&["campaign_id", "campaign_name"], false))
+        .await;
+    let daily = api.campaigns("2718281", &by(&["campaign_id"], true)).await;
+    let by_creative = api
+        .campaigns(
+            "2718281",
+            &by(&["campaign_id", "creative_id", "creative_name"], false),
         )
-    };
-    let by_campaign = api.campaigns("2718281", &by(false)).await;
-    let daily = api.campaigns("2718281", &by(true)).await;
+        .await;
+    let by_audience = api
+        .campaigns("2718281", &by(&["campaign_id", "audience_name"], false))
+        .await;
+    let (account, _) = summary(&api, "2718281", LEGACY_RANGE).await;
     assert_eq!(by_campaign.len(), 5);
-    let mut account_impressions = 0;
+    let mut sessions = 0;
     for total in &by_campaign {
         let id = total["campaign_id"].as_str().unwrap();
         let base = format!("/reporting/accounts/2718281/campaigns/{id}");
-        for groupby in ["campaign", "country", "partner-source"] {
+        let cases: [BreakdownCase; 4] = [
+            (
+                "creative",
+                by_creative
+                    .iter()
+                    .filter(|r| r["campaign_id"] == id)
+                    .collect(),
+                "creative_id",
+                (1, 4),
+            ),
+            (
+                "audience",
+                by_audience
+                    .iter()
+                    .filter(|r| r["campaign_id"] == id)
+                    .collect(),
+                "audience_name",
+                (2, 1),
+            ),
+            ("country", vec![], "", (2, 4)),
+            ("subvertical", vec![], "", (2, 4)),
+        ];
+        for (groupby, rows, column, (creatives, audiences)) in cases {
             let items = api
                 .items(&format!(
-                    "{base}/breakdown?{LEGACY_RANGE}&{UNITS}&groupby={groupby}"
+                    "{base}/breakdown?{LEGACY_RANGE}&groupby={groupby}"
                 ))
                 .await;
             let what = format!("{id} by {groupby}");
             assert!(assert_sums(&what, &items, total, LEGACY_CAMPAIGN_SUMS).is_empty());
-            if groupby == "campaign" {
-                assert_eq!(items[0]["groupByValue"], id);
-                account_impressions += int(&items[0], "impressions");
+            for item in &items {
+                assert_eq!(item["campaignName"], total["campaign_name"], "{what}");
+                assert_eq!(int(item, "campaigns"), 1, "{what}: {item}");
+                assert_eq!(int(item, "campaignCountries"), 1, "{what}: {item}");
+                assert_eq!(int(item, "creatives"), creatives, "{what}: {item}");
+                assert_eq!(int(item, "audiences"), audiences, "{what}: {item}");
+            }
+            if !rows.is_empty() {
+                assert_eq!(items.len(), rows.len(), "{what}");
+                for (item, row) in items.iter().zip(&rows) {
+                    assert_eq!(item["groupByValue"], row[column], "{what}");
+                    if groupby == "creative" {
+                        assert_eq!(item["creativeName"], row["creative_name"], "{what}");
+                    }
+                    assert!(
+                        assert_sums(&what, slice::from_ref(item), row, LEGACY_CAMPAIGN_SUMS)
+                            .is_empty()
+                    );
+                }
+            }
+            if groupby == "creative" {
+                sessions += items.iter().map(|i| int(i, "uniqueSessions")).sum::<i64>();
             }
         }
-        let histogram = api
-            .items(&format!("{base}/histogram?{LEGACY_RANGE}&{UNITS}"))
-            .await;
+        let histogram = api.items(&format!("{base}/histogram?{LEGACY_RANGE}")).await;
         let days: Vec<&Value> = daily.iter().filter(|r| r["campaign_id"] == id).collect();
         assert_eq!(histogram.len(), days.len());
         for (item, row) in histogram.iter().zip(days) {
@@ -1496,14 +2234,31 @@ async fn mock_legacy_campaign_breakdown_and_histogram_are_that_campaigns_rows() 
             assert!(assert_sums(day, slice::from_ref(item), row, LEGACY_CAMPAIGN_SUMS).is_empty());
         }
         assert!(assert_sums(id, &histogram, total, LEGACY_CAMPAIGN_SUMS).is_empty());
+        // A distinct count over days is not their sum: the campaign counts once in its total.
+        assert_eq!(
+            histogram.iter().map(|i| int(i, "campaigns")).sum::<i64>(),
+            10
+        );
     }
     // The campaigns together make up the account's summary.
-    let summary = api
-        .items(&format!(
-            "/reporting/accounts/2718281/summary?{LEGACY_RANGE}&{UNITS}"
-        ))
-        .await;
-    assert_eq!(int(&summary[0], "impressions"), account_impressions);
+    assert!(
+        assert_sums(
+            "summary",
+            slice::from_ref(&account),
+            &api.campaigns("2718281", &by(&[], false)).await[0],
+            LEGACY_CAMPAIGN_SUMS
+        )
+        .is_empty()
+    );
+    assert!(
+        assert_sums(
+            "summary",
+            &[json!({"uniqueSessions": sessions})],
+            &account,
+            LEGACY_CAMPAIGN_ONLY
+        )
+        .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -1511,6 +2266,7 @@ async fn mock_legacy_bad_parameters_are_400_with_a_message() {
     let api = Api::new(start().await).await;
     let campaign = &api.campaign_ids("3141592").await[0];
     let t = "/reporting/accounts/3141592/transactions/breakdown";
+    let a = "/reporting/accounts/3141592/campaigns/breakdown";
     let b = format!("/reporting/accounts/3141592/campaigns/{campaign}/breakdown");
     let h = format!("/reporting/accounts/3141592/campaigns/{campaign}/histogram");
     let r = LEGACY_RANGE;
@@ -1525,34 +2281,47 @@ async fn mock_legacy_bad_parameters_are_400_with_a_message() {
         ),
         (
             format!("{b}?{r}&groupby=pagetype"),
-            "groupby \"pagetype\" is not one of campaign, country, partner-source",
+            "groupby \"pagetype\" is not one of creative, audience, country, subvertical",
+        ),
+        // The account-level and the campaign-level breakdowns take different groupings.
+        (
+            format!("{b}?{r}&groupby=campaign"),
+            "groupby \"campaign\" is not one of creative",
         ),
         (
-            format!("{h}?dateEnd=2026-03-10T23:59:59.999"),
+            format!("{a}?{r}&groupby=creative"),
+            "groupby \"creative\" is not one of campaign, country, partner-source",
+        ),
+        (
+            format!("{h}?dateEnd=2026-03-10T23:59:59.999&{UNITS}"),
             "dateStart is required",
         ),
         (
-            format!("{h}?dateStart=2026-03-01T00:00:00.000"),
+            format!("{h}?dateStart=2026-03-01T00:00:00.000&{UNITS}"),
             "dateEnd is required",
         ),
         (
-            format!("{b}?dateStart=03/01/2026&dateEnd=2026-03-10"),
+            format!("{b}?dateStart=03/01/2026&dateEnd=2026-03-10&{UNITS}"),
             "dateStart \"03/01/2026\" is not a date-time",
         ),
         (
-            format!("{h}?dateStart=2026-03-10&dateEnd=2026-03-01T00:00:00.000"),
+            format!("{h}?dateStart=2026-03-10&dateEnd=2026-03-01T00:00:00.000&{UNITS}"),
             "must be after dateStart",
         ),
         (
-            format!("{t}?dateStart=2025-01-01&dateEnd=2026-03-10&groupby=age"),
+            format!("{t}?dateStart=2025-01-01&dateEnd=2026-03-10&groupby=age&{UNITS}"),
             "longer than 366 days",
         ),
         (
-            format!("{h}?{r}&currency=XXX"),
+            format!(
+                "{h}?dateStart=2026-03-01&dateEnd=2026-03-11&currency=XXX&timeZoneVariation=UTC"
+            ),
             "currency \"XXX\" is not one of",
         ),
         (
-            format!("{b}?{r}&timeZoneVariation=Mars/Base"),
+            format!(
+                "{b}?dateStart=2026-03-01&dateEnd=2026-03-11&currency=USD&timeZoneVariation=Mars/Base"
+            ),
             "timeZoneVariation \"Mars/Base\"",
         ),
     ];
