@@ -27,13 +27,16 @@
 //! It logs at DEBUG (every request) and WARN (every retry) and never at ERROR: the caller decides
 //! what a failure means.
 //!
-//! The folder: this file is the client; [`token`] the token manager (the only user of the app
+//! The folder: this file is the client; `error` [`ApiError`]; `accounts` what the API says about
+//! accounts (the list, a report's help); [`token`] the token manager (the only user of the app
 //! credentials); [`retry`] the crate's one retry loop; `http_error` what a failed exchange means
 //! (error bodies, transport errors, `Retry-After`); `gate` the API-wide `Retry-After` pause;
 //! `body` bounded body reads; `scrub` secrets cut from server messages; `stats` the counters
 //! behind [`ApiClient::stats`].
 
+mod accounts;
 mod body;
+mod error;
 mod gate;
 mod http_error;
 pub mod retry;
@@ -57,62 +60,21 @@ use tracing::{debug, instrument, warn};
 use crate::config::account_id::{ACCOUNT_ID_RULE, is_account_id, quote_id};
 use crate::config::template::Values;
 use crate::config::{ApiConfig, Credentials, GenericJob, Method, QueryJob, Report, check_base_url};
+pub use accounts::{Account, Offer, Slug};
 use body::{describe_size, read_capped};
+pub use error::ApiError;
 use gate::Gate;
 use http_error::{Failure, describe_transport, error_message};
 use retry::{Backoff, Policy, Verdict};
 use scrub::redirect_message;
 pub use stats::{ApiStats, LatencyHistogram};
-use token::{AccessToken, AuthError, TokenManager};
+use token::{AccessToken, TokenManager};
 
 /// The client. Cheap to clone: clones share the HTTP connection pool, the token and the
 /// concurrency cap.
 #[derive(Clone)]
 pub struct ApiClient {
     inner: Arc<Inner>,
-}
-
-/// An account the credentials can read (`GET /v1/query/accounts`). Every field but the id is
-/// text from the API, as sent: escape it before it reaches a terminal or a log.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Account {
-    pub account_id: String,
-    pub account_name: Option<String>,
-    /// `countryCode`.
-    pub country: Option<String>,
-    /// `accountCurrencyCode`.
-    pub currency: Option<String>,
-    /// `accountTimezone` (an Olson name).
-    pub timezone: Option<String>,
-    /// `accountTimezoneOffset`: minutes (PostHog's reading), or an `+HH:MM` offset as older
-    /// answers may write it, in minutes east of UTC.
-    pub timezone_offset_minutes: Option<i32>,
-    /// `accountOwner` (an e-mail address).
-    pub owner: Option<String>,
-}
-
-/// What one report offers an account (`GET /v1/query/accounts/{id}/{report}/help`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Offer {
-    pub dimensions: Vec<Slug>,
-    pub metrics: Vec<Slug>,
-}
-
-impl Offer {
-    /// Whether the account offers this dimension or metric slug.
-    pub fn has(&self, slug: &str) -> bool {
-        self.dimensions
-            .iter()
-            .chain(&self.metrics)
-            .any(|s| s.slug == slug)
-    }
-}
-
-/// A slug the help lists, with its description when it has one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Slug {
-    pub slug: String,
-    pub description: Option<String>,
 }
 
 /// A successful (2xx) answer.
@@ -153,95 +115,6 @@ pub enum Piece {
 
 /// A channel's sending half for [`Piece`]s.
 pub type PieceSender = tokio::sync::mpsc::Sender<Piece>;
-
-/// Why an API call failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ApiError {
-    /// No token could be had.
-    #[error(transparent)]
-    Auth(#[from] AuthError),
-    /// The API refused the request (a 4xx other than 429, a 401 to every fresh token, or a
-    /// redirect); retrying will not help.
-    #[error("{endpoint} answered HTTP {status}: {message}{}", status_hint(*status))]
-    Status {
-        status: u16,
-        endpoint: String,
-        /// The API's own words (from `message`, `error`, `error_description`, `detail` or `errors`).
-        message: String,
-    },
-    /// Every attempt failed with a transient error (429, 5xx, timeout, reset).
-    #[error("{endpoint} failed {attempts} times; the last failure: {last}")]
-    RetriesExhausted {
-        endpoint: String,
-        attempts: u32,
-        last: String,
-    },
-    /// The answer is not the JSON expected.
-    #[error("{endpoint} returned malformed JSON at line {line}, column {column}: {message}")]
-    MalformedJson {
-        endpoint: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    /// The request could not be sent for a reason retrying cannot fix (an invalid URL, a TLS
-    /// failure such as a certificate that does not verify, an answer that is not HTTP).
-    #[error("{endpoint}: {message}")]
-    Transport { endpoint: String, message: String },
-    /// rokt-export refused the request or its answer: a path that would leave its endpoint, an
-    /// account id that is not one, an answer larger than `[api] max_body_bytes`.
-    #[error("{endpoint}: {message}")]
-    Refused { endpoint: String, message: String },
-    /// The HTTP client could not be built (TLS set-up).
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
-}
-
-impl ApiError {
-    /// Whether the same request may succeed later. The client has already spent its retries when
-    /// it returns an error, so this is for the caller's next run, not for an immediate retry.
-    pub fn is_retriable(&self) -> bool {
-        match self {
-            ApiError::Auth(e) => e.is_retriable(),
-            ApiError::RetriesExhausted { .. } => true,
-            ApiError::Status { status, .. } => http_error::is_retriable_status(*status),
-            ApiError::MalformedJson { .. }
-            | ApiError::Transport { .. }
-            | ApiError::Refused { .. }
-            | ApiError::Client(_) => false,
-        }
-    }
-
-    /// Whether the API (or its token endpoint) stayed unreachable after retries.
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            ApiError::Auth(e) => e.is_unavailable(),
-            ApiError::RetriesExhausted { .. } => true,
-            _ => false,
-        }
-    }
-
-    /// Whether the operator must fix the credentials or `[api]` before this can work: rejected
-    /// credentials, a token endpoint that is not one, an unusable token URL (see
-    /// [`AuthError::is_config`]). Never true together with [`ApiError::is_unavailable`].
-    pub fn is_config(&self) -> bool {
-        matches!(self, ApiError::Auth(e) if e.is_config())
-    }
-}
-
-/// What a status may mean beyond the API's words, appended to [`ApiError::Status`].
-fn status_hint(status: u16) -> &'static str {
-    match status {
-        // AWS API Gateway, in front of the API, answers an unknown path or method 403 ("Missing
-        // Authentication Token") rather than 404, even with a valid token.
-        403 => {
-            " (with a valid token, a 403 means either that the path or method is wrong: the API's \
-             gateway answers an unknown path 403 \"Missing Authentication Token\"; or that these \
-             credentials may not read this account)"
-        }
-        _ => "",
-    }
-}
 
 impl ApiResponse {
     /// Parses the body. A syntax error or an unexpected shape names the endpoint and the position.
@@ -324,7 +197,7 @@ impl ApiClient {
                 None,
             )
             .await?;
-        parse_accounts(&response)
+        accounts::parse_accounts(&response)
     }
 
     /// `GET /v1/query/accounts/{account_id}/{report}/help`: the dimensions and metrics `report`
@@ -339,7 +212,7 @@ impl ApiClient {
         let response = self
             .send(reqwest::Method::GET, path, &[], None, None)
             .await?;
-        parse_help(&response)
+        accounts::parse_help(&response)
     }
 
     /// `POST /v1/query/accounts/{account_id}/campaigns/` (or `/transactions`): the job's report
@@ -829,122 +702,6 @@ fn report_body(request: &ReportRequest<'_>) -> serde_json::Value {
     })
 }
 
-/// Reads the accounts list: a top-level array (as documented) or one wrapped in `data`.
-fn parse_accounts(response: &ApiResponse) -> Result<Vec<Account>, ApiError> {
-    let value: serde_json::Value = response.json()?;
-    let shape_error = |message: &str| ApiError::MalformedJson {
-        endpoint: response.endpoint.clone(),
-        line: 1,
-        column: 1,
-        message: message.to_owned(),
-    };
-    let items = match &value {
-        serde_json::Value::Array(items) => items,
-        serde_json::Value::Object(o) => match o.get("data") {
-            Some(serde_json::Value::Array(items)) => items,
-            _ => return Err(shape_error("expected an array of accounts")),
-        },
-        _ => return Err(shape_error("expected an array of accounts")),
-    };
-    let text = |item: &serde_json::Value, key: &str| -> Option<String> {
-        match item.get(key)? {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let account_id = text(item, "accountId").ok_or_else(|| {
-                shape_error(&format!("account {i} has no `accountId` string or number"))
-            })?;
-            // It goes into request paths and tables: refuse the whole list rather than guess.
-            if !is_account_id(&account_id) {
-                return Err(ApiError::Refused {
-                    endpoint: response.endpoint.clone(),
-                    message: format!(
-                        "account {i} has the id {}, which is not an account id (an id is \
-                         {ACCOUNT_ID_RULE}); the list is refused",
-                        quote_id(&account_id)
-                    ),
-                });
-            }
-            Ok(Account {
-                account_id,
-                account_name: text(item, "accountName"),
-                country: text(item, "countryCode"),
-                currency: text(item, "accountCurrencyCode"),
-                timezone: text(item, "accountTimezone"),
-                timezone_offset_minutes: item.get("accountTimezoneOffset").and_then(offset_minutes),
-                owner: text(item, "accountOwner"),
-            })
-        })
-        .collect()
-}
-
-/// `accountTimezoneOffset` in minutes east of UTC: a number of minutes, or text such as
-/// `"-300"` or `"+05:30"`.
-fn offset_minutes(value: &serde_json::Value) -> Option<i32> {
-    match value {
-        serde_json::Value::Number(n) => n.as_i64().and_then(|m| i32::try_from(m).ok()),
-        serde_json::Value::String(s) => {
-            let s = s.trim();
-            if let Ok(m) = s.parse::<i32>() {
-                return Some(m);
-            }
-            let (sign, rest) = match s.as_bytes().first() {
-                Some(b'-') => (-1, &s[1..]),
-                Some(b'+') => (1, &s[1..]),
-                _ => (1, s),
-            };
-            let (h, m) = rest.split_once(':')?;
-            let (h, m) = (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?);
-            (h <= 18 && m < 60).then_some(sign * (h * 60 + m))
-        }
-        _ => None,
-    }
-}
-
-/// Reads a report's help: `{"dimensions": [{"slug", "description"}], "metrics": [...]}`. An entry
-/// without a `slug` string is skipped; a missing list is empty.
-fn parse_help(response: &ApiResponse) -> Result<Offer, ApiError> {
-    let value: serde_json::Value = response.json()?;
-    if !value.is_object() {
-        return Err(ApiError::MalformedJson {
-            endpoint: response.endpoint.clone(),
-            line: 1,
-            column: 1,
-            message: "expected an object with `dimensions` and `metrics`".to_owned(),
-        });
-    }
-    let list = |key: &str| -> Vec<Slug> {
-        value
-            .get(key)
-            .and_then(serde_json::Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| {
-                        Some(Slug {
-                            slug: item.get("slug")?.as_str()?.to_owned(),
-                            description: item
-                                .get("description")
-                                .and_then(serde_json::Value::as_str)
-                                .map(str::to_owned),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    Ok(Offer {
-        dimensions: list("dimensions"),
-        metrics: list("metrics"),
-    })
-}
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -980,18 +737,6 @@ mod tests {
     }
 
     #[test]
-    fn time_zone_offsets_are_read_as_minutes_in_either_spelling() {
-        use serde_json::json;
-        assert_eq!(offset_minutes(&json!(-300)), Some(-300));
-        assert_eq!(offset_minutes(&json!(660)), Some(660));
-        assert_eq!(offset_minutes(&json!("-300")), Some(-300));
-        assert_eq!(offset_minutes(&json!("+05:30")), Some(330));
-        assert_eq!(offset_minutes(&json!("-03:00")), Some(-180));
-        assert_eq!(offset_minutes(&json!("Mars")), None);
-        assert_eq!(offset_minutes(&json!(null)), None);
-    }
-
-    #[test]
     fn dot_segments_are_found_however_spelled() {
         assert_eq!(dot_segment("/v1/query/accounts/1/campaigns/"), None);
         assert_eq!(dot_segment("/reporting/a.b/..c/x"), None);
@@ -1024,64 +769,5 @@ mod tests {
         assert!(!err.is_retriable());
         assert!(!err.is_unavailable());
         assert!(err.to_string().contains("line 3"), "{err}");
-    }
-
-    #[test]
-    fn accounts_are_read_from_either_shape() {
-        let response = |body: &'static [u8]| ApiResponse {
-            body: Bytes::from_static(body),
-            endpoint: "GET /v1/query/accounts".into(),
-            attempts: 1,
-        };
-        let plain = parse_accounts(&response(
-            br#"[{"accountId":"1","accountName":"A","accountCurrencyCode":"USD","accountTimezone":"UTC"},{"accountId":2}]"#,
-        ))
-        .unwrap();
-        assert_eq!(plain.len(), 2);
-        assert_eq!(plain[0].currency.as_deref(), Some("USD"));
-        assert_eq!(plain[1].account_id, "2");
-        let wrapped = parse_accounts(&response(br#"{"data":[{"accountId":"7"}]}"#)).unwrap();
-        assert_eq!(wrapped[0].account_id, "7");
-        assert!(matches!(
-            parse_accounts(&response(br#"[{"name":"x"}]"#)),
-            Err(ApiError::MalformedJson { .. })
-        ));
-    }
-
-    #[test]
-    fn retry_classification() {
-        let exhausted = ApiError::RetriesExhausted {
-            endpoint: "GET /x".into(),
-            attempts: 3,
-            last: "HTTP 503".into(),
-        };
-        assert!(exhausted.is_retriable() && exhausted.is_unavailable());
-        let status = ApiError::Status {
-            status: 400,
-            endpoint: "GET /x".into(),
-            message: "bad".into(),
-        };
-        assert!(!status.is_retriable() && !status.is_unavailable() && !status.is_config());
-        assert!(!exhausted.is_config());
-        let rejected = ApiError::Auth(AuthError::Rejected {
-            status: 403,
-            code: "invalid_client".into(),
-            message: String::new(),
-            credentials: "ROKT_APP_ID and ROKT_APP_SECRET".into(),
-        });
-        assert!(rejected.is_config() && !rejected.is_unavailable() && !rejected.is_retriable());
-        let wrong_path = ApiError::Auth(AuthError::Unexpected {
-            status: 404,
-            url: "http://localhost/oauth/token".into(),
-            message: "Not Found".into(),
-        });
-        assert!(wrong_path.is_config());
-        let garbage = ApiError::Auth(AuthError::Malformed("`access_token` is empty".into()));
-        assert!(!garbage.is_config() && !garbage.is_unavailable());
-        let down = ApiError::Auth(AuthError::Unavailable {
-            attempts: 6,
-            last: "HTTP 503".into(),
-        });
-        assert!(down.is_unavailable() && down.is_retriable() && !down.is_config());
     }
 }
