@@ -19,9 +19,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use indicatif::MultiProgress;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::field::MakeExt as _;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -77,9 +77,13 @@ pub struct Logging<'a> {
 /// Installs the global subscriber as `logging` says. Calling it twice is harmless (the second
 /// call does nothing).
 pub fn init(logging: Logging<'_>) {
-    let (filter, from_env) = match EnvFilter::try_from_default_env() {
-        Ok(filter) => (filter, true),
-        Err(_) => (EnvFilter::new(logging.default_filter), false),
+    let rust_log = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let (filter, from_env, refused) = match rust_log.as_deref().map(parse_filter) {
+        Some(Ok(filter)) => (filter, true, None),
+        Some(Err(e)) => (default_filter(logging.default_filter), false, Some(e)),
+        None => (default_filter(logging.default_filter), false, None),
     };
     // RUST_LOG says exactly what to log: it brings the window lines back too.
     let hide_window_detail = !logging.window_detail && !from_env;
@@ -126,6 +130,27 @@ pub fn init(logging: Logging<'_>) {
     };
     // Err only means a subscriber is already installed (tests, embedding): keep that one.
     let _ = result;
+    if let Some(e) = refused {
+        tracing::warn!(
+            "RUST_LOG is not a filter this program reads ({e}); logging as without it. It takes \
+             comma-separated LEVEL and TARGET=LEVEL directives, e.g. RUST_LOG=info,sqlx=debug"
+        );
+    }
+}
+
+/// Reads a `RUST_LOG`-style filter: comma-separated `LEVEL` and `TARGET=LEVEL` directives
+/// (`info,rokt_export=debug,sqlx=warn`). tracing-subscriber's `Targets`, not its `EnvFilter`: the
+/// span and field directives EnvFilter adds cost a regex engine in every build, and a target and
+/// a level are what operators set.
+pub fn parse_filter(text: &str) -> Result<Targets, String> {
+    text.trim().parse::<Targets>().map_err(|e| e.to_string())
+}
+
+/// The built-in filters are constants this module's tests parse; should one ever fail to, log at
+/// INFO rather than not at all.
+fn default_filter(text: &str) -> Targets {
+    parse_filter(text)
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::level_filters::LevelFilter::INFO))
 }
 
 /// The logs' writer: stderr, or stderr above the progress bars while some are drawn.
@@ -270,6 +295,39 @@ fn push_escaped(out: &mut String, c: char) {
 mod tests {
     use super::*;
     use std::ffi::OsStr;
+
+    #[test]
+    fn the_built_in_filters_parse_and_say_what_they_mean() {
+        use tracing::Level;
+        for text in [DEFAULT_FILTER, QUIET_FILTER, VERBOSE_FILTER] {
+            assert!(parse_filter(text).is_ok(), "{text}");
+        }
+        let default = parse_filter(DEFAULT_FILTER).unwrap_or_else(|e| panic!("{e}"));
+        assert!(default.would_enable(WINDOW_DETAIL_TARGET, &Level::INFO));
+        assert!(!default.would_enable("rokt_export::store", &Level::DEBUG));
+        assert!(!default.would_enable("sqlx::query", &Level::INFO));
+        assert!(default.would_enable("sqlx::query", &Level::WARN));
+        let verbose = parse_filter(VERBOSE_FILTER).unwrap_or_else(|e| panic!("{e}"));
+        assert!(verbose.would_enable("rokt_export::store", &Level::DEBUG));
+        assert!(!verbose.would_enable("hyper::proto", &Level::INFO));
+        let quiet = parse_filter(QUIET_FILTER).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!quiet.would_enable(WINDOW_DETAIL_TARGET, &Level::INFO));
+        assert!(quiet.would_enable(WINDOW_DETAIL_TARGET, &Level::WARN));
+    }
+
+    #[test]
+    fn rust_log_takes_levels_and_targets_and_refuses_the_rest_with_a_reason() {
+        use tracing::Level;
+        let f = parse_filter(" debug,sqlx=warn ").unwrap_or_else(|e| panic!("{e}"));
+        assert!(f.would_enable("rokt_export::api", &Level::DEBUG));
+        assert!(!f.would_enable("sqlx::postgres", &Level::INFO));
+        for bad in ["info,sqlx=loud", "[window{job=x}]=debug"] {
+            let e = parse_filter(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} was read"));
+            assert!(!e.is_empty(), "{bad}");
+        }
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

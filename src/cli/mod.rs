@@ -139,7 +139,8 @@ pub(crate) struct Cli {
     pub log_format: LogFormatArg,
 
     /// More log lines: -v logs each window of a run on a terminal too (above its progress bars)
-    /// and INFO for demo, validate, status and migrate; -vv adds DEBUG. RUST_LOG overrides both.
+    /// and INFO for demo, validate, discover, status, migrate and verify; -vv adds DEBUG. RUST_LOG
+    /// (LEVEL and TARGET=LEVEL directives, comma-separated) overrides both.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
