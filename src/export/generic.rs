@@ -38,6 +38,9 @@ pub fn parse_answer(
     account_id: &str,
     window_start: NaiveDate,
 ) -> Result<GenericRows, RowsError> {
+    if super::rows::nests_too_deep(body) {
+        return Err(RowsError::Shape(super::rows::too_deep()));
+    }
     let mut value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| RowsError::Shape(e.to_string()))?;
     // Postgres text and jsonb cannot hold NUL: read as U+FFFD, not a window failing forever.

@@ -20,6 +20,45 @@ pub enum RowsError {
     Row { row: usize, message: String },
 }
 
+/// How deeply arrays and objects may nest in an answer. No report nests more than a few levels;
+/// a deeper value is refused with this limit named, before any recursive parser sees it (serde_json
+/// stops at 128 on its own, with a message that does not say why).
+pub const MAX_DEPTH: usize = 64;
+
+/// The message of an answer nested deeper than [`MAX_DEPTH`].
+pub fn too_deep() -> String {
+    format!("arrays and objects nested more than {MAX_DEPTH} levels deep")
+}
+
+/// Whether `json` nests arrays and objects more than [`MAX_DEPTH`] levels deep, brackets inside
+/// strings not counted. One pass, no recursion; says nothing else about the text's syntax.
+pub fn nests_too_deep(json: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Columns every table has besides the job's own.
 pub const EXTRA_COLUMN: &str = "_extra";
 
@@ -161,6 +200,20 @@ pub(crate) fn is_decimal(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings_and_refused_past_the_limit() {
+        let at = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nests_too_deep(at(MAX_DEPTH).as_bytes()));
+        assert!(nests_too_deep(at(MAX_DEPTH + 1).as_bytes()));
+        assert!(nests_too_deep(at(200_000).as_bytes()));
+        // Brackets in strings, escaped quotes included, are text.
+        let in_string = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
+        assert!(!nests_too_deep(in_string.as_bytes()));
+        // Depth goes down again: many shallow values are fine.
+        let wide = format!("[{}]", vec![at(10); 1000].join(","));
+        assert!(!nests_too_deep(wide.as_bytes()));
+    }
 
     #[test]
     fn numbers_fit_numeric_unless_they_are_huge() {

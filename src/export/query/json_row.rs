@@ -10,6 +10,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use crate::export::rows::{MAX_DEPTH, too_deep};
+
 /// What kind of JSON value a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -394,7 +396,15 @@ impl Parser<'_> {
                     }
                     continue;
                 }
-                Some(b'{' | b'[') => depth += 1,
+                Some(b'{' | b'[') => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(SyntaxError {
+                            at: self.i,
+                            message: too_deep(),
+                        });
+                    }
+                }
                 Some(b'}' | b']') => {
                     depth -= 1;
                     if depth == 0 {
@@ -512,6 +522,11 @@ mod tests {
         assert_eq!(err(r#"{"a":+1}"#).at, 5);
         assert!(err(r#"{"a":{"k":}}"#).message.contains("nested"));
         assert!(err(r#"{"a":[1,]}"#).message.contains("nested"));
+        let deep = |n: usize| format!(r#"{{"a":{}{}}}"#, "[".repeat(n), "]".repeat(n));
+        assert!(parse(&deep(MAX_DEPTH)).is_ok());
+        let e = err(&deep(200_000));
+        assert_eq!(e.message, too_deep());
+        assert_eq!(e.at, 5 + MAX_DEPTH, "at the first bracket past the limit");
     }
 
     #[test]
