@@ -339,6 +339,16 @@ fn report_block(out: &mut String, offers: &ReportOffers) {
         "# start_date = \"2025-01-01\"",
         "where the first run starts; without it, lookback_days ago",
     );
+    line(
+        out,
+        "# timezone = \"UTC\"",
+        "unset: each account is read in its own zone (the accounts above)",
+    );
+    line(
+        out,
+        "# currency = \"USD\"",
+        "unset: each account's own currency; set both to read every account alike",
+    );
 
     // Dimensions: the grain, then what describes it, then the rest as comments.
     let grain: Vec<&Entry> = dimensions
@@ -535,6 +545,10 @@ mod tests {
         assert_eq!(config.jobs.len(), 1, "{text}");
         let job = &config.jobs[0];
         assert!(job.timezone.is_none() && job.currency.is_none());
+        assert!(
+            text.contains("unset: each account's own currency"),
+            "{text}"
+        );
         let JobKind::Query(q) = &job.kind else {
             panic!("not a query job")
         };

@@ -57,10 +57,19 @@ pub(super) async fn discover(path: &Path, env: &Env, args: &DiscoverArgs) -> Res
         // Not `exists()` then `create`: another process may create it in between.
         options.create_new(true);
     }
+    let exists = || {
+        Exit::usage(format!(
+            "{} exists; discover never overwrites a file without --force",
+            output.display()
+        ))
+    };
     options
         .open(output)
         .and_then(|mut file| file.write_all(text.as_bytes()))
-        .map_err(|e| Exit::failed(format!("cannot write {}: {e}", output.display())))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => exists(),
+            _ => Exit::failed(format!("cannot write {}: {e}", output.display())),
+        })?;
     let jobs = text.lines().filter(|l| *l == "[[jobs]]").count();
     println!(
         "wrote {jobs} job{} for {} account{} to {}; check it with `rokt-export --config {} validate`",

@@ -128,9 +128,17 @@ async fn discover_lists_the_accounts_and_what_each_report_offers_them() {
     );
     assert!(campaigns.contains("accounts = [\"3141592\", \"2718281\", \"1618033\"]"));
     assert!(campaigns.contains("schedule = \"15 5,17 * * *\""));
+    // Each account in its own zone and currency, and the pasted block still says so.
     assert!(
-        !campaigns.contains("timezone ="),
-        "each account in its own zone"
+        !campaigns
+            .lines()
+            .any(|l| l.starts_with("timezone") || l.starts_with("currency")),
+        "{campaigns}"
+    );
+    assert!(
+        campaigns.contains("# timezone = \"UTC\"")
+            && campaigns.contains("unset: each account is read in its own zone"),
+        "{campaigns}"
     );
 
     // One report, one account.

@@ -124,6 +124,15 @@ impl Setup {
 
     /// `rokt-export --config ... ARGS` with the database, the simulated API and its credentials.
     async fn cli(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        self.cli_with(args, &[]).await
+    }
+
+    /// [`Setup::cli`] with some of its environment replaced.
+    async fn cli_with(
+        &self,
+        args: &[&str],
+        replaced: &[(&str, &str)],
+    ) -> (Option<i32>, String, String) {
         let mut all = vec![
             "--config".to_owned(),
             self.config.to_str().unwrap().to_owned(),
@@ -134,7 +143,14 @@ impl Setup {
             ("ROKT_API_BASE_URL".to_owned(), self.mock.base_url()),
             ("ROKT_APP_ID".to_owned(), "demo-app-id".to_owned()),
             ("ROKT_APP_SECRET".to_owned(), "demo-app-secret".to_owned()),
-        ];
+        ]
+        .map(|(k, v)| {
+            let v = replaced
+                .iter()
+                .find(|(r, _)| *r == k)
+                .map_or(v, |(_, new)| (*new).to_owned());
+            (k, v)
+        });
         let out: Output = tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = all.iter().map(String::as_str).collect();
             let env: Vec<(&str, &str)> =
@@ -739,5 +755,38 @@ async fn verify_true_records_export_checks_sets_the_gauge_and_status_shows_it() 
     daemon.stop().await;
     let (_, out, _) = s.cli(&["status"]).await;
     assert!(out.contains("7 days match"), "{out}");
+    s.mock.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_api_or_database_exits_69_and_says_which() {
+    let s = setup(&format!("[api]\nmax_retries = 0\n{ONE_ACCOUNT}")).await;
+    let (from, to) = (days_ago(3).to_string(), days_ago(1).to_string());
+    s.load("campaign_daily", days_ago(3), days_ago(1)).await;
+    let verify = ["verify", "campaign_daily", "--from", &from, "--to", &to];
+
+    // Nothing listens where the API should be: the account cannot be verified, which is not
+    // "the numbers differ" (1) but "a service is unreachable" (69).
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let no_api = [("ROKT_API_BASE_URL", closed.as_str())];
+    let (code, out, err) = s.cli_with(&verify, &no_api).await;
+    assert_eq!(code, Some(69), "{out}{err}");
+    assert!(out.contains("3141592"), "{out}{err}");
+    let json_args = [&verify[..], &["--format", "json"]].concat();
+    let (code, out, err) = s.cli_with(&json_args, &no_api).await;
+    assert_eq!(code, Some(69), "{out}{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["outcome"], "failed", "{out}");
+
+    // The database does not answer: 69 too, before any API request.
+    s.mock.reset_counters();
+    let no_db = [("DATABASE_URL", "postgres://postgres@127.0.0.1:1/nothing")];
+    let (code, out, err) = s.cli_with(&verify, &no_db).await;
+    assert_eq!(code, Some(69), "{out}{err}");
+    assert!(err.to_lowercase().contains("database"), "{err}");
+    assert_eq!(s.mock.counters().api_requests, 0);
     s.mock.stop().await;
 }

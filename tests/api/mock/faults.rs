@@ -252,3 +252,45 @@ async fn mock_stops_when_asked() {
     server.stop().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn mock_a_row_cap_cuts_answers_short_and_they_still_look_whole() {
+    let api = Api::new(start().await).await;
+    let b = body(
+        "2026-03-01",
+        "2026-03-08",
+        &["campaign_id", "creative_id"],
+        &["impressions"],
+        true,
+    );
+    let (status, whole) = api.post("/v1/query/accounts/3141592/campaigns/", &b).await;
+    assert_eq!(status, 200);
+    let whole: Value = serde_json::from_str(&whole).unwrap();
+    let all = whole["data"].as_array().unwrap().len();
+    assert!(all > 10, "{all} rows");
+
+    // Set over HTTP, as a user of `rokt-export mock-api` would.
+    let r = api
+        .client
+        .put(api.url("/__mock/faults"))
+        .json(&json!({"row_cap": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    api.client
+        .post(api.url("/__mock/reset"))
+        .send()
+        .await
+        .unwrap();
+    let (status, cut) = api.post("/v1/query/accounts/3141592/campaigns/", &b).await;
+    assert_eq!(status, 200);
+    // Still one well-formed answer with the usual keys: nothing says rows are missing.
+    let cut: Value = serde_json::from_str(&cut).unwrap();
+    let rows = cut["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows[..], whole["data"].as_array().unwrap()[..10]);
+    let keys = |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&cut), keys(&whole));
+    assert_eq!(api.server.counters().rows_served, 10);
+}
