@@ -392,7 +392,12 @@ mod tests {
             Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
             Err(_) => String::new(),
         };
-        assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+        // hyper answers 431 once its 8 KiB buffer is full, or closes the connection while the
+        // client is still writing; never a 200 after reading 64 KiB of headers.
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+            "{answer}"
+        );
     }
 
     #[tokio::test]

@@ -264,17 +264,27 @@ fn read_file(
 fn readable_by_others(var: &str, path: &Path, meta: &std::fs::Metadata) -> Option<String> {
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let mode = meta.permissions().mode() & 0o777;
-    let others = mode & 0o004 != 0;
-    let group = mode & 0o040 != 0 && own_group() != Some(meta.gid());
-    (others || group).then(|| {
+    who_else_reads(mode, meta.gid(), own_group()).map(|who| {
         format!(
-            "the file holding {var} ({}) has mode {mode:04o}: {} can read it; make it readable \
+            "the file holding {var} ({}) has mode {mode:04o}: {who} can read it; make it readable \
              by this service's user only (chmod 0400 or 0600; on Kubernetes `defaultMode: 0400` \
              on the secret volume)",
             path.display(),
-            if others { "other users" } else { "its group" }
         )
     })
+}
+
+/// Who besides the owner may read a file of `mode` whose group is `file_group`, for a process
+/// whose own group is `own_group`: "other users", "its group", or nobody.
+#[cfg_attr(not(unix), allow(dead_code))]
+fn who_else_reads(mode: u32, file_group: u32, own_group: Option<u32>) -> Option<&'static str> {
+    if mode & 0o004 != 0 {
+        Some("other users")
+    } else if mode & 0o040 != 0 && own_group != Some(file_group) {
+        Some("its group")
+    } else {
+        None
+    }
 }
 
 /// The process's effective group, as the owner of `/proc/self` shows it (Linux); `None` elsewhere.
@@ -287,4 +297,24 @@ fn own_group() -> Option<u32> {
 #[cfg(not(unix))]
 fn readable_by_others(_: &str, _: &Path, _: &std::fs::Metadata) -> Option<String> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::who_else_reads;
+
+    #[test]
+    fn a_file_is_warned_about_when_others_or_a_foreign_group_can_read_it() {
+        // Owner only.
+        assert_eq!(who_else_reads(0o400, 10, Some(20)), None);
+        assert_eq!(who_else_reads(0o600, 10, Some(20)), None);
+        // Group-readable by the process's own group (Kubernetes' fsGroup): fine.
+        assert_eq!(who_else_reads(0o440, 20, Some(20)), None);
+        // Group-readable by another group, or when the own group is not known.
+        assert_eq!(who_else_reads(0o440, 10, Some(20)), Some("its group"));
+        assert_eq!(who_else_reads(0o640, 10, None), Some("its group"));
+        // Everyone: said as such, whatever the group.
+        assert_eq!(who_else_reads(0o644, 20, Some(20)), Some("other users"));
+        assert_eq!(who_else_reads(0o404, 10, Some(20)), Some("other users"));
+    }
 }
