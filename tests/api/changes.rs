@@ -50,8 +50,13 @@ struct Pipeline {
 }
 
 async fn pipeline(toml: &str, database_url: &str) -> Pipeline {
-    rokt_export::tls::install_crypto_provider();
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    pipeline_on(mock, toml, database_url).await
+}
+
+/// A pipeline on a simulated API already started (to read its campaigns for the job first).
+async fn pipeline_on(mock: MockServer, toml: &str, database_url: &str) -> Pipeline {
+    rokt_export::tls::install_crypto_provider();
     let env = Env::default()
         .with("DATABASE_URL", database_url)
         .with("ROKT_API_BASE_URL", &mock.base_url());
@@ -559,6 +564,123 @@ async fn an_answer_without_rows_keeps_the_days_unless_told_otherwise() {
 #[tokio::test]
 async fn on_sqlite_an_answer_without_rows_keeps_the_days_unless_told_otherwise_too() {
     an_answer_without_rows_keeps_the_days(Kind::Sqlite).await;
+}
+
+/// A generic job: one campaign's creative breakdown (a legacy endpoint), one day per window, so
+/// its rows are keyed by account, `window_start` and the creative (`groupByValue`).
+fn creative_breakdown(campaign: &str) -> String {
+    format!(
+        r#"
+[[jobs]]
+name = "creative_breakdown"
+schedule = "0 6 * * *"
+accounts = ["{US}"]
+endpoint = "/reporting/accounts/{{account_id}}/campaigns/{campaign}/breakdown"
+query = {{ dateStart = "{{start_date}}", dateEnd = "{{end_date}}", currency = "{{currency}}", timeZoneVariation = "{{timezone}}", groupby = "creative" }}
+records = "/data/items"
+key = ["groupByValue"]
+window_days = 1
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_generic_job_replaces_each_window_start_and_keeps_a_day_answered_empty() {
+    let db = Db::new(Kind::Postgres).await;
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let (from, to) = (days_ago(4), days_ago(1));
+    // The US campaign with the most creatives over those days.
+    let dims = ["campaign_id".to_owned(), "creative_id".to_owned()];
+    let mut creatives: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for row in mock.query_rows(
+        US,
+        "campaigns",
+        &dims,
+        &["impressions".to_owned()],
+        from,
+        to.succ_opt().unwrap(),
+        true,
+    ) {
+        let id = |k: &str| row[k].as_str().unwrap().to_owned();
+        creatives
+            .entry(id("campaign_id"))
+            .or_default()
+            .insert(id("creative_id"));
+    }
+    let (campaign, its) = creatives
+        .iter()
+        .max_by_key(|(_, c)| c.len())
+        .map(|(id, c)| (id.clone(), c.iter().cloned().collect::<Vec<_>>()))
+        .unwrap();
+    assert!(its.len() >= 2, "{campaign} has {its:?}");
+    let p = pipeline_on(mock, &creative_breakdown(&campaign), db.url()).await;
+    let first = run(&p, &between("creative_breakdown", from, to)).await;
+    assert_eq!(first.windows.len(), 4, "one window per day");
+    count_delete_statements(&db, "creative_breakdown").await;
+    let table = db.table("creative_breakdown");
+    let all = format!("SELECT count(*) FROM {table}");
+    let total = scalar(&db, &all).await;
+
+    // One creative invalidated from two days ago: gone from the windows of those two days.
+    let (gone, invalid_from) = (&its[0], days_ago(2));
+    let vanishing = format!(
+        "SELECT count(*) FROM {table} WHERE account_id = '{US}' AND group_by_value = '{gone}' \
+         AND window_start >= '{invalid_from}'"
+    );
+    let before = scalar(&db, &vanishing).await;
+    let days = scalar(
+        &db,
+        &format!(
+            "SELECT count(DISTINCT window_start) FROM {table} WHERE group_by_value = '{gone}' \
+             AND window_start >= '{invalid_from}'"
+        ),
+    )
+    .await;
+    assert!(before > 0 && days > 0);
+    assert!(p.mock.invalidate_creative(US, gone, invalid_from));
+    let again = run(&p, &between("creative_breakdown", from, to)).await;
+    assert_eq!(again.rows_deleted(), u64::try_from(before).unwrap());
+    assert_eq!(scalar(&db, &vanishing).await, 0);
+    assert_eq!(
+        scalar(&db, &all).await,
+        total - before,
+        "no other row was deleted: the creative's earlier days stay"
+    );
+    assert_eq!(
+        delete_statements(&db).await,
+        days,
+        "one DELETE per window (account and window_start) that lost a row, none for the others"
+    );
+
+    // Every creative of the campaign invalidated from yesterday: that day's answer has no
+    // items at all, which is taken for a hiccup: its rows are kept, with a warning.
+    let last = format!("SELECT count(*) FROM {table} WHERE window_start = '{to}'");
+    let kept = scalar(&db, &last).await;
+    assert!(kept > 0);
+    for creative in &its[1..] {
+        assert!(p.mock.invalidate_creative(US, creative, to));
+    }
+    let empty = run(&p, &between("creative_breakdown", to, to)).await;
+    assert_eq!(empty.rows_deleted(), 0);
+    assert_eq!(empty.empty_answers(), 1);
+    assert!(
+        empty.warnings().iter().any(|w| w.contains("no rows")),
+        "{:?}",
+        empty.warnings()
+    );
+    assert_eq!(scalar(&db, &last).await, kept, "rows kept");
+    assert_eq!(delete_statements(&db).await, days, "no DELETE sent");
+    let warned = scalar(
+        &db,
+        &format!(
+            "SELECT count(*) FROM {} WHERE job = 'creative_breakdown' AND window_start = '{to}' \
+             AND warnings LIKE '%no rows%'",
+            db.table("export_runs")
+        ),
+    )
+    .await;
+    assert_eq!(warned, 1, "recorded on the run");
+    p.mock.stop().await;
 }
 
 /// A job whose key still holds the campaign's name, as every table made before the grain key.
