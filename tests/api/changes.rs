@@ -1006,6 +1006,17 @@ metrics = ["impressions", "acquisitions"]
     // The next load both rewrites rows (conversions restated) and deletes some (a creative gone).
     p.mock.advance_time(1);
     let creative = p.mock.creative_ids(US)[2].clone();
+    let vanishing_sql = format!(
+        "SELECT count(*) FROM rokt.creative_daily WHERE creative_id = '{creative}' \
+         AND date >= '{}'",
+        days_ago(3)
+    );
+    let vanishing = scalar(&db, &vanishing_sql).await;
+    assert!(vanishing > 0, "the creative has rows to lose");
+    let rows = "SELECT count(*) FROM rokt.creative_daily";
+    let rows_before = scalar(&db, rows).await;
+    let state = "SELECT high_water_date::text || ' ' || updated_at::text FROM rokt.export_state";
+    let state_before: String = sqlx::query_scalar(state).fetch_one(&pool).await.unwrap();
     assert!(p.mock.invalidate_creative(US, &creative, days_ago(3)));
     // Hold the rows that will be deleted, so the window's DELETE waits inside its transaction.
     let mut holder = pool.begin().await.unwrap();
@@ -1071,6 +1082,71 @@ metrics = ["impressions", "acquisitions"]
         after, before,
         "neither the rewritten nor the deleted rows of the window"
     );
+    let state_after: String = sqlx::query_scalar(state).fetch_one(&pool).await.unwrap();
+    assert_eq!(state_after, state_before, "nor its state");
+    let running = "SELECT count(*) FROM rokt.export_runs WHERE status = 'running'";
+    assert_eq!(
+        scalar(&db, running).await,
+        1,
+        "the killed window's run record, as it was started, and nothing recorded of its end"
+    );
+    let deleted_recorded = "SELECT coalesce(sum(rows_deleted), 0)::bigint FROM rokt.export_runs";
+    assert_eq!(scalar(&db, deleted_recorded).await, 0);
+
+    // The same window again, to the end: it would have changed the table, and now does.
+    let env = [
+        ("DATABASE_URL", db.url().to_owned()),
+        ("ROKT_API_BASE_URL", p.mock.base_url()),
+        ("ROKT_APP_ID", "demo-app-id".to_owned()),
+        ("ROKT_APP_SECRET", "demo-app-secret".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (from, to) = (from.to_string(), to.to_string());
+    let config = config.to_str().unwrap();
+    let args = [
+        "--config",
+        config,
+        "--run-now",
+        "creative_daily",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
+    let out = tokio::task::block_in_place(|| run_binary(&args, &env));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        scalar(&db, &vanishing_sql).await,
+        0,
+        "the creative's rows went"
+    );
+    assert_eq!(
+        scalar(&db, rows).await,
+        rows_before - vanishing,
+        "and no other row"
+    );
+    assert_eq!(
+        scalar(&db, deleted_recorded).await,
+        vanishing,
+        "export_runs counts them"
+    );
+    let rerun: String = sqlx::query_scalar(fingerprint)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_ne!(rerun, before, "rows deleted and conversions restated");
+    assert_eq!(
+        scalar(&db, running).await,
+        0,
+        "no run left running: the killed one is marked failed by the next run"
+    );
+    let abandoned = scalar(
+        &db,
+        "SELECT count(*) FROM rokt.export_runs WHERE status = 'failed' \
+         AND error LIKE 'abandoned:%'",
+    )
+    .await;
+    assert_eq!(abandoned, 1);
     pool.close().await;
     p.mock.stop().await;
 }
