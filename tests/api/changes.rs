@@ -494,6 +494,71 @@ async fn on_sqlite_rows_the_api_no_longer_has_are_deleted_and_counted_too() {
     vanished_rows_are_deleted(Kind::Sqlite).await;
 }
 
+#[tokio::test]
+async fn fingerprints_of_the_old_layout_are_rewritten_once_and_only_vanished_rows_go() {
+    let db = Db::new(Kind::Postgres).await;
+    let p = pipeline(CREATIVES, db.url()).await;
+    let (from, to) = (days_ago(9), days_ago(1));
+    run(&p, &between("creative_daily", from, to)).await;
+    // What a release before the key half left: fingerprints that carry no key (random ones
+    // stand for them: an old fingerprint's high half is no key's hash either).
+    let pool = db.pg().pool().await;
+    sqlx::query("UPDATE rokt.creative_daily SET _row_hash = md5(random()::text)::uuid")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE public.old_hashes AS SELECT _row_hash FROM rokt.creative_daily")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    count_delete_statements(&db, "creative_daily").await;
+    let creative = p.mock.creative_ids(US)[1].clone();
+    let vanishing = format!(
+        "SELECT count(*) FROM rokt.creative_daily WHERE account_id = '{US}' \
+         AND creative_id = '{creative}' AND date >= '{}'",
+        days_ago(4)
+    );
+    let rows = "SELECT count(*) FROM rokt.creative_daily";
+    let (gone, total) = (scalar(&db, &vanishing).await, scalar(&db, rows).await);
+    assert!(gone > 0);
+    assert!(p.mock.invalidate_creative(US, &creative, days_ago(4)));
+
+    let upgraded = run(&p, &between("creative_daily", from, to)).await;
+    assert_eq!(
+        upgraded.rows_written(),
+        0,
+        "values unchanged: rewriting a fingerprint is no write"
+    );
+    assert_eq!(upgraded.rows_deleted(), u64::try_from(gone).unwrap());
+    assert_eq!(scalar(&db, &vanishing).await, 0);
+    assert_eq!(
+        scalar(&db, rows).await,
+        total - gone,
+        "no other row deleted"
+    );
+    let old_left = scalar(
+        &db,
+        "SELECT count(*) FROM rokt.creative_daily WHERE _row_hash IN \
+         (SELECT _row_hash FROM public.old_hashes)",
+    )
+    .await;
+    assert_eq!(
+        old_left, 0,
+        "every row left has a fingerprint of the new layout"
+    );
+    assert_eq!(
+        delete_statements(&db).await,
+        2,
+        "the first re-read cannot tell: one DELETE per window (one per account)"
+    );
+
+    let again = run(&p, &between("creative_daily", from, to)).await;
+    assert_eq!((again.rows_written(), again.rows_deleted()), (0, 0));
+    assert_eq!(delete_statements(&db).await, 2, "from then on, none");
+    p.mock.stop().await;
+}
+
 /// Answers without rows keep the days (with a warning on the run) unless `allow_empty`.
 async fn an_answer_without_rows_keeps_the_days(kind: Kind) {
     let db = Db::new(kind).await;
