@@ -300,7 +300,7 @@ impl Store {
                     // of the row that won). A stored row whose key is among them is updated by
                     // the upsert, however its values changed; one whose key is not has vanished.
                     let candidates = fingerprint::vanished(&stored.hashes, &keys);
-                    (!candidates.is_empty() || stored.unhashed > 0).then(|| load::Vanished {
+                    (!candidates.is_empty() || stored.unhashed > 0).then_some(load::Vanished {
                         scope,
                         candidates,
                         unhashed: stored.unhashed > 0,
