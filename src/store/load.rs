@@ -27,12 +27,15 @@ pub(super) struct Load<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// The stored rows a window replaces that its answer may no longer have: within `scope`, those
-/// whose fingerprint is one of `candidates` (stored, and not a fingerprint of any row of the
-/// answer) or that have none. Rows the upsert changed carry a new fingerprint by then.
+/// The stored rows a window replaces that its answer no longer has, to delete after the upsert:
+/// within `scope`, those whose fingerprint is one of `candidates` (stored, and its key hash none
+/// of the answer's: see `fingerprint::vanished`) and, with `unhashed`, those that have none. Only
+/// made when there is something to delete: never an empty list without `unhashed`. Rows of the
+/// answer carry a fingerprint with their key by then, which no candidate has.
 pub(super) struct Vanished<'a> {
     pub scope: Vec<Bound<'a>>,
     pub candidates: Vec<u128>,
+    pub unhashed: bool,
 }
 
 /// What a backend's commit did.

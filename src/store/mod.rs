@@ -198,7 +198,10 @@ impl Store {
     /// days writes 0 rows. Such rows are not even sent: the fingerprints (`_row_hash`) of the stored
     /// rows the window can touch are read first (see `fingerprint.rs`), and only rows with a
     /// fingerprint not among them go to the upsert. The same fingerprints say which stored rows
-    /// the answer no longer has: when every stored one is among the answer's, no delete is sent.
+    /// the answer no longer has (each carries its key's hash: `fingerprint::vanished`), so a
+    /// `DELETE` is sent only when some stored row's key is not in the answer (or a stored row has
+    /// no fingerprint), and it deletes exactly those rows. A re-read in which rows only changed
+    /// sends none.
     ///
     /// The run must be `running`, else [`StoreError::RunNotRunning`] and nothing is committed.
     pub async fn commit(&self, window: WindowLoad<'_>) -> Result<Committed, StoreError> {
@@ -215,13 +218,13 @@ impl Store {
         let prepared = spec::prepare(spec)?;
         let rows = spec::check_batch(&prepared, batch)?;
         let replaced = match &replace {
-            Some(r) => Some(replace_scope(&prepared, batch, r)?),
+            Some(r) => Some(replace_scope(&prepared, r)?),
             None => None,
         };
         // The stored fingerprints are read while this window's own are computed: the query goes
         // out first, and the hashing runs while the server answers.
         let scope = match &replaced {
-            Some(r) => r.read.clone(),
+            Some(r) => r.clone(),
             None => fingerprint::scope(&prepared, batch),
         };
         let read_stored = async {
@@ -229,7 +232,7 @@ impl Store {
                 return Ok(fingerprint::Stored::default());
             }
             if let Some(ahead) = ahead
-                && ahead.covers(&spec.table, &scope)
+                && ahead.covers(&spec.table, &scope, replaced.is_some())
             {
                 return Ok(ahead.stored);
             }
@@ -241,9 +244,19 @@ impl Store {
             // One pass gives each row's fingerprint and its key's hash (for the de-duplication).
             let hashes = fingerprint::row_hashes(&prepared, batch);
             let (selection, dropped) = spec::dedup(&prepared, batch, &hashes.keys);
-            (hashes.values, selection, dropped)
+            (hashes, selection, dropped)
         };
-        let (stored, (hashes, selection, dropped)) = tokio::join!(read_stored, compute);
+        let (
+            stored,
+            (
+                fingerprint::RowHashes {
+                    values: hashes,
+                    keys,
+                },
+                selection,
+                dropped,
+            ),
+        ) = tokio::join!(read_stored, compute);
         let stored = match stored {
             Ok(stored) => stored,
             // Knowing what is stored is what a replace needs; for an upsert it is only an
@@ -272,29 +285,25 @@ impl Store {
         };
         let mut kept_on_empty = 0;
         let vanished = match (replaced, &replace) {
-            (Some(r), Some(how)) => {
+            (Some(scope), Some(how)) => {
                 if batch.rows() == 0 && !stored.is_empty() && !how.empty_answer_empties {
                     // An empty answer for days that hold rows is more often an API hiccup than
                     // days that lost every row: keep them, and say so.
                     kept_on_empty = stored.rows();
                     None
                 } else if unchanged == stored.hashes.len() && stored.unhashed == 0 {
-                    // Every stored fingerprint is one of the answer's: nothing vanished.
+                    // Every stored fingerprint is one of the answer's: nothing vanished (and
+                    // no set of the answer's keys is needed to know it).
                     None
                 } else {
-                    // Every row's, a duplicate dropped above included: a stored row equal to one
-                    // has its key, so the upsert changes it and it is no candidate after all.
-                    let answer: fingerprint::Fingerprints =
-                        hashes.iter().map(|h| h.as_u128()).collect();
-                    let candidates: Vec<u128> = stored
-                        .hashes
-                        .iter()
-                        .filter(|h| !answer.contains(h))
-                        .copied()
-                        .collect();
-                    Some(load::Vanished {
-                        scope: r.delete,
+                    // The keys of every row, a duplicate dropped above included (it has the key
+                    // of the row that won). A stored row whose key is among them is updated by
+                    // the upsert, however its values changed; one whose key is not has vanished.
+                    let candidates = fingerprint::vanished(&stored.hashes, &keys);
+                    (!candidates.is_empty() || stored.unhashed > 0).then_some(load::Vanished {
+                        scope,
                         candidates,
+                        unhashed: stored.unhashed > 0,
                     })
                 }
             }
@@ -664,22 +673,22 @@ pub struct Committed {
     pub kept_on_empty: u64,
 }
 
-/// Where a replace reads the stored fingerprints (`read`: the account's days and any day the batch
-/// reaches beyond them) and where it deletes (`delete`: the account's days only).
-struct ReplaceScope<'a> {
-    read: Vec<fingerprint::Bound<'a>>,
-    delete: Vec<fingerprint::Bound<'a>>,
-}
-
+/// Where a replace reads the stored fingerprints and deletes what vanished: the account's days.
+///
+/// Exactly those days, also when the answer has rows beyond them (a `datetime` moved into the
+/// report's zone can land a day later): every stored fingerprint read must be one the window may
+/// delete, or a stored row of another day, whose key no row of the answer has, would be taken for
+/// vanished and a `DELETE` sent that deletes nothing. A row beyond these days is sent to the
+/// upsert without comparing (the upsert's `IS DISTINCT FROM` still leaves an unchanged one as it
+/// is).
 fn replace_scope<'a>(
     prepared: &spec::Prepared<'a>,
-    batch: &Batch,
     replace: &Replace<'a>,
-) -> Result<ReplaceScope<'a>, StoreError> {
+) -> Result<Vec<fingerprint::Bound<'a>>, StoreError> {
     let spec = prepared.spec;
     let account = prepared.key_idx.first().map(|&i| &spec.columns[i]);
-    let day = prepared.key_idx.get(1).map(|&i| (i, &spec.columns[i]));
-    let (Some(account), Some((day_at, day))) = (account, day) else {
+    let day = prepared.key_idx.get(1).map(|&i| &spec.columns[i]);
+    let (Some(account), Some(day)) = (account, day) else {
         return Err(StoreError::InvalidSpec {
             table: spec.table.clone(),
             reason: "a window can only replace days of a table keyed on an account and a day"
@@ -694,24 +703,11 @@ fn replace_scope<'a>(
                 .into(),
         });
     }
-    let (mut first, mut last) = (replace.first, replace.last);
-    if let Some(ColumnData::Date(days)) = batch.columns.get(day_at) {
-        for d in days.iter().flatten() {
-            first = first.min(*d);
-            last = last.max(*d);
-        }
-    }
     use fingerprint::Bound;
-    Ok(ReplaceScope {
-        read: vec![
-            Bound::Text(&account.name, replace.account_id),
-            Bound::Dates(&day.name, first, last),
-        ],
-        delete: vec![
-            Bound::Text(&account.name, replace.account_id),
-            Bound::Dates(&day.name, replace.first, replace.last),
-        ],
-    })
+    Ok(vec![
+        Bound::Text(&account.name, replace.account_id),
+        Bound::Dates(&day.name, replace.first, replace.last),
+    ])
 }
 
 /// The tables the migrations create (and sqlx's own record of them).
@@ -758,19 +754,26 @@ pub struct StoredRows {
 }
 
 impl StoredRows {
-    /// True when every stored row a batch of `table` with this `scope` can touch is among these:
-    /// the same account, days within these. (More rows than needed do no harm: a fingerprint
-    /// covers the row's day, so one of another day never equals a row of the batch.)
-    fn covers(&self, table: &str, scope: &[fingerprint::Bound<'_>]) -> bool {
+    /// True when these are the stored rows a batch of `table` with this `scope` can touch: the
+    /// same account, and days within these; with `exact` (a window that replaces its days),
+    /// exactly these days. (For an upsert more rows than needed do no harm: a fingerprint covers
+    /// the row's day, so one of another day never equals a row of the batch. A replace takes every
+    /// stored fingerprint whose key the answer lacks for a row to delete, so one of a day it does
+    /// not replace must not be among them.)
+    fn covers(&self, table: &str, scope: &[fingerprint::Bound<'_>], exact: bool) -> bool {
         use fingerprint::Bound;
+        let same_place = |a: &str, id: &str, d: &str| {
+            table == self.table
+                && a == self.account_column
+                && id == self.account_id
+                && d == self.day_column
+        };
         match scope {
-            [Bound::Text(a, id), Bound::Dates(d, first, last), ..] => {
-                table == self.table
-                    && *a == self.account_column
-                    && *id == self.account_id
-                    && *d == self.day_column
-                    && *first >= self.first
-                    && *last <= self.last
+            [Bound::Text(a, id), Bound::Dates(d, first, last)] if exact => {
+                same_place(a, id, d) && *first == self.first && *last == self.last
+            }
+            [Bound::Text(a, id), Bound::Dates(d, first, last), ..] if !exact => {
+                same_place(a, id, d) && *first >= self.first && *last <= self.last
             }
             _ => false,
         }
@@ -871,32 +874,58 @@ mod tests {
                 Bound::Dates("date", day(first), day(last)),
             ]
         };
-        assert!(ahead.covers("t", &scope("1", 1, 31)));
+        for exact in [false, true] {
+            assert!(
+                ahead.covers("t", &scope("1", 1, 31), exact),
+                "the days read"
+            );
+            assert!(
+                !ahead.covers("t", &scope("2", 1, 31), exact),
+                "another account"
+            );
+            assert!(
+                !ahead.covers("other", &scope("1", 1, 31), exact),
+                "another table"
+            );
+            let later = [
+                Bound::Text("account_id", "1"),
+                Bound::Dates("date", day(2), day(31) + chrono::Days::new(1)),
+            ];
+            assert!(!ahead.covers("t", &later, exact), "a day after those read");
+            let earlier = [
+                Bound::Text("account_id", "1"),
+                Bound::Dates("date", day(1) - chrono::Days::new(1), day(3)),
+            ];
+            assert!(
+                !ahead.covers("t", &earlier, exact),
+                "a day before those read"
+            );
+            assert!(
+                !ahead.covers("t", &[Bound::Text("account_id", "1")], exact),
+                "no day range"
+            );
+            assert!(!ahead.covers(
+                "t",
+                &[Bound::Text("x", "1"), Bound::Dates("date", day(1), day(2))],
+                exact
+            ));
+        }
+        // An upsert may use more rows than it needs; a replace deletes what it read and the
+        // answer lacks, so it needs exactly its days.
         assert!(
-            ahead.covers("t", &scope("1", 5, 9)),
+            ahead.covers("t", &scope("1", 5, 9), false),
             "fewer days than were read"
         );
-        let one_day = [scope("1", 7, 7), vec![Bound::Text("campaign_id", "c")]].concat();
-        assert!(ahead.covers("t", &one_day), "a narrower scope");
-        assert!(!ahead.covers("t", &scope("2", 1, 31)), "another account");
-        assert!(!ahead.covers("other", &scope("1", 1, 31)), "another table");
-        let later = [
-            Bound::Text("account_id", "1"),
-            Bound::Dates("date", day(2), day(31) + chrono::Days::new(1)),
-        ];
-        assert!(!ahead.covers("t", &later), "a day after those read");
-        let earlier = [
-            Bound::Text("account_id", "1"),
-            Bound::Dates("date", day(1) - chrono::Days::new(1), day(3)),
-        ];
-        assert!(!ahead.covers("t", &earlier), "a day before those read");
         assert!(
-            !ahead.covers("t", &[Bound::Text("account_id", "1")]),
-            "no day range"
+            !ahead.covers("t", &scope("1", 5, 9), true),
+            "a replace of fewer days than were read"
         );
-        assert!(!ahead.covers(
-            "t",
-            &[Bound::Text("x", "1"), Bound::Dates("date", day(1), day(2))]
-        ));
+        assert!(
+            !ahead.covers("t", &scope("1", 1, 30), true),
+            "a replace up to yesterday of a window read up to today"
+        );
+        let one_day = [scope("1", 7, 7), vec![Bound::Text("campaign_id", "c")]].concat();
+        assert!(ahead.covers("t", &one_day, false), "a narrower scope");
+        assert!(!ahead.covers("t", &one_day, true));
     }
 }

@@ -404,17 +404,22 @@ impl PgStore {
         }
         let mut deleted = 0u64;
         if let Some(vanished) = &load.vanished {
-            // After the upsert every row of the answer carries a fingerprint of the answer, so
-            // the rows of these days that still have one of the candidates' (or none) are the
-            // rows the answer no longer has.
+            // One statement, and only when a stored row's key is not in the answer (or a row has
+            // no fingerprint): after the upsert, rows of the answer carry fingerprints with their
+            // keys, none of which is a candidate.
             let scope = &vanished.scope;
             let n = scope_params(scope);
+            let hash = quote(ROW_HASH_COLUMN);
+            let unhashed = if vanished.unhashed {
+                format!("{hash} IS NULL OR ")
+            } else {
+                String::new()
+            };
             let sql = format!(
-                "DELETE FROM {} WHERE {} AND ({hash} IS NULL OR {hash} = ANY(${}::uuid[]))",
+                "DELETE FROM {} WHERE {} AND ({unhashed}{hash} = ANY(${}::uuid[]))",
                 quote(table),
                 scope_sql(scope, |i| format!("${i}")),
                 n + 1,
-                hash = quote(ROW_HASH_COLUMN),
             );
             let query = bind_scope!(sqlx::query(&sql), scope);
             let candidates: Vec<Uuid> = vanished

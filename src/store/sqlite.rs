@@ -352,9 +352,10 @@ impl SqliteStore {
         }
         let mut deleted = 0u64;
         if let Some(vanished) = &load.vanished {
-            // After the upsert every row of the answer carries a fingerprint of the answer, so
-            // the rows of these days that still have one of the candidates' (or none) are the
-            // rows the answer no longer has. The candidates go in lists under the bind limit.
+            // Only when a stored row's key is not in the answer (or a row has no fingerprint):
+            // after the upsert, rows of the answer carry fingerprints with their keys, none of
+            // which is a candidate. The candidates go in lists under the bind limit: one
+            // statement unless there are more than about 32,000.
             let scope = &vanished.scope;
             let room = MAX_PARAMS.saturating_sub(scope_params(scope)).max(1);
             let delete_err =
@@ -365,14 +366,22 @@ impl SqliteStore {
                 quote(table),
                 scope_sql(scope, |_| "?".to_owned())
             );
-            let unhashed = format!("{head}{hash} IS NULL");
-            deleted += bind_scope!(sqlx::query(&unhashed), scope)
-                .execute(&mut *tx)
-                .await
-                .map_err(delete_err)?
-                .rows_affected();
-            for list in vanished.candidates.chunks(room) {
-                let sql = format!("{head}{hash} IN ({})", vec!["?"; list.len()].join(", "));
+            let mut lists: Vec<&[u128]> = vanished.candidates.chunks(room).collect();
+            if lists.is_empty() {
+                lists.push(&[]); // only rows without a fingerprint
+            }
+            for (i, list) in lists.into_iter().enumerate() {
+                let mut conditions = Vec::with_capacity(2);
+                if i == 0 && vanished.unhashed {
+                    conditions.push(format!("{hash} IS NULL"));
+                }
+                if !list.is_empty() {
+                    conditions.push(format!("{hash} IN ({})", vec!["?"; list.len()].join(", ")));
+                }
+                if conditions.is_empty() {
+                    continue;
+                }
+                let sql = format!("{head}({})", conditions.join(" OR "));
                 let mut query = bind_scope!(sqlx::query(&sql), scope);
                 for h in list {
                     query = query.bind(Uuid::from_u128(*h));

@@ -50,8 +50,13 @@ struct Pipeline {
 }
 
 async fn pipeline(toml: &str, database_url: &str) -> Pipeline {
-    rokt_export::tls::install_crypto_provider();
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    pipeline_on(mock, toml, database_url).await
+}
+
+/// A pipeline on a simulated API already started (to read its campaigns for the job first).
+async fn pipeline_on(mock: MockServer, toml: &str, database_url: &str) -> Pipeline {
+    rokt_export::tls::install_crypto_provider();
     let env = Env::default()
         .with("DATABASE_URL", database_url)
         .with("ROKT_API_BASE_URL", &mock.base_url());
@@ -128,50 +133,183 @@ fn api_days(
     out
 }
 
-/// The same per (account, day) from a Postgres table.
+/// Which database a test body runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Postgres,
+    Sqlite,
+}
+
+/// A test's own database: a Postgres database (dropped with it) or a SQLite file in a temporary
+/// directory.
+enum Db {
+    Postgres(TestDb),
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+}
+
+/// A pool on a test's database, to look at what the export left.
+enum Pool {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl Db {
+    async fn new(kind: Kind) -> Db {
+        match kind {
+            Kind::Postgres => Db::Postgres(TestDb::new().await),
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("rokt.db").display());
+                Db::Sqlite { _dir: dir, url }
+            }
+        }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Db::Postgres(db) => &db.url,
+            Db::Sqlite { url, .. } => url,
+        }
+    }
+
+    /// The Postgres database (for the tests that run there only).
+    fn pg(&self) -> &TestDb {
+        match self {
+            Db::Postgres(db) => db,
+            Db::Sqlite { .. } => panic!("a Postgres test on SQLite"),
+        }
+    }
+
+    /// `name` as SQL on this database names it: in the store's schema on Postgres.
+    fn table(&self, name: &str) -> String {
+        match self {
+            Db::Postgres(_) => format!("rokt.{name}"),
+            Db::Sqlite { .. } => name.to_owned(),
+        }
+    }
+
+    async fn pool(&self) -> Pool {
+        match self {
+            Db::Postgres(db) => Pool::Postgres(db.pool().await),
+            Db::Sqlite { url, .. } => Pool::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap()),
+        }
+    }
+}
+
+impl Pool {
+    async fn scalar(&self, sql: &str) -> i64 {
+        match self {
+            Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+            Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        }
+    }
+
+    /// Every row of `sql`'s answer, each column read as text (`CAST(... AS TEXT)` them).
+    async fn texts(&self, sql: &str, columns: usize) -> Vec<Vec<String>> {
+        match self {
+            Pool::Postgres(p) => sqlx::query(sql)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (0..columns).map(|i| r.get(i)).collect())
+                .collect(),
+            Pool::Sqlite(p) => sqlx::query(sql)
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (0..columns).map(|i| r.get(i)).collect())
+                .collect(),
+        }
+    }
+
+    async fn execute(&self, sql: &str) {
+        match self {
+            Pool::Postgres(p) => {
+                sqlx::raw_sql(sql).execute(p).await.unwrap();
+            }
+            Pool::Sqlite(p) => {
+                sqlx::raw_sql(sql).execute(p).await.unwrap();
+            }
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Pool::Postgres(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+/// The same per (account, day) from a job table, on either database (each row's numbers read as
+/// text and added exactly here: SQLite's `sum` is a float's).
 async fn table_days(
-    db: &TestDb,
+    db: &Db,
     table: &str,
     from: NaiveDate,
     to: NaiveDate,
 ) -> BTreeMap<(String, String), (Vec<i128>, usize)> {
     let pool = db.pool().await;
-    let sums: Vec<String> = METRICS.iter().map(|m| format!("sum({m})::text")).collect();
+    let metrics: Vec<String> = METRICS
+        .iter()
+        .map(|m| format!("CAST({m} AS TEXT)"))
+        .collect();
     let sql = format!(
-        "SELECT account_id, date::text, count(*), {} FROM rokt.{table} \
-         WHERE date BETWEEN $1 AND $2 GROUP BY 1, 2",
-        sums.join(", ")
+        "SELECT account_id, CAST(date AS TEXT), {} FROM {} WHERE date BETWEEN '{from}' AND '{to}'",
+        metrics.join(", "),
+        db.table(table),
     );
-    let rows = sqlx::query(&sql)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let rows = pool.texts(&sql, 2 + METRICS.len()).await;
     pool.close().await;
-    rows.iter()
-        .map(|r| {
-            let count: i64 = r.get(2);
-            let sums = (0..METRICS.len())
-                .map(|i| micros(&r.get::<String, _>(3 + i)))
-                .collect();
-            (
-                (r.get(0), r.get(1)),
-                (sums, usize::try_from(count).unwrap()),
-            )
-        })
-        .collect()
+    let mut out: BTreeMap<(String, String), (Vec<i128>, usize)> = BTreeMap::new();
+    for row in rows {
+        let entry = out
+            .entry((row[0].clone(), row[1].clone()))
+            .or_insert((vec![0; METRICS.len()], 0));
+        for i in 0..METRICS.len() {
+            entry.0[i] += micros(&row[2 + i]);
+        }
+        entry.1 += 1;
+    }
+    out
 }
 
-async fn scalar(db: &TestDb, sql: &str) -> i64 {
+async fn scalar(db: &Db, sql: &str) -> i64 {
     let pool = db.pool().await;
-    let v: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    let v = pool.scalar(sql).await;
     pool.close().await;
     v
 }
 
-async fn primary_key(db: &TestDb, table: &str) -> Vec<String> {
+/// Counts the `DELETE` statements run on a Postgres table from now on (a statement-level trigger,
+/// which fires once per statement, also one that deletes nothing): read them with
+/// [`delete_statements`].
+async fn count_delete_statements(db: &Db, table: &str) {
     let pool = db.pool().await;
+    pool.execute(&format!(
+        "CREATE TABLE public.delete_statements (n bigint NOT NULL); \
+         INSERT INTO public.delete_statements VALUES (0); \
+         CREATE FUNCTION public.count_delete_statement() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN UPDATE public.delete_statements SET n = n + 1; RETURN NULL; END $$; \
+         CREATE TRIGGER count_delete_statements AFTER DELETE ON {} \
+         FOR EACH STATEMENT EXECUTE FUNCTION public.count_delete_statement();",
+        db.table(table)
+    ))
+    .await;
+    pool.close().await;
+}
+
+async fn delete_statements(db: &Db) -> i64 {
+    scalar(db, "SELECT n FROM public.delete_statements").await
+}
+
+async fn primary_key(db: &Db, table: &str) -> Vec<String> {
+    let pool = db.pg().pool().await;
     let key: Vec<String> = sqlx::query_scalar(
         "SELECT a.attname::text FROM pg_constraint c \
          JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) \
@@ -186,19 +324,31 @@ async fn primary_key(db: &TestDb, table: &str) -> Vec<String> {
     key
 }
 
-#[tokio::test]
-async fn a_rename_leaves_one_row_per_grain_and_sums_equal_the_apis() {
-    let db = TestDb::new().await;
-    let p = pipeline(CREATIVES, &db.url).await;
+const CREATIVE_DIMS: [&str; 4] = [
+    "campaign_id",
+    "campaign_name",
+    "creative_id",
+    "creative_name",
+];
+
+/// Renames and restated conversions: rows change, none vanishes. On Postgres, also that no
+/// `DELETE` statement is sent for it.
+async fn a_rename_leaves_one_row_per_grain(kind: Kind) {
+    let db = Db::new(kind).await;
+    let p = pipeline(CREATIVES, db.url()).await;
     let (from, to) = (days_ago(20), days_ago(1));
     run(&p, &between("creative_daily", from, to)).await;
-    assert_eq!(
-        primary_key(&db, "creative_daily").await,
-        ["account_id", "date", "campaign_id", "creative_id"],
-        "names are not part of the key"
-    );
+    if kind == Kind::Postgres {
+        assert_eq!(
+            primary_key(&db, "creative_daily").await,
+            ["account_id", "date", "campaign_id", "creative_id"],
+            "names are not part of the key"
+        );
+        count_delete_statements(&db, "creative_daily").await;
+    }
 
     // Two campaigns renamed: a live report shows the new name on every day, past days included.
+    // And a day passes: the last week's conversions are restated.
     let campaigns = p.mock.campaign_ids(US);
     for (i, id) in campaigns.iter().take(2).enumerate() {
         assert!(
@@ -206,32 +356,51 @@ async fn a_rename_leaves_one_row_per_grain_and_sums_equal_the_apis() {
                 .rename_campaign(US, id, &format!("Renamed {i} \"again\""))
         );
     }
+    p.mock.advance_time(1);
+    let table = db.table("creative_daily");
+    let restated_before = scalar(
+        &db,
+        &format!(
+            "SELECT count(*) FROM {table} WHERE date >= '{}' AND campaign_id NOT IN ('{}', '{}')",
+            days_ago(7),
+            campaigns[0],
+            campaigns[1]
+        ),
+    )
+    .await;
     let again = run(&p, &between("creative_daily", from, to)).await;
-    assert!(again.rows_written() > 0, "the renamed rows were rewritten");
+    assert!(
+        again.rows_written() > u64::try_from(restated_before).unwrap() / 2,
+        "the renamed and the restated rows were rewritten: {} written",
+        again.rows_written()
+    );
     assert_eq!(again.rows_deleted(), 0);
+    if kind == Kind::Postgres {
+        assert_eq!(
+            delete_statements(&db).await,
+            0,
+            "rows changed, none vanished: no DELETE was sent"
+        );
+    }
 
     let duplicates = scalar(
         &db,
-        "SELECT count(*) FROM (SELECT 1 FROM rokt.creative_daily \
-         GROUP BY account_id, date, campaign_id, creative_id HAVING count(*) > 1) d",
+        &format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {table} \
+             GROUP BY account_id, date, campaign_id, creative_id HAVING count(*) > 1) d"
+        ),
     )
     .await;
     assert_eq!(duplicates, 0);
-    let dims = [
-        "campaign_id",
-        "campaign_name",
-        "creative_id",
-        "creative_name",
-    ];
     assert_eq!(
         table_days(&db, "creative_daily", from, to).await,
-        api_days(&p.mock, &dims, from, to),
+        api_days(&p.mock, &CREATIVE_DIMS, from, to),
         "per account and day: every metric's sum and the row count equal the API's"
     );
     let old_name = scalar(
         &db,
         &format!(
-            "SELECT count(*) FROM rokt.creative_daily WHERE campaign_id = '{}' \
+            "SELECT count(*) FROM {table} WHERE campaign_id = '{}' \
              AND campaign_name NOT LIKE 'Renamed 0%'",
             campaigns[0]
         ),
@@ -242,54 +411,162 @@ async fn a_rename_leaves_one_row_per_grain_and_sums_equal_the_apis() {
 }
 
 #[tokio::test]
-async fn rows_the_api_no_longer_has_are_deleted_and_counted() {
-    let db = TestDb::new().await;
-    let p = pipeline(CREATIVES, &db.url).await;
+async fn a_rename_leaves_one_row_per_grain_and_sums_equal_the_apis() {
+    a_rename_leaves_one_row_per_grain(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn on_sqlite_a_rename_leaves_one_row_per_grain_too() {
+    a_rename_leaves_one_row_per_grain(Kind::Sqlite).await;
+}
+
+/// A creative invalidated: its rows of the re-read days are deleted, exactly those, and counted.
+/// On Postgres, also that one `DELETE` statement does it (one window of one account lost rows).
+async fn vanished_rows_are_deleted(kind: Kind) {
+    let db = Db::new(kind).await;
+    let p = pipeline(CREATIVES, db.url()).await;
     let (from, to) = (days_ago(20), days_ago(1));
     run(&p, &between("creative_daily", from, to)).await;
+    let table = db.table("creative_daily");
     let creative = p.mock.creative_ids(US)[3].clone();
     let invalid_from = days_ago(6);
     let vanishing = format!(
-        "SELECT count(*) FROM rokt.creative_daily WHERE account_id = '{US}' \
+        "SELECT count(*) FROM {table} WHERE account_id = '{US}' \
          AND creative_id = '{creative}' AND date >= '{invalid_from}'"
     );
+    let others = format!(
+        "SELECT count(*) FROM {table} WHERE NOT (account_id = '{US}' \
+         AND creative_id = '{creative}' AND date >= '{invalid_from}')"
+    );
     let before = scalar(&db, &vanishing).await;
+    let others_before = scalar(&db, &others).await;
     assert!(before > 0);
+    if kind == Kind::Postgres {
+        count_delete_statements(&db, "creative_daily").await;
+    }
     assert!(p.mock.invalidate_creative(US, &creative, invalid_from));
 
+    // One window per account (9 days, window_days = 10): the US one lost rows, the AU one none.
     let recent = run(&p, &between("creative_daily", days_ago(9), to)).await;
     assert_eq!(recent.rows_deleted(), u64::try_from(before).unwrap());
     assert_eq!(scalar(&db, &vanishing).await, 0);
+    assert_eq!(
+        scalar(&db, &others).await,
+        others_before,
+        "no other row was deleted"
+    );
+    if kind == Kind::Postgres {
+        assert_eq!(
+            delete_statements(&db).await,
+            1,
+            "one DELETE, by the US window"
+        );
+    }
     let recorded = scalar(
         &db,
-        "SELECT coalesce(sum(rows_deleted), 0)::bigint FROM rokt.export_runs",
+        &format!(
+            "SELECT CAST(coalesce(sum(rows_deleted), 0) AS BIGINT) FROM {}",
+            db.table("export_runs")
+        ),
     )
     .await;
     assert_eq!(recorded, before, "export_runs.rows_deleted counts them");
-    let dims = [
-        "campaign_id",
-        "campaign_name",
-        "creative_id",
-        "creative_name",
-    ];
     assert_eq!(
         table_days(&db, "creative_daily", from, to).await,
-        api_days(&p.mock, &dims, from, to)
+        api_days(&p.mock, &CREATIVE_DIMS, from, to)
     );
-    // An unchanged re-read deletes nothing and writes nothing.
+    // An unchanged re-read deletes nothing, writes nothing and sends no DELETE.
     let same = run(&p, &between("creative_daily", days_ago(9), to)).await;
     assert_eq!((same.rows_written(), same.rows_deleted()), (0, 0));
+    if kind == Kind::Postgres {
+        assert_eq!(delete_statements(&db).await, 1, "no further DELETE");
+    }
     p.mock.stop().await;
 }
 
 #[tokio::test]
-async fn an_answer_without_rows_keeps_the_days_unless_told_otherwise() {
-    let db = TestDb::new().await;
-    let p = pipeline(CREATIVES, &db.url).await;
+async fn rows_the_api_no_longer_has_are_deleted_and_counted() {
+    vanished_rows_are_deleted(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn on_sqlite_rows_the_api_no_longer_has_are_deleted_and_counted_too() {
+    vanished_rows_are_deleted(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn fingerprints_of_the_old_layout_are_rewritten_once_and_only_vanished_rows_go() {
+    let db = Db::new(Kind::Postgres).await;
+    let p = pipeline(CREATIVES, db.url()).await;
+    let (from, to) = (days_ago(9), days_ago(1));
+    run(&p, &between("creative_daily", from, to)).await;
+    // What a release before the key half left: fingerprints that carry no key (random ones
+    // stand for them: an old fingerprint's high half is no key's hash either).
+    let pool = db.pg().pool().await;
+    sqlx::query("UPDATE rokt.creative_daily SET _row_hash = md5(random()::text)::uuid")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE public.old_hashes AS SELECT _row_hash FROM rokt.creative_daily")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    count_delete_statements(&db, "creative_daily").await;
+    let creative = p.mock.creative_ids(US)[1].clone();
+    let vanishing = format!(
+        "SELECT count(*) FROM rokt.creative_daily WHERE account_id = '{US}' \
+         AND creative_id = '{creative}' AND date >= '{}'",
+        days_ago(4)
+    );
+    let rows = "SELECT count(*) FROM rokt.creative_daily";
+    let (gone, total) = (scalar(&db, &vanishing).await, scalar(&db, rows).await);
+    assert!(gone > 0);
+    assert!(p.mock.invalidate_creative(US, &creative, days_ago(4)));
+
+    let upgraded = run(&p, &between("creative_daily", from, to)).await;
+    assert_eq!(
+        upgraded.rows_written(),
+        0,
+        "values unchanged: rewriting a fingerprint is no write"
+    );
+    assert_eq!(upgraded.rows_deleted(), u64::try_from(gone).unwrap());
+    assert_eq!(scalar(&db, &vanishing).await, 0);
+    assert_eq!(
+        scalar(&db, rows).await,
+        total - gone,
+        "no other row deleted"
+    );
+    let old_left = scalar(
+        &db,
+        "SELECT count(*) FROM rokt.creative_daily WHERE _row_hash IN \
+         (SELECT _row_hash FROM public.old_hashes)",
+    )
+    .await;
+    assert_eq!(
+        old_left, 0,
+        "every row left has a fingerprint of the new layout"
+    );
+    assert_eq!(
+        delete_statements(&db).await,
+        2,
+        "the first re-read cannot tell: one DELETE per window (one per account)"
+    );
+
+    let again = run(&p, &between("creative_daily", from, to)).await;
+    assert_eq!((again.rows_written(), again.rows_deleted()), (0, 0));
+    assert_eq!(delete_statements(&db).await, 2, "from then on, none");
+    p.mock.stop().await;
+}
+
+/// Answers without rows keep the days (with a warning on the run) unless `allow_empty`.
+async fn an_answer_without_rows_keeps_the_days(kind: Kind) {
+    let db = Db::new(kind).await;
+    let p = pipeline(CREATIVES, db.url()).await;
     let (from, to) = (days_ago(12), days_ago(1));
     run(&p, &between("creative_daily", from, to)).await;
-    let rows = "SELECT count(*) FROM rokt.creative_daily";
-    let before = scalar(&db, rows).await;
+    let rows = format!("SELECT count(*) FROM {}", db.table("creative_daily"));
+    let before = scalar(&db, &rows).await;
 
     for shape in [NoData::Missing, NoData::Null] {
         p.mock.set_faults(Faults {
@@ -297,7 +574,7 @@ async fn an_answer_without_rows_keeps_the_days_unless_told_otherwise() {
             ..Faults::default()
         });
         let empty = run(&p, &between("creative_daily", from, to)).await;
-        assert_eq!(scalar(&db, rows).await, before, "{shape:?}: rows kept");
+        assert_eq!(scalar(&db, &rows).await, before, "{shape:?}: rows kept");
         assert_eq!(empty.rows_deleted(), 0);
         assert_eq!(empty.empty_answers(), 4, "two windows of two accounts");
         assert!(
@@ -308,25 +585,166 @@ async fn an_answer_without_rows_keeps_the_days_unless_told_otherwise() {
     }
     let warned = scalar(
         &db,
-        "SELECT count(*) FROM rokt.export_runs WHERE warnings LIKE '%no rows%'",
+        &format!(
+            "SELECT count(*) FROM {} WHERE warnings LIKE '%no rows%'",
+            db.table("export_runs")
+        ),
     )
     .await;
     assert_eq!(warned, 8, "recorded on each run");
 
-    // Told so, an empty answer empties its days.
+    // Told so, an empty answer empties its days, and only those.
+    let earlier = format!(
+        "SELECT count(*) FROM {} WHERE date < '{}'",
+        db.table("creative_daily"),
+        days_ago(3)
+    );
+    let earlier_before = scalar(&db, &earlier).await;
     let mut emptying = between("creative_daily", days_ago(3), to);
     emptying.allow_empty = true;
     let emptied = run(&p, &emptying).await;
-    assert!(emptied.rows_deleted() > 0);
+    assert_eq!(
+        emptied.rows_deleted(),
+        u64::try_from(before - earlier_before).unwrap()
+    );
     let left = scalar(
         &db,
         &format!(
-            "SELECT count(*) FROM rokt.creative_daily WHERE date >= '{}'",
+            "SELECT count(*) FROM {} WHERE date >= '{}'",
+            db.table("creative_daily"),
             days_ago(3)
         ),
     )
     .await;
     assert_eq!(left, 0);
+    assert_eq!(scalar(&db, &earlier).await, earlier_before);
+    p.mock.stop().await;
+}
+
+#[tokio::test]
+async fn an_answer_without_rows_keeps_the_days_unless_told_otherwise() {
+    an_answer_without_rows_keeps_the_days(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn on_sqlite_an_answer_without_rows_keeps_the_days_unless_told_otherwise_too() {
+    an_answer_without_rows_keeps_the_days(Kind::Sqlite).await;
+}
+
+/// A generic job: one campaign's creative breakdown (a legacy endpoint), one day per window, so
+/// its rows are keyed by account, `window_start` and the creative (`groupByValue`).
+fn creative_breakdown(campaign: &str) -> String {
+    format!(
+        r#"
+[[jobs]]
+name = "creative_breakdown"
+schedule = "0 6 * * *"
+accounts = ["{US}"]
+endpoint = "/reporting/accounts/{{account_id}}/campaigns/{campaign}/breakdown"
+query = {{ dateStart = "{{start_date}}", dateEnd = "{{end_date}}", currency = "{{currency}}", timeZoneVariation = "{{timezone}}", groupby = "creative" }}
+records = "/data/items"
+key = ["groupByValue"]
+window_days = 1
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_generic_job_replaces_each_window_start_and_keeps_a_day_answered_empty() {
+    let db = Db::new(Kind::Postgres).await;
+    let mock = MockServer::start(MockConfig::default()).await.unwrap();
+    let (from, to) = (days_ago(4), days_ago(1));
+    // The US campaign with the most creatives over those days.
+    let dims = ["campaign_id".to_owned(), "creative_id".to_owned()];
+    let mut creatives: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for row in mock.query_rows(
+        US,
+        "campaigns",
+        &dims,
+        &["impressions".to_owned()],
+        from,
+        to.succ_opt().unwrap(),
+        true,
+    ) {
+        let id = |k: &str| row[k].as_str().unwrap().to_owned();
+        creatives
+            .entry(id("campaign_id"))
+            .or_default()
+            .insert(id("creative_id"));
+    }
+    let (campaign, its) = creatives
+        .iter()
+        .max_by_key(|(_, c)| c.len())
+        .map(|(id, c)| (id.clone(), c.iter().cloned().collect::<Vec<_>>()))
+        .unwrap();
+    assert!(its.len() >= 2, "{campaign} has {its:?}");
+    let p = pipeline_on(mock, &creative_breakdown(&campaign), db.url()).await;
+    let first = run(&p, &between("creative_breakdown", from, to)).await;
+    assert_eq!(first.windows.len(), 4, "one window per day");
+    count_delete_statements(&db, "creative_breakdown").await;
+    let table = db.table("creative_breakdown");
+    let all = format!("SELECT count(*) FROM {table}");
+    let total = scalar(&db, &all).await;
+
+    // One creative invalidated from two days ago: gone from the windows of those two days.
+    let (gone, invalid_from) = (&its[0], days_ago(2));
+    let vanishing = format!(
+        "SELECT count(*) FROM {table} WHERE account_id = '{US}' AND group_by_value = '{gone}' \
+         AND window_start >= '{invalid_from}'"
+    );
+    let before = scalar(&db, &vanishing).await;
+    let days = scalar(
+        &db,
+        &format!(
+            "SELECT count(DISTINCT window_start) FROM {table} WHERE group_by_value = '{gone}' \
+             AND window_start >= '{invalid_from}'"
+        ),
+    )
+    .await;
+    assert!(before > 0 && days > 0);
+    assert!(p.mock.invalidate_creative(US, gone, invalid_from));
+    let again = run(&p, &between("creative_breakdown", from, to)).await;
+    assert_eq!(again.rows_deleted(), u64::try_from(before).unwrap());
+    assert_eq!(scalar(&db, &vanishing).await, 0);
+    assert_eq!(
+        scalar(&db, &all).await,
+        total - before,
+        "no other row was deleted: the creative's earlier days stay"
+    );
+    assert_eq!(
+        delete_statements(&db).await,
+        days,
+        "one DELETE per window (account and window_start) that lost a row, none for the others"
+    );
+
+    // Every creative of the campaign invalidated from yesterday: that day's answer has no
+    // items at all, which is taken for a hiccup: its rows are kept, with a warning.
+    let last = format!("SELECT count(*) FROM {table} WHERE window_start = '{to}'");
+    let kept = scalar(&db, &last).await;
+    assert!(kept > 0);
+    for creative in &its[1..] {
+        assert!(p.mock.invalidate_creative(US, creative, to));
+    }
+    let empty = run(&p, &between("creative_breakdown", to, to)).await;
+    assert_eq!(empty.rows_deleted(), 0);
+    assert_eq!(empty.empty_answers(), 1);
+    assert!(
+        empty.warnings().iter().any(|w| w.contains("no rows")),
+        "{:?}",
+        empty.warnings()
+    );
+    assert_eq!(scalar(&db, &last).await, kept, "rows kept");
+    assert_eq!(delete_statements(&db).await, days, "no DELETE sent");
+    let warned = scalar(
+        &db,
+        &format!(
+            "SELECT count(*) FROM {} WHERE job = 'creative_breakdown' AND window_start = '{to}' \
+             AND warnings LIKE '%no rows%'",
+            db.table("export_runs")
+        ),
+    )
+    .await;
+    assert_eq!(warned, 1, "recorded on the run");
     p.mock.stop().await;
 }
 
@@ -358,9 +776,9 @@ fn old_twins_sql(table: &str, campaign: &str, since: NaiveDate, older: &str) -> 
 
 #[tokio::test]
 async fn a_table_keyed_on_names_is_brought_to_its_grain_keeping_the_newest_rows() {
-    let db = TestDb::new().await;
+    let db = Db::new(Kind::Postgres).await;
     let (from, to) = (days_ago(10), days_ago(1));
-    let old = pipeline(NAMED_KEY, &db.url).await;
+    let old = pipeline(NAMED_KEY, db.url()).await;
     run(&old, &between("campaign_daily", from, to)).await;
     assert_eq!(
         primary_key(&db, "campaign_daily").await,
@@ -368,7 +786,7 @@ async fn a_table_keyed_on_names_is_brought_to_its_grain_keeping_the_newest_rows(
     );
     let renamed = old.mock.campaign_ids(US)[1].clone();
     old.mock.stop().await;
-    let pool = db.pool().await;
+    let pool = db.pg().pool().await;
     let sql = old_twins_sql(
         "rokt.campaign_daily",
         &renamed,
@@ -388,7 +806,7 @@ async fn a_table_keyed_on_names_is_brought_to_its_grain_keeping_the_newest_rows(
 
     // The new release: the job's key is its grain; the first run upgrades the table.
     let grain_job = NAMED_KEY.replace("key = [\"campaign_id\", \"campaign_name\"]\n", "");
-    let new = pipeline(&grain_job, &db.url).await;
+    let new = pipeline(&grain_job, db.url()).await;
     run(&new, &between("campaign_daily", to, to)).await;
     assert_eq!(
         primary_key(&db, "campaign_daily").await,
@@ -466,11 +884,11 @@ async fn on_sqlite_a_table_keyed_on_names_is_brought_to_its_grain_too() {
 
 #[tokio::test]
 async fn each_account_is_read_in_its_own_zone_and_currency() {
-    let db = TestDb::new().await;
-    let p = pipeline(CREATIVES, &db.url).await;
+    let db = Db::new(Kind::Postgres).await;
+    let p = pipeline(CREATIVES, db.url()).await;
     let (from, to) = (days_ago(12), days_ago(2));
     run(&p, &between("creative_daily", from, to)).await;
-    let pool = db.pool().await;
+    let pool = db.pg().pool().await;
     let units: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT DISTINCT account_id, timezone, currency FROM rokt.creative_daily ORDER BY 1",
     )
@@ -517,7 +935,7 @@ async fn each_account_is_read_in_its_own_zone_and_currency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_would_change_an_accounts_zone_is_refused_until_reloaded() {
-    let db = TestDb::new().await;
+    let db = Db::new(Kind::Postgres).await;
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
     let job = |units: &str| {
         format!(
@@ -527,7 +945,7 @@ async fn a_run_that_would_change_an_accounts_zone_is_refused_until_reloaded() {
     };
     let env = |config: &std::path::Path| {
         vec![
-            ("DATABASE_URL".to_owned(), db.url.clone()),
+            ("DATABASE_URL".to_owned(), db.url().to_owned()),
             ("ROKT_API_BASE_URL".to_owned(), mock.base_url()),
             ("ROKT_APP_ID".to_owned(), "demo-app-id".to_owned()),
             ("ROKT_APP_SECRET".to_owned(), "demo-app-secret".to_owned()),
@@ -569,7 +987,7 @@ async fn a_run_that_would_change_an_accounts_zone_is_refused_until_reloaded() {
 
     let out = tokio::task::block_in_place(|| run_now(&own, &["--reload"]));
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let pool = db.pool().await;
+    let pool = db.pg().pool().await;
     let units: Vec<(String, String)> =
         sqlx::query_as("SELECT DISTINCT timezone, currency FROM rokt.campaign_daily")
             .fetch_all(&pool)
@@ -582,7 +1000,7 @@ async fn a_run_that_would_change_an_accounts_zone_is_refused_until_reloaded() {
 
 #[tokio::test]
 async fn an_api_that_refuses_a_future_end_date_gets_windows_ending_today() {
-    let db = TestDb::new().await;
+    let db = Db::new(Kind::Postgres).await;
     let toml = r#"
 [[jobs]]
 name = "campaign_daily"
@@ -595,7 +1013,7 @@ dimensions = ["campaign_id"]
 metrics = ["impressions"]
 window_days = 3
 "#;
-    let p = pipeline(toml, &db.url).await;
+    let p = pipeline(toml, db.url()).await;
     p.mock.set_faults(Faults {
         refuse_future_end_date: true,
         ..Faults::default()
@@ -627,7 +1045,7 @@ window_days = 3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_while_its_window_deletes_leaves_all_or_nothing() {
-    let db = TestDb::new().await;
+    let db = Db::new(Kind::Postgres).await;
     let toml = r#"
 [[jobs]]
 name = "creative_daily"
@@ -639,12 +1057,12 @@ currency = "USD"
 dimensions = ["campaign_id", "creative_id"]
 metrics = ["impressions", "acquisitions"]
 "#;
-    let p = pipeline(toml, &db.url).await;
+    let p = pipeline(toml, db.url()).await;
     let (from, to) = (days_ago(6), days_ago(1));
     run(&p, &between("creative_daily", from, to)).await;
     let fingerprint = "SELECT count(*) || ':' || sum(impressions) || ':' || sum(acquisitions) \
                        FROM rokt.creative_daily";
-    let pool = db.pool().await;
+    let pool = db.pg().pool().await;
     let before: String = sqlx::query_scalar(fingerprint)
         .fetch_one(&pool)
         .await
@@ -653,6 +1071,17 @@ metrics = ["impressions", "acquisitions"]
     // The next load both rewrites rows (conversions restated) and deletes some (a creative gone).
     p.mock.advance_time(1);
     let creative = p.mock.creative_ids(US)[2].clone();
+    let vanishing_sql = format!(
+        "SELECT count(*) FROM rokt.creative_daily WHERE creative_id = '{creative}' \
+         AND date >= '{}'",
+        days_ago(3)
+    );
+    let vanishing = scalar(&db, &vanishing_sql).await;
+    assert!(vanishing > 0, "the creative has rows to lose");
+    let rows = "SELECT count(*) FROM rokt.creative_daily";
+    let rows_before = scalar(&db, rows).await;
+    let state = "SELECT high_water_date::text || ' ' || updated_at::text FROM rokt.export_state";
+    let state_before: String = sqlx::query_scalar(state).fetch_one(&pool).await.unwrap();
     assert!(p.mock.invalidate_creative(US, &creative, days_ago(3)));
     // Hold the rows that will be deleted, so the window's DELETE waits inside its transaction.
     let mut holder = pool.begin().await.unwrap();
@@ -678,7 +1107,7 @@ metrics = ["impressions", "acquisitions"]
         ])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", db.url())
         .env("ROKT_API_BASE_URL", p.mock.base_url())
         .env("ROKT_APP_ID", "demo-app-id")
         .env("ROKT_APP_SECRET", "demo-app-secret")
@@ -718,6 +1147,71 @@ metrics = ["impressions", "acquisitions"]
         after, before,
         "neither the rewritten nor the deleted rows of the window"
     );
+    let state_after: String = sqlx::query_scalar(state).fetch_one(&pool).await.unwrap();
+    assert_eq!(state_after, state_before, "nor its state");
+    let running = "SELECT count(*) FROM rokt.export_runs WHERE status = 'running'";
+    assert_eq!(
+        scalar(&db, running).await,
+        1,
+        "the killed window's run record, as it was started, and nothing recorded of its end"
+    );
+    let deleted_recorded = "SELECT coalesce(sum(rows_deleted), 0)::bigint FROM rokt.export_runs";
+    assert_eq!(scalar(&db, deleted_recorded).await, 0);
+
+    // The same window again, to the end: it would have changed the table, and now does.
+    let env = [
+        ("DATABASE_URL", db.url().to_owned()),
+        ("ROKT_API_BASE_URL", p.mock.base_url()),
+        ("ROKT_APP_ID", "demo-app-id".to_owned()),
+        ("ROKT_APP_SECRET", "demo-app-secret".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (from, to) = (from.to_string(), to.to_string());
+    let config = config.to_str().unwrap();
+    let args = [
+        "--config",
+        config,
+        "--run-now",
+        "creative_daily",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
+    let out = tokio::task::block_in_place(|| run_binary(&args, &env));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        scalar(&db, &vanishing_sql).await,
+        0,
+        "the creative's rows went"
+    );
+    assert_eq!(
+        scalar(&db, rows).await,
+        rows_before - vanishing,
+        "and no other row"
+    );
+    assert_eq!(
+        scalar(&db, deleted_recorded).await,
+        vanishing,
+        "export_runs counts them"
+    );
+    let rerun: String = sqlx::query_scalar(fingerprint)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_ne!(rerun, before, "rows deleted and conversions restated");
+    assert_eq!(
+        scalar(&db, running).await,
+        0,
+        "no run left running: the killed one is marked failed by the next run"
+    );
+    let abandoned = scalar(
+        &db,
+        "SELECT count(*) FROM rokt.export_runs WHERE status = 'failed' \
+         AND error LIKE 'abandoned:%'",
+    )
+    .await;
+    assert_eq!(abandoned, 1);
     pool.close().await;
     p.mock.stop().await;
 }
