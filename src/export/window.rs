@@ -34,6 +34,9 @@ pub(super) struct Scope<'a> {
     pub stop: &'a CancellationToken,
     /// An answer without rows empties days that hold rows (`--allow-empty`).
     pub allow_empty: bool,
+    /// `--reload`: each account's first window to commit also deletes the account's other rows
+    /// and its state, in its own transaction.
+    pub reload: bool,
     /// Set when a failure means no window can succeed (rejected credentials): the other accounts
     /// stop too instead of each asking the token endpoint again.
     pub abort: AtomicBool,
@@ -62,6 +65,7 @@ pub(super) async fn run_account(scope: &Scope<'_>, plan: AccountPlan) -> Vec<Win
     let account = Account {
         target: &target,
         today,
+        reload: false,
     };
     let mut out = Vec::with_capacity(windows.len());
     let mut prefetched: Option<Fetched> = None;
@@ -69,6 +73,9 @@ pub(super) async fn run_account(scope: &Scope<'_>, plan: AccountPlan) -> Vec<Win
     // The columns of the window loaded last, for the window fetched next to fill (see
     // `query::QueryStream::reusing`): two windows' columns go round instead of new ones each time.
     let mut spare: Option<Batch> = None;
+    // A reload's deletions go with the first window that commits: should it fail, nothing of the
+    // account was deleted and its later windows are not attempted.
+    let mut reload = scope.reload;
     for (i, window) in windows.iter().copied().enumerate() {
         let stopping = prefetched.is_none() && scope.stop.is_cancelled();
         if stop || stopping || scope.abort.load(Ordering::Relaxed) {
@@ -93,9 +100,11 @@ pub(super) async fn run_account(scope: &Scope<'_>, plan: AccountPlan) -> Vec<Win
         // this one has no rows on the next one's days (a `datetime` that is not a midnight is
         // moved into the report's time zone, so a row can land a day later): else they could be
         // read before this commit changes them, and a changed row would be taken as unchanged.
-        let read_ahead = next_window.is_some_and(|next| !reaches_into(&current, next));
+        // Nor while this one reloads: its commit deletes the account's rows of the next days.
+        let read_ahead = !reload && next_window.is_some_and(|next| !reaches_into(&current, next));
+        let committing = Account { reload, ..account };
         let (result, next) = tokio::join!(
-            finish(scope, &account, current, &mut high_water, &mut spare),
+            finish(scope, &committing, current, &mut high_water, &mut spare),
             async {
                 match next_window {
                     Some(w) if !scope.stop.is_cancelled() => {
@@ -106,6 +115,7 @@ pub(super) async fn run_account(scope: &Scope<'_>, plan: AccountPlan) -> Vec<Win
             }
         );
         stop = !matches!(result.outcome, WindowOutcome::Succeeded { .. });
+        reload &= stop;
         if matches!(
             result.outcome,
             WindowOutcome::Failed {
@@ -143,6 +153,8 @@ struct Account<'a> {
     target: &'a Target,
     /// Today in the account's report zone.
     today: NaiveDate,
+    /// Whether the window committed now carries the run's `--reload` (the account's first).
+    reload: bool,
 }
 
 /// A window fetched and parsed, or the reason it could not be.
@@ -637,12 +649,26 @@ async fn commit(
         timezone: target.zone.name().to_owned(),
         currency: target.currency.clone(),
     };
-    let replace = parsed.asked.map(|days| Replace {
-        account_id: &target.id,
-        first: days.start,
-        last: days.last,
-        empty_answer_empties: scope.allow_empty,
-    });
+    let reload = account.reload.then_some(scope.job.name.as_str());
+    let replace = match parsed.asked {
+        Some(days) => Some(Replace {
+            account_id: &target.id,
+            first: days.start,
+            last: days.last,
+            // A reload replaces the whole range: rows of another zone or currency never stay.
+            empty_answer_empties: scope.allow_empty || reload.is_some(),
+            reload,
+        }),
+        // Nothing was asked (today alone, from an API that refuses a future `endDate`), yet a
+        // reload still resets the account: no day replaced, none kept.
+        None => reload.map(|job| Replace {
+            account_id: &target.id,
+            first: window.start,
+            last: window.start.pred_opt().unwrap_or(window.start),
+            empty_answer_empties: true,
+            reload: Some(job),
+        }),
+    };
     let committed = scope
         .ctx
         .store

@@ -317,6 +317,10 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(run_err)?;
+        let mut deleted = match &load.reset {
+            Some(reset) => Runs::<Sqlite>::reset_account(&mut tx, reset).await?,
+            None => 0,
+        };
         let mut written = 0u64;
         let mut full_sql: Option<String> = None;
         for chunk in load.selection.chunks(chunk_rows) {
@@ -350,7 +354,6 @@ impl SqliteStore {
                 .map_err(upsert_err)?;
             written += run_ids.iter().filter(|&&id| id == load.run_id).count() as u64;
         }
-        let mut deleted = 0u64;
         if let Some(vanished) = &load.vanished {
             // After the upsert every row of the answer carries a fingerprint of the answer, so
             // the rows of these days that still have one of the candidates' (or none) are the

@@ -22,6 +22,7 @@ mod onboarding;
 mod ops;
 mod postgres;
 mod refused_values;
+mod reload;
 mod store;
 mod terminal;
 mod verify;
