@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument as _, info, info_span, warn};
+use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use super::accounts::Target;
 use super::plan::{self, Window};
@@ -434,11 +434,12 @@ async fn fetch_rows(
             let mut asked = asked_days(window, account.today, end_today);
             let mut warnings = Vec::new();
             let Some(days) = asked else {
+                debug!(today = %account.today, "{}", refused_future_note(account.today));
                 return Ok(Parsed {
                     spec,
                     batch: Batch::default(),
                     asked: None,
-                    warnings: vec![refused_future_note(account.today)],
+                    warnings: Vec::new(),
                     ahead: None,
                 });
             };
@@ -450,19 +451,23 @@ async fn fetch_rows(
                 // Every client sends tomorrow as the exclusive `endDate` to include today; this
                 // API refuses it, so windows end today from now on (today is still changing and
                 // never counted as fully loaded anyway).
-                if !ctx.shared.end_today.swap(true, Ordering::Relaxed) {
+                // Said once per process (an INFO line, and a remark on the window that found it):
+                // from then on it is how this API works, not news, so later windows only debug.
+                if ctx.shared.end_today.swap(true, Ordering::Relaxed) {
+                    debug!("{}", refused_future_note(account.today));
+                } else {
                     info!(
                         "the API refuses an endDate in the future: windows end today (exclusive) from now on"
                     );
+                    warnings.push(refused_future_note(account.today));
                 }
-                warnings.push(refused_future_note(account.today));
                 asked = asked_days(window, account.today, true);
                 read = match asked {
                     Some(days) => query_window(scope, q, target, days, None, api_requests).await,
                     None => Ok((Batch::default(), Notes::default())),
                 };
             } else if end_today && asked != Some(window) {
-                warnings.push(refused_future_note(account.today));
+                debug!("{}", refused_future_note(account.today));
             }
             let (batch, notes) = read.map_err(|e| match e {
                 Fetch::Api(e) => WindowError::from(e),

@@ -18,6 +18,7 @@ mod hostile;
 mod hostile_peers;
 mod logs;
 mod mock;
+mod odd_answers;
 mod onboarding;
 mod ops;
 mod postgres;
