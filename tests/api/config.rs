@@ -567,3 +567,38 @@ fn the_readme_configuration_reference_matches_the_code() {
         rows.join("\n")
     );
 }
+
+#[test]
+fn a_query_jobs_key_names_its_own_dimensions_once_and_is_not_empty() {
+    let dims = "dimensions = [\"campaign_id\", \"campaign_name\"]";
+    // Line 7 holds `dimensions`, line 8 `key`.
+    assert_problem(
+        &job_with(&format!("{dims}\nkey = []")),
+        8,
+        "jobs[0].key",
+        "is empty, which would keep one row per account and day",
+    );
+    assert_problem(
+        &job_with(&format!("{dims}\nkey = [\"campaign_idd\"]")),
+        8,
+        "jobs[0].key[0]",
+        "\"campaign_idd\" is not one of the job's dimensions (did you mean \"campaign_id\"?)",
+    );
+    assert_problem(
+        &job_with(&format!("{dims}\nkey = [\"creative_id\"]")),
+        8,
+        "jobs[0].key[0]",
+        "not one of the job's dimensions",
+    );
+    assert_problem(
+        &job_with(&format!("{dims}\nkey = [\"campaign_id\", \"campaign_id\"]")),
+        8,
+        "jobs[0].key[1]",
+        "\"campaign_id\" is listed twice",
+    );
+    // Without dimensions there is nothing to name: one row per account and day is the grain.
+    let (code, stderr) = validate(&job_with("key = []"));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = validate(&job_with(&format!("{dims}\nkey = [\"campaign_id\"]")));
+    assert_eq!(code, 0, "{stderr}");
+}
