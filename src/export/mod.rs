@@ -165,6 +165,10 @@ pub enum WindowOutcome {
         rows_deleted: u64,
         /// Rows kept because the answer had none at all for days that hold them.
         kept_on_empty: u64,
+        /// Rows of the answer that were empty (`{}` or `[]`), skipped.
+        rows_skipped_empty: u64,
+        /// Rows of the answer that lacked a dimension (kept).
+        rows_missing_dimension: u64,
         /// What the run noticed about the answer (rows skipped, an empty answer whose rows were
         /// kept), also in the run record.
         warnings: Vec<String>,
@@ -231,6 +235,33 @@ impl RunResult {
             .iter()
             .map(|w| match w.outcome {
                 WindowOutcome::Succeeded { rows_deleted, .. } => rows_deleted,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Rows skipped because they were empty (`{}` or `[]`).
+    pub fn rows_skipped_empty(&self) -> u64 {
+        self.windows
+            .iter()
+            .map(|w| match w.outcome {
+                WindowOutcome::Succeeded {
+                    rows_skipped_empty, ..
+                } => rows_skipped_empty,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Rows kept although they lacked a dimension.
+    pub fn rows_missing_dimension(&self) -> u64 {
+        self.windows
+            .iter()
+            .map(|w| match w.outcome {
+                WindowOutcome::Succeeded {
+                    rows_missing_dimension,
+                    ..
+                } => rows_missing_dimension,
                 _ => 0,
             })
             .sum()

@@ -176,6 +176,9 @@ struct Parsed {
     asked: Option<Window>,
     /// What reading the answer noticed.
     warnings: Vec<String>,
+    /// Rows of the answer skipped as empty, and rows that lacked a dimension (see [`Notes`]).
+    skipped_empty: u64,
+    missing_dimension: u64,
     /// The fingerprints of the stored rows of the window's days, read while it was fetched.
     ahead: Option<StoredRows>,
 }
@@ -334,6 +337,8 @@ async fn finish(
                     rows_received = done.received,
                     rows_written = done.written,
                     rows_deleted = done.deleted,
+                    rows_skipped_empty = done.skipped_empty,
+                    rows_missing_dimension = done.missing_dimension,
                     warnings = done.warnings.len(),
                     api_requests,
                     elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -344,6 +349,8 @@ async fn finish(
                     rows_written: done.written,
                     rows_deleted: done.deleted,
                     kept_on_empty: done.kept_on_empty,
+                    rows_skipped_empty: done.skipped_empty,
+                    rows_missing_dimension: done.missing_dimension,
                     warnings: done.warnings,
                 }
             }
@@ -440,6 +447,8 @@ async fn fetch_rows(
                     batch: Batch::default(),
                     asked: None,
                     warnings: Vec::new(),
+                    skipped_empty: 0,
+                    missing_dimension: 0,
                     ahead: None,
                 });
             };
@@ -509,6 +518,8 @@ async fn fetch_rows(
         batch,
         asked,
         warnings,
+        skipped_empty: notes.empty_rows as u64,
+        missing_dimension: notes.rows_missing_dimension as u64,
         ahead: None,
     })
 }
@@ -630,6 +641,8 @@ struct Done {
     written: u64,
     deleted: u64,
     kept_on_empty: u64,
+    skipped_empty: u64,
+    missing_dimension: u64,
     warnings: Vec<String>,
     new_mark: Option<NaiveDate>,
 }
@@ -701,6 +714,8 @@ async fn commit(
         written: committed.rows_written,
         deleted: committed.rows_deleted,
         kept_on_empty: committed.kept_on_empty,
+        skipped_empty: parsed.skipped_empty,
+        missing_dimension: parsed.missing_dimension,
         warnings,
         new_mark,
     })
@@ -747,6 +762,8 @@ mod tests {
                 batch,
                 asked: Some(window),
                 warnings: Vec::new(),
+                skipped_empty: 0,
+                missing_dimension: 0,
                 ahead: None,
             }),
         }
