@@ -160,7 +160,7 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "ID", requires = "run_now")]
     pub account: Vec<String>,
 
-    /// With --run-now: first delete each account's rows and state, then load (see run-now --help).
+    /// With --run-now: replace each account's rows and state (see run-now --help).
     #[arg(long, requires = "run_now")]
     pub reload: bool,
 
@@ -235,9 +235,10 @@ pub(crate) struct RunNowArgs {
     /// Only this account (repeatable). Default: the job's accounts.
     #[arg(long, value_name = "ID")]
     pub account: Vec<String>,
-    /// First delete each account's rows from the job's table, and its state, then load
-    /// --from..--to (or from the job's start_date). For a job whose time zone or currency changed:
-    /// rows before --from are gone afterwards, so give the whole range you want.
+    /// Replace each account's rows in the job's table, and its state, by what --from..--to (or
+    /// from the job's start_date) loads. For a job whose time zone or currency changed: rows
+    /// outside the range are gone afterwards, so give the whole range you want. The deletions
+    /// commit with each account's first window: a run that loads nothing keeps the old rows.
     #[arg(long)]
     pub reload: bool,
     /// An answer with no rows at all empties the window's days. Without it such an answer is

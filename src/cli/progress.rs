@@ -63,6 +63,8 @@ struct Tally {
     windows: u64,
     done: u64,
     rows: u64,
+    /// Stored rows the windows deleted (the answer no longer had them, or `--reload`).
+    deleted: u64,
     failed: u64,
 }
 
@@ -70,7 +72,14 @@ impl Tally {
     fn add(&mut self, outcome: &WindowOutcome) {
         self.done += 1;
         match outcome {
-            WindowOutcome::Succeeded { rows_received, .. } => self.rows += *rows_received,
+            WindowOutcome::Succeeded {
+                rows_received,
+                rows_deleted,
+                ..
+            } => {
+                self.rows += *rows_received;
+                self.deleted += *rows_deleted;
+            }
             WindowOutcome::Failed { .. } => self.failed += 1,
             WindowOutcome::NotAttempted => {}
         }
@@ -186,13 +195,14 @@ fn bar(done: u64, windows: u64, width: usize) -> String {
     out
 }
 
-/// `45% 8/18 windows, 4650 rows, 1638 rows/s, ETA 6s, 1 failed`; the rate and the ETA when the
-/// time elapsed is given (the job's line).
+/// `45% 8/18 windows, 4650 rows, 1638 rows/s, ETA 6s, 12 deleted, 1 failed`; the rate and the ETA
+/// when the time elapsed is given (the job's line), the deletions and failures when there are any.
 fn numbers(tally: &Tally, elapsed: Option<Duration>) -> String {
     let Tally {
         windows,
         done,
         rows,
+        deleted,
         failed,
     } = *tally;
     let percent = (done * 100).checked_div(windows).unwrap_or(100);
@@ -207,6 +217,9 @@ fn numbers(tally: &Tally, elapsed: Option<Duration>) -> String {
             let left = elapsed.mul_f64(windows.saturating_sub(done) as f64 / done as f64);
             let _ = write!(out, "{:#}", HumanDuration(left));
         }
+    }
+    if deleted > 0 {
+        let _ = write!(out, ", {deleted} deleted");
     }
     if failed > 0 {
         let _ = write!(out, ", {failed} failed");
@@ -295,6 +308,10 @@ mod tests {
     }
 
     fn loaded(account: &str, rows: u64) -> WindowResult {
+        deleting(account, rows, 0)
+    }
+
+    fn deleting(account: &str, rows: u64, deleted: u64) -> WindowResult {
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default();
         WindowResult {
             account_id: account.into(),
@@ -306,8 +323,10 @@ mod tests {
             outcome: WindowOutcome::Succeeded {
                 rows_received: rows,
                 rows_written: rows,
-                rows_deleted: 0,
+                rows_deleted: deleted,
                 kept_on_empty: 0,
+                rows_skipped_empty: 0,
+                rows_missing_dimension: 0,
                 warnings: Vec::new(),
             },
         }
@@ -339,6 +358,13 @@ mod tests {
             board(&bars),
             "campaign_daily [============>       ]  60% 3/5 windows, 250 rows, 125 rows/s, ETA 1s\n  \
              2718281      [======>             ]  33% 1/3 windows, 50 rows"
+        );
+        // Deletions, on the job's line and the account's.
+        bars.window_done(&deleting("2718281", 50, 7));
+        assert_eq!(
+            board(&bars),
+            "campaign_daily [================>   ]  80% 4/5 windows, 300 rows, 150 rows/s, ETA 1s, 7 deleted\n  \
+             2718281      [=============>      ]  66% 2/3 windows, 100 rows, 7 deleted"
         );
     }
 }

@@ -226,6 +226,8 @@ mod tests {
             rows_written: written,
             rows_deleted: deleted,
             kept_on_empty: 0,
+            rows_skipped_empty: 0,
+            rows_missing_dimension: 0,
             warnings: vec!["w".into(); warnings],
         }
     }

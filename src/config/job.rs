@@ -308,6 +308,21 @@ impl Cx<'_> {
         let DeValue::Array(list) = item.get_ref() else {
             return Err(self.type_error(item, &full, "a list of dimension slugs", item.get_ref()));
         };
+        if list.is_empty() && !dimensions.is_empty() {
+            // The key would be the account and the day alone: every row of a day would be one
+            // row, the last one winning.
+            return Err(self.problem(
+                Some(item.span()),
+                &full,
+                format!(
+                    "is empty, which would keep one row per account and day of a job with \
+                     dimensions; name the dimensions that identify a row (e.g. key = [\"{}\"]), \
+                     or leave `key` out for the grain of its dimensions ({})",
+                    dimensions[0],
+                    dimensions.join(", ")
+                ),
+            ));
+        }
         let mut key: Vec<String> = Vec::new();
         let mut result = Ok(());
         for (j, v) in list.iter().enumerate() {

@@ -464,7 +464,15 @@ impl Runner for Export {
                 let outcome = if result.skipped.is_some() {
                     RunOutcome::Skipped
                 } else if result.succeeded() {
-                    info!(windows, rows_written, "run succeeded");
+                    info!(
+                        windows,
+                        rows_written,
+                        rows_deleted = counts.rows_deleted,
+                        rows_skipped_empty = result.rows_skipped_empty(),
+                        rows_missing_dimension = result.rows_missing_dimension(),
+                        empty_answers = counts.empty_answers,
+                        "run succeeded"
+                    );
                     self.verify_after(job, &result).await;
                     RunOutcome::Succeeded
                 } else if self.stopping.is_cancelled()

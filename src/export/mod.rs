@@ -83,8 +83,10 @@ pub struct RunRequest {
     /// Cancelled when the process is stopping: no further window starts (the ones in flight
     /// still finish; the rest are `NotAttempted` and the next run resumes there).
     pub stop: CancellationToken,
-    /// Deletes each account's rows and state before the run (`--reload`), so that a run whose zone
-    /// or currency differs from what the table holds starts again from nothing.
+    /// Replaces each account's rows and state (`--reload`), so that a run whose zone or currency
+    /// differs from what the table holds starts again from nothing. The deletions commit with the
+    /// account's first window (counted in its `rows_deleted`): a run that loads nothing for an
+    /// account leaves its rows and state as they were.
     pub reload: bool,
     /// An answer without any row empties days that hold rows (`--allow-empty`); otherwise such an
     /// answer is taken for a hiccup and the rows are kept.
@@ -163,6 +165,10 @@ pub enum WindowOutcome {
         rows_deleted: u64,
         /// Rows kept because the answer had none at all for days that hold them.
         kept_on_empty: u64,
+        /// Rows of the answer that were empty (`{}` or `[]`), skipped.
+        rows_skipped_empty: u64,
+        /// Rows of the answer that lacked a dimension (kept).
+        rows_missing_dimension: u64,
         /// What the run noticed about the answer (rows skipped, an empty answer whose rows were
         /// kept), also in the run record.
         warnings: Vec<String>,
@@ -229,6 +235,33 @@ impl RunResult {
             .iter()
             .map(|w| match w.outcome {
                 WindowOutcome::Succeeded { rows_deleted, .. } => rows_deleted,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Rows skipped because they were empty (`{}` or `[]`).
+    pub fn rows_skipped_empty(&self) -> u64 {
+        self.windows
+            .iter()
+            .map(|w| match w.outcome {
+                WindowOutcome::Succeeded {
+                    rows_skipped_empty, ..
+                } => rows_skipped_empty,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Rows kept although they lacked a dimension.
+    pub fn rows_missing_dimension(&self) -> u64 {
+        self.windows
+            .iter()
+            .map(|w| match w.outcome {
+                WindowOutcome::Succeeded {
+                    rows_missing_dimension,
+                    ..
+                } => rows_missing_dimension,
                 _ => 0,
             })
             .sum()
@@ -363,14 +396,9 @@ async fn run_locked(
     progress: &dyn Progress,
 ) -> Result<RunResult, RunError> {
     let targets = accounts::targets(ctx, job, &request.accounts).await?;
-    let spec = match &job.kind {
-        JobKind::Query(q) => {
-            let spec = query::table_spec(&job.table, q);
-            ensure_table(&ctx.store, &spec).await?;
-            Some(spec)
-        }
-        JobKind::Generic(_) => None,
-    };
+    if let JobKind::Query(q) = &job.kind {
+        ensure_table(&ctx.store, &query::table_spec(&job.table, q)).await?;
+    }
 
     // Plan every account's windows first, so progress can show a total.
     let now = Utc::now();
@@ -388,9 +416,6 @@ async fn run_locked(
                 continue;
             }
         };
-        if request.reload {
-            forget(ctx, job, spec.as_ref(), &target.id).await?;
-        }
         let state = ctx.store.account_state(&job.name, &target.id).await?;
         let today = plan::today_in(target.zone, now);
         if !request.reload
@@ -399,7 +424,8 @@ async fn run_locked(
             refused.push(refusal(account, today, message));
             continue;
         }
-        let high_water = state.high_water;
+        // A reload plans as if nothing were loaded: its first window resets the state.
+        let high_water = state.high_water.filter(|_| !request.reload);
         let range = match request.range {
             DayRange::Incremental => {
                 plan::scheduled_range(today, high_water, job.lookback_days, job.start_date)
@@ -453,6 +479,7 @@ async fn run_locked(
         progress,
         stop: &request.stop,
         allow_empty: request.allow_empty,
+        reload: request.reload,
         abort: AtomicBool::new(false),
     };
     let results: Vec<Vec<WindowResult>> = futures_util::stream::iter(plans)
@@ -523,31 +550,4 @@ fn refusal(account: String, today: NaiveDate, message: String) -> WindowResult {
             kind: FailureKind::Config,
         },
     }
-}
-
-/// `--reload`: the account's rows and state go, so the run starts from nothing.
-async fn forget(
-    ctx: &Context,
-    job: &Job,
-    spec: Option<&crate::store::TableSpec>,
-    account: &str,
-) -> Result<(), RunError> {
-    let deleted = match spec {
-        Some(spec) => ctx.store.forget_account(&job.name, spec, account).await?,
-        None => {
-            let spec = crate::store::TableSpec {
-                table: job.table.clone(),
-                columns: vec![
-                    crate::store::ColumnSpec::new("account_id", crate::store::ColumnType::Text),
-                    crate::store::ColumnSpec::new("window_start", crate::store::ColumnType::Date),
-                ],
-                key: vec!["account_id".into(), "window_start".into()],
-                descriptive: Vec::new(),
-            };
-            ctx.store.forget_account(&job.name, &spec, account).await?
-        }
-    };
-    info!(job = %job.name, account_id = %account, rows = deleted,
-        "reload: deleted the account's rows and state before the run");
-    Ok(())
 }

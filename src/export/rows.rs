@@ -6,7 +6,7 @@
 //! A leaf module: [`query`](super::query) (Query API answers, streamed) and
 //! [`generic`](super::generic) (any other endpoint) both use it, and it uses neither.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why an answer could not be turned into rows. Fails the window; nothing of it is written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,8 +70,12 @@ pub struct Notes {
     pub diverted: BTreeMap<String, usize>,
     /// Rows that were empty (`{}` or `[]`), skipped.
     pub empty_rows: usize,
-    /// dimension → how many rows lacked it (kept, with `''` in the key).
+    /// dimension → how many rows lacked it (kept: with `''` in a key column, NULL in another).
     pub missing: BTreeMap<String, usize>,
+    /// The dimensions of `missing` that are not part of the table's key (stored NULL, not `''`).
+    pub missing_outside_key: BTreeSet<String>,
+    /// Rows that lacked at least one dimension (kept).
+    pub rows_missing_dimension: usize,
     /// column name → how many numbers were too large for Postgres' `numeric` (kept in `_extra`
     /// as text).
     pub oversized: BTreeMap<String, usize>,
@@ -99,8 +103,13 @@ impl Notes {
             ));
         }
         for (dimension, n) in &self.missing {
+            let stored = if self.missing_outside_key.contains(dimension) {
+                "NULL in its column"
+            } else {
+                "'' in its column (part of the key)"
+            };
             out.push(format!(
-                "{n} row(s) had no `{dimension}`; they were kept with '' in its column"
+                "{n} row(s) had no `{dimension}`; they were kept with {stored}"
             ));
         }
         out

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument as _, info, info_span, warn};
+use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use super::accounts::Target;
 use super::plan::{self, Window};
@@ -34,6 +34,9 @@ pub(super) struct Scope<'a> {
     pub stop: &'a CancellationToken,
     /// An answer without rows empties days that hold rows (`--allow-empty`).
     pub allow_empty: bool,
+    /// `--reload`: each account's first window to commit also deletes the account's other rows
+    /// and its state, in its own transaction.
+    pub reload: bool,
     /// Set when a failure means no window can succeed (rejected credentials): the other accounts
     /// stop too instead of each asking the token endpoint again.
     pub abort: AtomicBool,
@@ -62,6 +65,7 @@ pub(super) async fn run_account(scope: &Scope<'_>, plan: AccountPlan) -> Vec<Win
     let account = Account {
         target: &target,
         today,
+        reload: false,
     };
     let mut out = Vec::with_capacity(windows.len());
     let mut prefetched: Option<Fetched> = None;
@@ -69,6 +73,9 @@ pub(super) async fn run_account(scope: &Scope<'_>, plan: AccountPlan) -> Vec<Win
     // The columns of the window loaded last, for the window fetched next to fill (see
     // `query::QueryStream::reusing`): two windows' columns go round instead of new ones each time.
     let mut spare: Option<Batch> = None;
+    // A reload's deletions go with the first window that commits: should it fail, nothing of the
+    // account was deleted and its later windows are not attempted.
+    let mut reload = scope.reload;
     for (i, window) in windows.iter().copied().enumerate() {
         let stopping = prefetched.is_none() && scope.stop.is_cancelled();
         if stop || stopping || scope.abort.load(Ordering::Relaxed) {
@@ -93,9 +100,11 @@ pub(super) async fn run_account(scope: &Scope<'_>, plan: AccountPlan) -> Vec<Win
         // this one has no rows on the next one's days (a `datetime` that is not a midnight is
         // moved into the report's time zone, so a row can land a day later): else they could be
         // read before this commit changes them, and a changed row would be taken as unchanged.
-        let read_ahead = next_window.is_some_and(|next| !reaches_into(&current, next));
+        // Nor while this one reloads: its commit deletes the account's rows of the next days.
+        let read_ahead = !reload && next_window.is_some_and(|next| !reaches_into(&current, next));
+        let committing = Account { reload, ..account };
         let (result, next) = tokio::join!(
-            finish(scope, &account, current, &mut high_water, &mut spare),
+            finish(scope, &committing, current, &mut high_water, &mut spare),
             async {
                 match next_window {
                     Some(w) if !scope.stop.is_cancelled() => {
@@ -106,6 +115,7 @@ pub(super) async fn run_account(scope: &Scope<'_>, plan: AccountPlan) -> Vec<Win
             }
         );
         stop = !matches!(result.outcome, WindowOutcome::Succeeded { .. });
+        reload &= stop;
         if matches!(
             result.outcome,
             WindowOutcome::Failed {
@@ -143,6 +153,8 @@ struct Account<'a> {
     target: &'a Target,
     /// Today in the account's report zone.
     today: NaiveDate,
+    /// Whether the window committed now carries the run's `--reload` (the account's first).
+    reload: bool,
 }
 
 /// A window fetched and parsed, or the reason it could not be.
@@ -164,6 +176,9 @@ struct Parsed {
     asked: Option<Window>,
     /// What reading the answer noticed.
     warnings: Vec<String>,
+    /// Rows of the answer skipped as empty, and rows that lacked a dimension (see [`Notes`]).
+    skipped_empty: u64,
+    missing_dimension: u64,
     /// The fingerprints of the stored rows of the window's days, read while it was fetched.
     ahead: Option<StoredRows>,
 }
@@ -322,6 +337,8 @@ async fn finish(
                     rows_received = done.received,
                     rows_written = done.written,
                     rows_deleted = done.deleted,
+                    rows_skipped_empty = done.skipped_empty,
+                    rows_missing_dimension = done.missing_dimension,
                     warnings = done.warnings.len(),
                     api_requests,
                     elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -332,6 +349,8 @@ async fn finish(
                     rows_written: done.written,
                     rows_deleted: done.deleted,
                     kept_on_empty: done.kept_on_empty,
+                    rows_skipped_empty: done.skipped_empty,
+                    rows_missing_dimension: done.missing_dimension,
                     warnings: done.warnings,
                 }
             }
@@ -422,11 +441,14 @@ async fn fetch_rows(
             let mut asked = asked_days(window, account.today, end_today);
             let mut warnings = Vec::new();
             let Some(days) = asked else {
+                debug!(today = %account.today, "{}", refused_future_note(account.today));
                 return Ok(Parsed {
                     spec,
                     batch: Batch::default(),
                     asked: None,
-                    warnings: vec![refused_future_note(account.today)],
+                    warnings: Vec::new(),
+                    skipped_empty: 0,
+                    missing_dimension: 0,
                     ahead: None,
                 });
             };
@@ -438,19 +460,23 @@ async fn fetch_rows(
                 // Every client sends tomorrow as the exclusive `endDate` to include today; this
                 // API refuses it, so windows end today from now on (today is still changing and
                 // never counted as fully loaded anyway).
-                if !ctx.shared.end_today.swap(true, Ordering::Relaxed) {
+                // Said once per process (an INFO line, and a remark on the window that found it):
+                // from then on it is how this API works, not news, so later windows only debug.
+                if ctx.shared.end_today.swap(true, Ordering::Relaxed) {
+                    debug!("{}", refused_future_note(account.today));
+                } else {
                     info!(
                         "the API refuses an endDate in the future: windows end today (exclusive) from now on"
                     );
+                    warnings.push(refused_future_note(account.today));
                 }
-                warnings.push(refused_future_note(account.today));
                 asked = asked_days(window, account.today, true);
                 read = match asked {
                     Some(days) => query_window(scope, q, target, days, None, api_requests).await,
                     None => Ok((Batch::default(), Notes::default())),
                 };
             } else if end_today && asked != Some(window) {
-                warnings.push(refused_future_note(account.today));
+                debug!("{}", refused_future_note(account.today));
             }
             let (batch, notes) = read.map_err(|e| match e {
                 Fetch::Api(e) => WindowError::from(e),
@@ -492,6 +518,8 @@ async fn fetch_rows(
         batch,
         asked,
         warnings,
+        skipped_empty: notes.empty_rows as u64,
+        missing_dimension: notes.rows_missing_dimension as u64,
         ahead: None,
     })
 }
@@ -613,6 +641,8 @@ struct Done {
     written: u64,
     deleted: u64,
     kept_on_empty: u64,
+    skipped_empty: u64,
+    missing_dimension: u64,
     warnings: Vec<String>,
     new_mark: Option<NaiveDate>,
 }
@@ -637,12 +667,26 @@ async fn commit(
         timezone: target.zone.name().to_owned(),
         currency: target.currency.clone(),
     };
-    let replace = parsed.asked.map(|days| Replace {
-        account_id: &target.id,
-        first: days.start,
-        last: days.last,
-        empty_answer_empties: scope.allow_empty,
-    });
+    let reload = account.reload.then_some(scope.job.name.as_str());
+    let replace = match parsed.asked {
+        Some(days) => Some(Replace {
+            account_id: &target.id,
+            first: days.start,
+            last: days.last,
+            // A reload replaces the whole range: rows of another zone or currency never stay.
+            empty_answer_empties: scope.allow_empty || reload.is_some(),
+            reload,
+        }),
+        // Nothing was asked (today alone, from an API that refuses a future `endDate`), yet a
+        // reload still resets the account: no day replaced, none kept.
+        None => reload.map(|job| Replace {
+            account_id: &target.id,
+            first: window.start,
+            last: window.start.pred_opt().unwrap_or(window.start),
+            empty_answer_empties: true,
+            reload: Some(job),
+        }),
+    };
     let committed = scope
         .ctx
         .store
@@ -670,6 +714,8 @@ async fn commit(
         written: committed.rows_written,
         deleted: committed.rows_deleted,
         kept_on_empty: committed.kept_on_empty,
+        skipped_empty: parsed.skipped_empty,
+        missing_dimension: parsed.missing_dimension,
         warnings,
         new_mark,
     })
@@ -716,6 +762,8 @@ mod tests {
                 batch,
                 asked: Some(window),
                 warnings: Vec::new(),
+                skipped_empty: 0,
+                missing_dimension: 0,
                 ahead: None,
             }),
         }

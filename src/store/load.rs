@@ -2,7 +2,7 @@
 //! ([`Written`]): the rows to send, the run record's figures, the account's state, and the rows
 //! the answer no longer has ([`Vanished`]).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::fingerprint::Bound;
@@ -24,6 +24,8 @@ pub(super) struct Load<'a> {
     pub warnings: Option<&'a str>,
     /// The rows of the window's days the answer no longer has, to delete after the upsert.
     pub vanished: Option<Vanished<'a>>,
+    /// `--reload`: the account's other rows and its state, to delete before the upsert.
+    pub reset: Option<Reset<'a>>,
     pub now: DateTime<Utc>,
 }
 
@@ -36,6 +38,20 @@ pub(super) struct Vanished<'a> {
     pub scope: Vec<Bound<'a>>,
     pub candidates: Vec<u128>,
     pub unhashed: bool,
+}
+
+/// What a reload deletes in the first window's transaction, before the upsert: every row of
+/// `account_id` in `table` outside the days `keep` (which the window itself replaces, and whose
+/// stored fingerprints were read), and the job's `export_state` row for the account, so the
+/// window's state starts afresh. Counted with the window's deletions.
+pub(super) struct Reset<'a> {
+    pub job: &'a str,
+    pub table: &'a str,
+    pub account_column: &'a str,
+    pub account_id: &'a str,
+    pub day_column: &'a str,
+    /// First and last day kept; first after last keeps none.
+    pub keep: (NaiveDate, NaiveDate),
 }
 
 /// What a backend's commit did.

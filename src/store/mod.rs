@@ -283,6 +283,15 @@ impl Store {
         } else {
             selection.retain(|row| !stored.hashes.contains(&hashes[row].as_u128()))
         };
+        let reset = match (&replaced, &replace) {
+            (
+                Some(r),
+                Some(Replace {
+                    reload: Some(job), ..
+                }),
+            ) => reset_of(&spec.table, job, r),
+            _ => None,
+        };
         let mut kept_on_empty = 0;
         let vanished = match (replaced, &replace) {
             (Some(scope), Some(how)) => {
@@ -317,6 +326,7 @@ impl Store {
         }
         let remarks = (!remarks.is_empty()).then(|| remarks.join("\n"));
         let load = load::Load {
+            reset,
             run_id,
             prepared: &prepared,
             batch,
@@ -471,34 +481,6 @@ impl Store {
         match &self.inner {
             Inner::Postgres(s) => s.has_columns(table, columns).await,
             Inner::Sqlite(s) => s.has_columns(table, columns).await,
-        }
-    }
-
-    /// Deletes every row of `account_id` from `table` (its first key column) and the job's state
-    /// for it, in one transaction: a reload starts from nothing.
-    pub async fn forget_account(
-        &self,
-        job: &str,
-        spec: &TableSpec,
-        account_id: &str,
-    ) -> Result<u64, StoreError> {
-        let prepared = spec::prepare(spec)?;
-        let account = &spec.columns[prepared.key_idx[0]].name;
-        let err = |e| {
-            StoreError::query(
-                format!("deleting account {account_id:?} from {:?}", spec.table),
-                e,
-            )
-        };
-        // A table the job never made has no rows to delete; its state still goes.
-        let table = self
-            .has_columns(&spec.table, &[account.as_str()])
-            .await
-            .map_err(err)?
-            .then_some((spec.table.as_str(), account.as_str()));
-        match &self.inner {
-            Inner::Postgres(s) => s.runs().forget_account(job, table, account_id).await,
-            Inner::Sqlite(s) => s.runs().forget_account(job, table, account_id).await,
         }
     }
 
@@ -660,6 +642,11 @@ pub struct Replace<'a> {
     /// Whether an answer without any row empties days that hold rows. When false such an answer
     /// is taken for a hiccup: the rows are kept and counted in [`Committed::kept_on_empty`].
     pub empty_answer_empties: bool,
+    /// `--reload` of this job: in the same transaction, before the upsert, the account's rows
+    /// outside these days (and any day the answer's rows reach) and the job's state for it are
+    /// deleted, counted in [`Committed::rows_deleted`]. A first window that commits nothing (it
+    /// fails) so leaves the table as it was. `first` after `last` replaces no day and keeps none.
+    pub reload: Option<&'a str>,
 }
 
 /// What [`Store::commit`] did.
@@ -708,6 +695,31 @@ fn replace_scope<'a>(
         Bound::Text(&account.name, replace.account_id),
         Bound::Dates(&day.name, replace.first, replace.last),
     ])
+}
+
+/// What a reload of `job` deletes before the window's upsert: the account's rows outside the days
+/// the window replaces (`scope`, see [`replace_scope`]), which the upsert and the replace take care
+/// of. A row of the answer that lands beyond those days is deleted by the reset and written again
+/// by the upsert after it.
+fn reset_of<'a>(
+    table: &'a str,
+    job: &'a str,
+    scope: &[fingerprint::Bound<'a>],
+) -> Option<load::Reset<'a>> {
+    match scope {
+        [
+            fingerprint::Bound::Text(account_column, account_id),
+            fingerprint::Bound::Dates(day_column, first, last),
+        ] => Some(load::Reset {
+            job,
+            table,
+            account_column,
+            account_id,
+            day_column,
+            keep: (*first, *last),
+        }),
+        _ => None,
+    }
 }
 
 /// The tables the migrations create (and sqlx's own record of them).

@@ -387,6 +387,10 @@ impl PgStore {
         let sql = upsert_sql(p);
         let mut conn = self.pool.acquire().await.map_err(run_err)?;
         let mut tx = conn.begin().await.map_err(run_err)?;
+        let mut deleted = match &load.reset {
+            Some(reset) => Runs::<Postgres>::reset_account(&mut tx, reset).await?,
+            None => 0,
+        };
         let mut written = 0u64;
         for chunk in load.selection.chunks(CHUNK_ROWS) {
             let mut query = sqlx::query_scalar(&sql).bind(load.run_id).bind(load.now);
@@ -402,7 +406,6 @@ impl PgStore {
             let changed: i64 = query.fetch_one(&mut *tx).await.map_err(upsert_err)?;
             written += u64::try_from(changed).unwrap_or(0);
         }
-        let mut deleted = 0u64;
         if let Some(vanished) = &load.vanished {
             // One statement, and only when a stored row's key is not in the answer (or a row has
             // no fingerprint): after the upsert, rows of the answer carry fingerprints with their
@@ -434,7 +437,7 @@ impl PgStore {
                 .map_err(|e| {
                     StoreError::query(format!("deleting vanished rows of {table:?}"), e)
                 })?;
-            deleted = result.rows_affected();
+            deleted += result.rows_affected();
         }
         // On an error, dropping `tx` rolls the whole window back.
         let done = WindowDone {

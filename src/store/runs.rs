@@ -17,6 +17,7 @@ use sqlx::{
 };
 
 use super::error::StoreError;
+use super::load::Reset;
 
 /// What started a run; stored in `export_runs.trigger`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,40 +247,6 @@ where
             .map_err(|e| StoreError::query(format!("reading the time zones of {table:?}"), e))
     }
 
-    /// Deletes `account_id`'s rows of `table` (`(table, account column)`, when the table exists)
-    /// and its state for `job`, in one transaction; returns the rows deleted.
-    pub async fn forget_account(
-        &self,
-        job: &str,
-        table: Option<(&str, &str)>,
-        account_id: &str,
-    ) -> Result<u64, StoreError> {
-        let err = |e| StoreError::query(format!("deleting account {account_id:?}"), e);
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let mut deleted = 0;
-        if let Some((table, column)) = table {
-            let sql = format!(
-                "DELETE FROM {} WHERE {} = $1",
-                super::spec::quote(table),
-                super::spec::quote(column)
-            );
-            let done = sqlx::query(&sql)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-            deleted = DB::rows_affected(&done);
-        }
-        sqlx::query("DELETE FROM export_state WHERE job = $1 AND account_id = $2")
-            .bind(job)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        Ok(deleted)
-    }
-
     /// What the store remembers of `job` and `account_id`; the default when nothing yet.
     pub async fn account_state(
         &self,
@@ -336,6 +303,43 @@ where
             .await
             .map_err(|e| StoreError::query("reading job status", e))?;
         Ok(rows.into_iter().map(JobStatus::from).collect())
+    }
+
+    /// A reload's deletions on `conn`, inside the first window's transaction (see [`Reset`]);
+    /// returns the rows deleted from the job's table.
+    pub async fn reset_account(
+        conn: &mut DB::Connection,
+        reset: &Reset<'_>,
+    ) -> Result<u64, StoreError> {
+        let err = |e| {
+            StoreError::query(
+                format!(
+                    "reloading account {:?} of {:?}",
+                    reset.account_id, reset.table
+                ),
+                e,
+            )
+        };
+        let sql = format!(
+            "DELETE FROM {} WHERE {} = $1 AND {} NOT BETWEEN $2 AND $3",
+            super::spec::quote(reset.table),
+            super::spec::quote(reset.account_column),
+            super::spec::quote(reset.day_column),
+        );
+        let done = sqlx::query(&sql)
+            .bind(reset.account_id)
+            .bind(reset.keep.0)
+            .bind(reset.keep.1)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        sqlx::query("DELETE FROM export_state WHERE job = $1 AND account_id = $2")
+            .bind(reset.job)
+            .bind(reset.account_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+        Ok(DB::rows_affected(&done))
     }
 
     /// The end of a window's transaction on `conn`: marks the run `succeeded` with what it did,

@@ -317,6 +317,10 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(run_err)?;
+        let mut deleted = match &load.reset {
+            Some(reset) => Runs::<Sqlite>::reset_account(&mut tx, reset).await?,
+            None => 0,
+        };
         let mut written = 0u64;
         let mut full_sql: Option<String> = None;
         for chunk in load.selection.chunks(chunk_rows) {
@@ -350,7 +354,6 @@ impl SqliteStore {
                 .map_err(upsert_err)?;
             written += run_ids.iter().filter(|&&id| id == load.run_id).count() as u64;
         }
-        let mut deleted = 0u64;
         if let Some(vanished) = &load.vanished {
             // Only when a stored row's key is not in the answer (or a row has no fingerprint):
             // after the upsert, rows of the answer carry fingerprints with their keys, none of

@@ -770,6 +770,8 @@ mod tests {
                 rows_written: 0,
                 rows_deleted: 0,
                 kept_on_empty: 0,
+                rows_skipped_empty: 0,
+                rows_missing_dimension: 0,
                 warnings: vec![],
             },
         };

@@ -975,7 +975,12 @@ async fn a_run_that_would_change_an_accounts_zone_is_refused_until_reloaded() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(78), "{stdout}\n{stderr}");
     let said = format!("{stdout}{stderr}");
-    for needle in ["UTC and USD", "Australia/Sydney and AUD", "--reload"] {
+    for needle in [
+        "UTC and USD",
+        "Australia/Sydney and AUD",
+        "--reload",
+        "another `table`",
+    ] {
         assert!(said.contains(needle), "{needle} in {said}");
     }
     let mixed = scalar(

@@ -567,3 +567,84 @@ fn the_readme_configuration_reference_matches_the_code() {
         rows.join("\n")
     );
 }
+
+#[test]
+fn a_query_jobs_key_names_its_own_dimensions_once_and_is_not_empty() {
+    let dims = "dimensions = [\"campaign_id\", \"campaign_name\"]";
+    // Line 7 holds `dimensions`, line 8 `key`.
+    assert_problem(
+        &job_with(&format!("{dims}\nkey = []")),
+        8,
+        "jobs[0].key",
+        "is empty, which would keep one row per account and day",
+    );
+    assert_problem(
+        &job_with(&format!("{dims}\nkey = [\"campaign_idd\"]")),
+        8,
+        "jobs[0].key[0]",
+        "\"campaign_idd\" is not one of the job's dimensions (did you mean \"campaign_id\"?)",
+    );
+    assert_problem(
+        &job_with(&format!("{dims}\nkey = [\"creative_id\"]")),
+        8,
+        "jobs[0].key[0]",
+        "not one of the job's dimensions",
+    );
+    assert_problem(
+        &job_with(&format!("{dims}\nkey = [\"campaign_id\", \"campaign_id\"]")),
+        8,
+        "jobs[0].key[1]",
+        "\"campaign_id\" is listed twice",
+    );
+    // Without dimensions there is nothing to name: one row per account and day is the grain.
+    let (code, stderr) = validate(&job_with("key = []"));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = validate(&job_with(&format!("{dims}\nkey = [\"campaign_id\"]")));
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn validate_shows_the_key_it_will_use_and_each_accounts_own_units() {
+    let show = |text: &str| {
+        let (_dir, path) = config_file(text);
+        let out = run_binary(&["--config", path.to_str().unwrap(), "validate"], &[]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let grain = show(&job_with(
+        "dimensions = [\"campaign_id\", \"campaign_name\", \"creative_id\"]",
+    ));
+    let key_line = |out: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with("key "))
+            .unwrap_or_else(|| panic!("no key line in {out}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(
+        key_line(&grain),
+        "key       account_id, date, campaign_id, creative_id (campaign_name last value wins: \
+         not part of a row's identity)"
+    );
+    assert!(grain.contains("each account's own zone"), "{grain}");
+    assert!(grain.contains("each account's own currency"), "{grain}");
+
+    let named = show(&job_with(
+        "dimensions = [\"campaign_id\", \"campaign_name\"]\nkey = [\"campaign_id\", \"campaign_name\"]\ntimezone = \"Europe/Berlin\"\ncurrency = \"EUR\"",
+    ));
+    assert_eq!(
+        key_line(&named),
+        "key       account_id, date, campaign_id, campaign_name"
+    );
+    assert!(!named.contains("each account's own"), "{named}");
+    assert!(
+        named.contains("Europe/Berlin") && named.contains("EUR"),
+        "{named}"
+    );
+}

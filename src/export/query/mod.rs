@@ -282,12 +282,18 @@ impl<'j> QueryBuilder<'j> {
             self.fields = fields;
             return Err(RowsError::Row { row, message });
         }
+        let mut lacking = false;
         for (at, name) in self.dim_at.iter().zip(&job.dimensions) {
             if at.is_none() {
-                // Kept: a key dimension is stored as '' (see `store::ColumnData`).
+                // Kept: a key dimension is stored as '' (see `store::ColumnData`), another NULL.
+                lacking = true;
                 *self.notes.missing.entry(name.clone()).or_default() += 1;
+                if !job.key.contains(name) {
+                    self.notes.missing_outside_key.insert(name.clone());
+                }
             }
         }
+        self.notes.rows_missing_dimension += usize::from(lacking);
         for (at, column) in self.dim_at.iter().zip(self.dims.iter_mut()) {
             column.push(at.and_then(|i| text_of(text, &fields[i], &mut self.unescaped)));
         }
@@ -661,9 +667,32 @@ mod tests {
         assert_eq!(rows.rows(), 1, "a row without a dimension is kept");
         assert_eq!(texts(&rows.columns[2]), [None]);
         assert_eq!(notes.missing.get("campaign_id"), Some(&1));
+        assert_eq!(notes.rows_missing_dimension, 1);
         assert_eq!(
             notes.remarks(),
-            ["1 row(s) had no `campaign_id`; they were kept with '' in its column"]
+            [
+                "1 row(s) had no `campaign_id`; they were kept with '' in its column (part of the key)"
+            ]
+        );
+        // A name beside its id is no part of the key: stored NULL, and said so.
+        let named = job(&["campaign_id", "campaign_name"], &["impressions"]);
+        let (rows, notes) = parse_answer(
+            br#"{"data":[{"impressions":1,"datetime":"2026-03-04T00:00:00Z"},
+                {"campaign_id":"7","impressions":2,"datetime":"2026-03-04T00:00:00Z"}]}"#,
+            &named,
+            "1",
+            Tz::UTC,
+            "USD",
+        )
+        .unwrap();
+        assert_eq!(rows.rows(), 2);
+        assert_eq!(notes.rows_missing_dimension, 2, "rows, not dimensions");
+        assert_eq!(
+            notes.remarks(),
+            [
+                "1 row(s) had no `campaign_id`; they were kept with '' in its column (part of the key)",
+                "2 row(s) had no `campaign_name`; they were kept with NULL in its column",
+            ]
         );
         let err = parse_answer(
             br#"{"data":[{"campaign_id":"1","impressions":1}]}"#,

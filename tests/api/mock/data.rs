@@ -471,3 +471,99 @@ async fn mock_serves_31_days_of_1000_rows() {
     assert_eq!(days_of(&rows).len(), 31);
     assert_eq!(api.server.counters().rows_served, 31_000);
 }
+
+#[tokio::test]
+async fn mock_admin_renames_a_campaign_and_invalidates_a_creative_over_http() {
+    let api = Api::new(start().await).await;
+    let account = "3141592";
+    let campaign = api.server.campaign_ids(account)[0].clone();
+    let creative = api.server.creative_ids(account)[0].clone();
+    let rows_of = |rows: &[Value], key: &str, id: &str| -> Vec<Value> {
+        rows.iter()
+            .filter(|r| r[key] == json!(id))
+            .cloned()
+            .collect()
+    };
+    let named = body(
+        "2026-03-04",
+        "2026-03-07",
+        &["campaign_id", "campaign_name"],
+        &["impressions"],
+        true,
+    );
+    let before = api.campaigns(account, &named).await;
+    assert_eq!(rows_of(&before, "campaign_id", &campaign).len(), 3);
+
+    let (status, text) = api
+        .post(
+            "/__mock/rename-campaign",
+            &json!({"account_id": account, "campaign_id": campaign, "name": "Renamed Over HTTP"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    let after = api.campaigns(account, &named).await;
+    let renamed = rows_of(&after, "campaign_id", &campaign);
+    assert_eq!(renamed.len(), 3, "one row a day still");
+    assert!(
+        renamed
+            .iter()
+            .all(|r| r["campaign_name"] == json!("Renamed Over HTTP")),
+        "every day shows the new name, past days included: {renamed:?}"
+    );
+    assert_eq!(before.len(), after.len());
+    let (status, _) = api
+        .post(
+            "/__mock/rename-campaign",
+            &json!({"account_id": account, "campaign_id": "no-such", "name": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .post("/__mock/rename-campaign", &json!({"campaign": campaign}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let by_creative = body(
+        "2026-03-04",
+        "2026-03-07",
+        &["creative_id"],
+        &["impressions"],
+        true,
+    );
+    let days = |rows: &[Value]| -> BTreeSet<String> {
+        rows_of(rows, "creative_id", &creative)
+            .iter()
+            .map(|r| r["datetime"].as_str().unwrap()[..10].to_owned())
+            .collect()
+    };
+    let before = api.campaigns(account, &by_creative).await;
+    assert_eq!(
+        days(&before),
+        BTreeSet::from([
+            "2026-03-04".into(),
+            "2026-03-05".into(),
+            "2026-03-06".into()
+        ])
+    );
+    let (status, text) = api
+        .post(
+            "/__mock/invalidate-creative",
+            &json!({"account_id": account, "creative_id": creative, "from": "2026-03-05"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{text}");
+    let after = api.campaigns(account, &by_creative).await;
+    assert_eq!(
+        days(&after),
+        BTreeSet::from(["2026-03-04".into()]),
+        "its rows from that day on vanished"
+    );
+    assert_eq!(after.len(), before.len() - 2, "and nothing else");
+    let (status, _) = api
+        .post(
+            "/__mock/invalidate-creative",
+            &json!({"account_id": account, "creative_id": "no-such", "from": "2026-03-05"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
