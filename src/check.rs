@@ -20,11 +20,10 @@ use std::fmt;
 
 use futures_util::future::join_all;
 
-use crate::api::retry::{self, Backoff, Jitter, Policy, Verdict};
+use crate::api::retry::Backoff;
 use crate::api::{Account, ApiClient, ApiError, Offer};
 use crate::catalogue::Report;
 use crate::config::{Accounts, Config, Credentials, CredentialsError, Job, JobKind, QueryJob};
-use crate::store::StoreError;
 
 /// How a check came out, from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -370,34 +369,11 @@ fn tables(config: &Config) -> Vec<String> {
 /// and the role may create and alter the tables.
 async fn check_database(config: &Config, report: &mut OnlineReport) {
     let tables = tables(config);
-    let policy = Policy {
-        backoff: Backoff {
-            base: std::time::Duration::from_millis(500),
-            jitter: Jitter::Off,
-            ..Backoff::default()
-        },
-        max_retries: Some(3),
-    };
-    let probed = retry::run(
-        &policy,
-        |_| crate::store::probe(&config.database, &tables),
-        |e: &StoreError| {
-            if e.is_unavailable() {
-                Verdict::Retry
-            } else {
-                Verdict::Fail
-            }
-        },
-        |retrying| {
-            tracing::warn!(error = %retrying.error, attempt = retrying.attempt,
-                "database not reachable yet; retrying");
-        },
-    )
-    .await;
+    let probed =
+        crate::store::while_unavailable(|_| crate::store::probe(&config.database, &tables)).await;
     let url = config.database.url.redacted();
     match probed {
-        Err(gave_up) => {
-            let e = gave_up.error;
+        Err(e) => {
             let outcome = if e.is_unavailable() {
                 Outcome::Unreachable
             } else {
