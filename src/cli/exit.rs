@@ -7,7 +7,7 @@
 use std::fmt;
 
 use crate::api::ApiError;
-use crate::config::{ConfigError, CredentialsError};
+use crate::config::{ConfigError, CredentialsError, UnknownJob};
 use crate::export::{FailureKind, RunError};
 use crate::store::StoreError;
 use crate::verify::VerifyError;
@@ -88,6 +88,12 @@ impl Exit {
 
 impl From<ConfigError> for Exit {
     fn from(e: ConfigError) -> Exit {
+        Exit::config(e.to_string())
+    }
+}
+
+impl From<UnknownJob> for Exit {
+    fn from(e: UnknownJob) -> Exit {
         Exit::config(e.to_string())
     }
 }

@@ -25,15 +25,7 @@ pub(super) async fn run_now(
         return Err(Exit::usage(format!("--from {from} is after --to {to}")));
     }
     let config = super::load_config(path, env)?;
-    if config.job(&args.job).is_none() {
-        let known: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
-        return Err(Exit::config(format!(
-            "no job named \"{}\" in {}; jobs are: {}",
-            args.job,
-            path.display(),
-            known.join(", ")
-        )));
-    }
+    config.job(&args.job)?;
     let credentials = Credentials::from_env(env)?;
     let store = super::open_store(&config).await?;
     // Runs a killed process left `running` (e.g. an earlier --run-now): only jobs whose lock no

@@ -53,7 +53,7 @@ fn status_table(
         lines.push(status_line(&job.name, status, verified(&job.name), next));
     }
     for r in rows {
-        if config.job(&r.job).is_none() {
+        if config.job(&r.job).is_err() {
             // A name only the database knows: anything may be in it.
             let job = sanitize(&r.job, 200);
             let check = verified(&r.job);

@@ -26,15 +26,7 @@ pub(super) async fn verify(path: &Path, env: &Env, args: &VerifyArgs) -> Result<
         return Err(Exit::usage(format!("--from {from} is after --to {to}")));
     }
     let config = super::load_config(path, env)?;
-    let Some(job) = config.job(&args.job) else {
-        let known: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
-        return Err(Exit::config(format!(
-            "no job named \"{}\" in {}; jobs are: {}",
-            args.job,
-            path.display(),
-            known.join(", ")
-        )));
-    };
+    let job = config.job(&args.job)?;
     // Before credentials and the database: a job that cannot be verified says so at once.
     crate::verify::verifiable(job)?;
     let credentials = Credentials::from_env(env)?;

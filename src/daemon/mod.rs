@@ -377,7 +377,7 @@ impl Export {
     /// and in the metrics, and logs what it found. Part of the run: the job's next firing waits
     /// for it like for the run.
     async fn verify_after(&self, name: &str, result: &RunResult) {
-        if !self.ctx.config.job(name).is_some_and(verifies) || self.stopping.is_cancelled() {
+        if !self.ctx.config.job(name).is_ok_and(verifies) || self.stopping.is_cancelled() {
             return;
         }
         let request = VerifyRequest {
