@@ -15,6 +15,7 @@ mod run_now;
 mod signals;
 mod status;
 mod summary;
+mod table;
 mod validate;
 mod verify;
 
