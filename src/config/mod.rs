@@ -20,10 +20,10 @@
 //!
 //! Nothing here touches the network or a database.
 
-pub mod account_id;
+pub(crate) mod account_id;
 mod api_url;
 mod context;
-pub mod credentials;
+pub(crate) mod credentials;
 mod database_url;
 mod error;
 mod job;

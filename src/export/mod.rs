@@ -10,10 +10,10 @@
 //! the types a caller sees and the run itself (lock, accounts, plan).
 
 pub(crate) mod accounts;
-pub mod generic;
+pub(crate) mod generic;
 pub mod plan;
 pub mod query;
-pub mod rows;
+pub(crate) mod rows;
 mod window;
 
 use std::sync::Arc;
