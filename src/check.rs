@@ -10,8 +10,8 @@
 //! - The database: it answers, and the role may create and alter the tables
 //!   ([`crate::store::probe`], which creates nothing that stays).
 //!
-//! Each finding is [`Outcome::Ok`], [`Outcome::Problem`] (something to fix in the configuration,
-//! the credentials or the database role) or [`Outcome::Unreachable`] (the API or the database did
+//! Each finding is [`Severity::Ok`], [`Severity::Problem`] (something to fix in the configuration,
+//! the credentials or the database role) or [`Severity::Unreachable`] (the API or the database did
 //! not answer after retries, so it could not be checked). The command turns the worst into its
 //! exit code.
 
@@ -20,15 +20,14 @@ use std::fmt;
 
 use futures_util::future::join_all;
 
-use crate::api::retry::{self, Backoff, Jitter, Policy, Verdict};
+use crate::api::retry::Backoff;
 use crate::api::{Account, ApiClient, ApiError, Offer};
 use crate::catalogue::Report;
 use crate::config::{Accounts, Config, Credentials, CredentialsError, Job, JobKind, QueryJob};
-use crate::store::StoreError;
 
-/// How a check came out, from best to worst.
+/// How serious a finding is, from best to worst (the worst decides `validate --online`'s exit code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
+pub enum Severity {
     Ok,
     /// The API or the database could not be reached: not checked.
     Unreachable,
@@ -41,7 +40,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub scope: String,
-    pub outcome: Outcome,
+    pub severity: Severity,
     pub text: String,
 }
 
@@ -52,27 +51,27 @@ pub struct OnlineReport {
 }
 
 impl OnlineReport {
-    /// The worst outcome (`Ok` when nothing was found).
-    pub fn worst(&self) -> Outcome {
+    /// The worst severity (`Ok` when nothing was found).
+    pub fn worst(&self) -> Severity {
         self.findings
             .iter()
-            .map(|f| f.outcome)
+            .map(|f| f.severity)
             .max()
-            .unwrap_or(Outcome::Ok)
+            .unwrap_or(Severity::Ok)
     }
 
-    /// How many findings came out `outcome`.
-    pub fn count(&self, outcome: Outcome) -> usize {
+    /// How many findings are of `severity`.
+    pub fn count(&self, severity: Severity) -> usize {
         self.findings
             .iter()
-            .filter(|f| f.outcome == outcome)
+            .filter(|f| f.severity == severity)
             .count()
     }
 
-    fn push(&mut self, scope: &str, outcome: Outcome, text: impl fmt::Display) {
+    fn push(&mut self, scope: &str, severity: Severity, text: impl fmt::Display) {
         self.findings.push(Finding {
             scope: scope.to_owned(),
-            outcome,
+            severity,
             text: text.to_string(),
         });
     }
@@ -88,12 +87,12 @@ pub async fn check_online(
     let mut report = OnlineReport::default();
     let accounts = match credentials {
         Err(e) => {
-            report.push("credentials", Outcome::Problem, e);
+            report.push("credentials", Severity::Problem, e);
             None
         }
         Ok(credentials) => match ApiClient::with_backoff(&config.api, credentials, backoff) {
             Err(e) => {
-                report.push("api", Outcome::Problem, e);
+                report.push("api", Severity::Problem, e);
                 None
             }
             Ok(api) => check_api(config, &api, &mut report)
@@ -105,7 +104,7 @@ pub async fn check_online(
         Some((api, accounts)) => check_jobs(config, &api, &accounts, &mut report).await,
         None => report.push(
             "jobs",
-            Outcome::Unreachable,
+            Severity::Unreachable,
             "not checked against the API: no accounts list",
         ),
     }
@@ -113,12 +112,12 @@ pub async fn check_online(
     report
 }
 
-/// The API's outcome for an error.
-fn outcome_of(e: &ApiError) -> Outcome {
+/// The API's severity for an error.
+fn severity_of(e: &ApiError) -> Severity {
     if e.is_unavailable() {
-        Outcome::Unreachable
+        Severity::Unreachable
     } else {
-        Outcome::Problem
+        Severity::Problem
     }
 }
 
@@ -133,7 +132,7 @@ async fn check_api(
             let ids: Vec<&str> = accounts.iter().map(|a| a.account_id.as_str()).collect();
             report.push(
                 "api",
-                Outcome::Ok,
+                Severity::Ok,
                 format_args!(
                     "{}: a token, and {} account{} these credentials read ({})",
                     config.api.base_url,
@@ -149,7 +148,7 @@ async fn check_api(
             Some(accounts)
         }
         Err(e) => {
-            report.push("api", outcome_of(&e), e);
+            report.push("api", severity_of(&e), e);
             None
         }
     }
@@ -203,9 +202,9 @@ async fn check_jobs(
             Accounts::All => report.push(
                 scope,
                 if accounts.is_empty() {
-                    Outcome::Problem
+                    Severity::Problem
                 } else {
-                    Outcome::Ok
+                    Severity::Ok
                 },
                 format_args!(
                     "accounts = \"all\": {} account{} these credentials read",
@@ -217,7 +216,7 @@ async fn check_jobs(
                 for id in &missing {
                     report.push(
                         scope,
-                        Outcome::Problem,
+                        Severity::Problem,
                         format_args!(
                             "account {id} is not among the accounts these credentials read \
                              (GET /v1/query/accounts): check the id, or the app's access to it"
@@ -230,7 +229,7 @@ async fn check_jobs(
             if !accounts.is_empty() {
                 report.push(
                     scope,
-                    Outcome::Ok,
+                    Severity::Ok,
                     format_args!(
                         "accounts {} readable (a generic job's endpoint is first called by its \
                          first run)",
@@ -246,7 +245,7 @@ async fn check_jobs(
                 Some(Ok(offer)) => check_slugs(scope, job, q, account, offer, report),
                 Some(Err(e)) => report.push(
                     scope,
-                    outcome_of(e),
+                    severity_of(e),
                     format_args!(
                         "account {}: cannot read what the {} report offers it: {e}",
                         account.account_id,
@@ -302,7 +301,7 @@ fn check_slugs(
     if !lacks.is_empty() {
         report.push(
             scope,
-            Outcome::Problem,
+            Severity::Problem,
             format_args!(
                 "account {id} lacks {} in the {} report (GET /v1/query/accounts/{id}/{}/help \
                  lists what it has); a run would fail for this account",
@@ -334,7 +333,7 @@ fn check_slugs(
     match (zone, currency) {
         (Ok(zone), Ok(currency)) if lacks.is_empty() => report.push(
             scope,
-            Outcome::Ok,
+            Severity::Ok,
             format_args!(
                 "account {id}: every dimension and metric offered; read in {zone}, {currency}"
             ),
@@ -344,7 +343,7 @@ fn check_slugs(
             for why in [zone.err(), currency.err()].into_iter().flatten() {
                 report.push(
                     scope,
-                    Outcome::Problem,
+                    Severity::Problem,
                     format_args!("account {id}: {why}; set it on the job or in [defaults]"),
                 );
             }
@@ -370,57 +369,34 @@ fn tables(config: &Config) -> Vec<String> {
 /// and the role may create and alter the tables.
 async fn check_database(config: &Config, report: &mut OnlineReport) {
     let tables = tables(config);
-    let policy = Policy {
-        backoff: Backoff {
-            base: std::time::Duration::from_millis(500),
-            jitter: Jitter::Off,
-            ..Backoff::default()
-        },
-        max_retries: Some(3),
-    };
-    let probed = retry::run(
-        &policy,
-        |_| crate::store::probe(&config.database, &tables),
-        |e: &StoreError| {
-            if e.is_unavailable() {
-                Verdict::Retry
-            } else {
-                Verdict::Fail
-            }
-        },
-        |retrying| {
-            tracing::warn!(error = %retrying.error, attempt = retrying.attempt,
-                "database not reachable yet; retrying");
-        },
-    )
-    .await;
+    let probed =
+        crate::store::while_unavailable(|_| crate::store::probe(&config.database, &tables)).await;
     let url = config.database.url.redacted();
     match probed {
-        Err(gave_up) => {
-            let e = gave_up.error;
-            let outcome = if e.is_unavailable() {
-                Outcome::Unreachable
+        Err(e) => {
+            let severity = if e.is_unavailable() {
+                Severity::Unreachable
             } else {
-                Outcome::Problem
+                Severity::Problem
             };
             let text = e.to_string();
             if text.contains(&url) {
-                report.push("database", outcome, text);
+                report.push("database", severity, text);
             } else {
-                report.push("database", outcome, format_args!("{url}: {text}"));
+                report.push("database", severity, format_args!("{url}: {text}"));
             }
         }
         Ok(probe) => {
             report.push(
                 "database",
-                Outcome::Ok,
+                Severity::Ok,
                 format_args!("{url}: {}", probe.who),
             );
             for note in probe.notes {
-                report.push("database", Outcome::Ok, note);
+                report.push("database", Severity::Ok, note);
             }
             for problem in probe.problems {
-                report.push("database", Outcome::Problem, problem);
+                report.push("database", Severity::Problem, problem);
             }
         }
     }

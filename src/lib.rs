@@ -7,13 +7,13 @@
 
 pub mod api;
 pub mod catalogue;
-pub mod check;
+pub(crate) mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod decimal;
+pub(crate) mod decimal;
 pub(crate) mod demo;
-pub mod discover;
+pub(crate) mod discover;
 pub mod export;
 pub(crate) mod metrics;
 pub mod mock;

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::DemoArgs;
 use super::exit::Exit;
 use crate::config::{Backend, Config, ENV_DATABASE_URL, Env};
-use crate::demo::{DEMO_FILE, Demo, DemoError, DemoOptions};
+use crate::demo::{DEMO_FILE, Demo, DemoOptions};
 
 pub(super) async fn demo(path: &Path, env: &Env, args: &DemoArgs) -> Result<(), Exit> {
     if args.database.is_none() && env.get(ENV_DATABASE_URL).is_some() {
@@ -21,16 +21,7 @@ pub(super) async fn demo(path: &Path, env: &Env, args: &DemoArgs) -> Result<(), 
         days: args.days,
         database: args.database.clone(),
     };
-    let demo = Demo::start(&options).await.map_err(|e| match e {
-        DemoError::Config(e) => Exit::from(e),
-        DemoError::Api(e) => Exit::from(e),
-        DemoError::Store { ref source, .. } if source.is_unavailable() => {
-            Exit::new(super::exit::UNAVAILABLE, e.to_string())
-        }
-        DemoError::BadUrl(_) => Exit::usage(e.to_string()),
-        DemoError::NotADemoDatabase { .. } => Exit::config(e.to_string()),
-        DemoError::Store { .. } | DemoError::Mock(_) => Exit::failed(e.to_string()),
-    })?;
+    let demo = Demo::start(&options).await?;
     if demo.uses_shipped_config() {
         eprintln!(
             "note: {} not found; using the shipped example jobs",

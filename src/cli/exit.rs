@@ -7,7 +7,8 @@
 use std::fmt;
 
 use crate::api::ApiError;
-use crate::config::{ConfigError, CredentialsError};
+use crate::config::{ConfigError, CredentialsError, UnknownJob};
+use crate::demo::DemoError;
 use crate::export::{FailureKind, RunError};
 use crate::store::StoreError;
 use crate::verify::VerifyError;
@@ -92,6 +93,12 @@ impl From<ConfigError> for Exit {
     }
 }
 
+impl From<UnknownJob> for Exit {
+    fn from(e: UnknownJob) -> Exit {
+        Exit::config(e.to_string())
+    }
+}
+
 impl From<CredentialsError> for Exit {
     fn from(e: CredentialsError) -> Exit {
         Exit::config(e.to_string())
@@ -119,6 +126,19 @@ impl From<RunError> for Exit {
 impl From<VerifyError> for Exit {
     fn from(e: VerifyError) -> Exit {
         Exit::of(e.kind(), &e)
+    }
+}
+
+impl From<DemoError> for Exit {
+    fn from(e: DemoError) -> Exit {
+        match e {
+            DemoError::Config(e) => Exit::from(e),
+            DemoError::Api(e) => Exit::from(e),
+            DemoError::Store { ref source, .. } => Exit::of(FailureKind::of_store(source), &e),
+            DemoError::BadUrl(_) => Exit::usage(e.to_string()),
+            DemoError::NotADemoDatabase { .. } => Exit::config(e.to_string()),
+            DemoError::Mock(_) => Exit::failed(e.to_string()),
+        }
     }
 }
 

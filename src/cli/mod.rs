@@ -15,6 +15,7 @@ mod run_now;
 mod signals;
 mod status;
 mod summary;
+mod table;
 mod validate;
 mod verify;
 
@@ -24,7 +25,6 @@ use std::process::ExitCode;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::api::retry::{self, Backoff, Jitter, Policy, Verdict};
 use crate::config::{Config, Env};
 use crate::store::Store;
 use crate::telemetry::LogFormat;
@@ -449,35 +449,12 @@ fn load_config(path: &Path, env: &Env) -> Result<Config, Exit> {
 /// Connects to the database: four attempts, 0.5 s, 1 s and 2 s apart, while it is unreachable.
 async fn connect_store(config: &Config) -> Result<Store, Exit> {
     crate::tls::install_crypto_provider();
-    let policy = Policy {
-        backoff: Backoff {
-            base: std::time::Duration::from_millis(500),
-            jitter: Jitter::Off,
-            ..Backoff::default()
-        },
-        max_retries: Some(3),
-    };
-    retry::run(
-        &policy,
-        |_| Store::connect(&config.database),
-        |e| {
-            if e.is_unavailable() {
-                Verdict::Retry
-            } else {
-                Verdict::Fail
-            }
-        },
-        |retrying| {
-            let (e, attempt) = (retrying.error, retrying.attempt);
-            tracing::warn!(error = %e, attempt, "database not reachable yet; retrying");
-        },
-    )
-    .await
-    .map_err(|gave_up| gave_up.error)
-    .context(format_args!(
-        "cannot use the database {}",
-        config.database.url
-    ))
+    crate::store::while_unavailable(|_| Store::connect(&config.database))
+        .await
+        .context(format_args!(
+            "cannot use the database {}",
+            config.database.url
+        ))
 }
 
 /// Connects and applies the migrations.

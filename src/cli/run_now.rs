@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::RunNowArgs;
 use super::exit::{Context as _, Exit};
@@ -10,7 +10,7 @@ use super::progress::Bars;
 use crate::api::ApiClient;
 use crate::config::{Credentials, Env};
 use crate::export::{Context, DayRange, NoProgress, Progress, RunRequest};
-use crate::store::{Store, Trigger};
+use crate::store::{Patience, StillRunning, Store, Trigger};
 
 /// `bars`: the progress display when stderr is a terminal (else the log says what happens).
 pub(super) async fn run_now(
@@ -25,15 +25,7 @@ pub(super) async fn run_now(
         return Err(Exit::usage(format!("--from {from} is after --to {to}")));
     }
     let config = super::load_config(path, env)?;
-    if config.job(&args.job).is_none() {
-        let known: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
-        return Err(Exit::config(format!(
-            "no job named \"{}\" in {}; jobs are: {}",
-            args.job,
-            path.display(),
-            known.join(", ")
-        )));
-    }
+    config.job(&args.job)?;
     let credentials = Credentials::from_env(env)?;
     let store = super::open_store(&config).await?;
     // Runs a killed process left `running` (e.g. an earlier --run-now): only jobs whose lock no
@@ -101,52 +93,38 @@ const LEFT_RUNNING_ERROR: &str = "failed: the run could not record this window's
      was unreachable when the window failed, or the run was stopped); nothing of the window was \
      committed";
 
-/// How long, after the run, closing its windows is tried while the database does not answer.
-const CLOSE_LIMIT: Duration = Duration::from_secs(15);
-
-/// How long the job's lock may look held after the run dropped it (a rolled-back run's lock
-/// connection is closed, and the server notices a moment later); held longer, a live process
-/// (a daemon, a replica) runs the job, and its rows are not ours to touch.
-const LOCK_RELEASE_LIMIT: Duration = Duration::from_secs(3);
+/// How long closing the run's windows is tried: the run's lock may look held a moment after the
+/// run dropped it (a rolled-back run's lock connection is closed, and the server notices a moment
+/// later); held longer, a live process (a daemon, a replica) runs the job, and its rows are not
+/// ours to touch. While the database does not answer, closing is tried for 15 s.
+const CLOSING: Patience = Patience {
+    lock_held: Duration::from_secs(3),
+    unreachable: Duration::from_secs(15),
+};
 
 /// Marks the job's `export_runs` rows that are still `running` after the run. When the database
 /// vanished mid-window, the window failed and so did recording its failure; when the run was
 /// stopped, its window in progress was dropped: either way its row would stay `running` until the
 /// next start found it. The run's lock is released by now, so taking it proves no live process
 /// runs the job (else nothing is touched). While the database does not answer this is retried
-/// for [`CLOSE_LIMIT`]; if it stays away the row stays `running`, and the next `run` or
+/// (see [`CLOSING`]); if it stays away the row stays `running`, and the next `run` or
 /// `--run-now` marks it failed (nothing can reach a database that is gone).
 async fn close_left_runs(store: &Store, job: &str) {
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(250);
-    loop {
-        let (wait, what) = match store.fail_running_runs(job, LEFT_RUNNING_ERROR).await {
-            Ok(Some(0)) => return,
-            Ok(Some(runs)) => {
-                tracing::warn!(
-                    runs,
-                    "marked windows failed whose end could not be recorded when they ended"
-                );
-                return;
-            }
-            Ok(None) if started.elapsed() >= LOCK_RELEASE_LIMIT => return,
-            Ok(None) => (Duration::from_millis(100), None),
-            Err(e) => (delay, Some(e)),
-        };
-        if started.elapsed() + wait > CLOSE_LIMIT {
-            if let Some(e) = what {
-                tracing::warn!(
-                    error = %e,
-                    "the database stayed unreachable: windows of this run may still show \
-                     `running`; the next start of `run` or `--run-now` marks them failed"
-                );
-            }
-            return;
-        }
-        if let Some(e) = what {
+    let closed = store
+        .fail_running_runs_once_free(job, LEFT_RUNNING_ERROR, CLOSING, |e| {
             tracing::warn!(error = %e, "cannot close this run's windows yet; retrying");
-            delay = (delay * 2).min(Duration::from_secs(4));
-        }
-        tokio::time::sleep(wait).await;
+        })
+        .await;
+    match closed {
+        Ok(0) | Err(StillRunning::LockHeld) => {}
+        Ok(runs) => tracing::warn!(
+            runs,
+            "marked windows failed whose end could not be recorded when they ended"
+        ),
+        Err(StillRunning::Store(e)) => tracing::warn!(
+            error = %e,
+            "the database stayed unreachable: windows of this run may still show `running`; the \
+             next start of `run` or `--run-now` marks them failed"
+        ),
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::exit::{Context as _, Exit};
+use super::table::Align;
 use crate::config::{Config, Env};
 use crate::store::{JobStatus, LastCheck};
 use crate::telemetry::sanitize;
@@ -53,7 +54,7 @@ fn status_table(
         lines.push(status_line(&job.name, status, verified(&job.name), next));
     }
     for r in rows {
-        if config.job(&r.job).is_none() {
+        if config.job(&r.job).is_err() {
             // A name only the database knows: anything may be in it.
             let job = sanitize(&r.job, 200);
             let check = verified(&r.job);
@@ -65,25 +66,8 @@ fn status_table(
             ));
         }
     }
-    let mut widths = header.map(str::len);
-    for l in &lines {
-        for (w, cell) in widths.iter_mut().zip(l.iter()) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
     let mut out = String::new();
-    let row = |out: &mut String, cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths.iter())
-            .map(|(c, w)| format!("{c:<w$}", w = *w))
-            .collect();
-        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
-    };
-    row(&mut out, &header.map(str::to_owned));
-    for l in &lines {
-        row(&mut out, l);
-    }
+    super::table::write(&mut out, "", header, [Align::Left; 7], &lines);
     let failed: Vec<&JobStatus> = rows
         .iter()
         .filter(|r| r.last_status.map(|s| s.as_str()) == Some("failed"))

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::exit::Exit;
+use super::table::Align;
 use crate::config::Config;
 use crate::export::{RunError, RunResult, WindowOutcome};
 use crate::telemetry::sanitize;
@@ -179,24 +180,10 @@ fn accounts_table(report: &RunResult) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for line in &cells {
-        for (width, cell) in widths.iter_mut().zip(line) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
     let mut out = String::from("\n");
-    let mut push_line = |line: [&str; 6]| {
-        let _ = write!(out, "  {:<w$}", line[0], w = widths[0]);
-        for (cell, width) in line.iter().zip(widths).skip(1) {
-            let _ = write!(out, "  {cell:>width$}");
-        }
-        out.push('\n');
-    };
-    push_line(header);
-    for line in &cells {
-        push_line(line.each_ref().map(String::as_str));
-    }
+    let numbers = Align::Right;
+    let align = [Align::Left, numbers, numbers, numbers, numbers, numbers];
+    super::table::write(&mut out, "  ", header, align, &cells);
     out.push('\n');
     out
 }

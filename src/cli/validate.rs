@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::ValidateArgs;
 use super::exit::{self, Exit};
 use crate::api::retry::Backoff;
-use crate::check::{OnlineReport, Outcome};
+use crate::check::{OnlineReport, Severity};
 use crate::config::{Accounts, Config, Credentials, Env, JobKind};
 
 pub(super) async fn validate(path: &Path, env: &Env, args: &ValidateArgs) -> Result<(), Exit> {
@@ -24,17 +24,17 @@ pub(super) async fn validate(path: &Path, env: &Env, args: &ValidateArgs) -> Res
         crate::check::check_online(&config, Credentials::from_env(env), Backoff::default()).await;
     print!("{}", describe_online(&report));
     let (problems, unreachable) = (
-        report.count(Outcome::Problem),
-        report.count(Outcome::Unreachable),
+        report.count(Severity::Problem),
+        report.count(Severity::Unreachable),
     );
     let plural = |n: usize| if n == 1 { "" } else { "s" };
     match report.worst() {
-        Outcome::Ok => Ok(()),
-        Outcome::Problem => Err(Exit::config(format!(
+        Severity::Ok => Ok(()),
+        Severity::Problem => Err(Exit::config(format!(
             "validate --online found {problems} problem{} to fix (listed above)",
             plural(problems)
         ))),
-        Outcome::Unreachable => Err(Exit::new(
+        Severity::Unreachable => Err(Exit::new(
             exit::UNAVAILABLE,
             format!(
                 "validate --online could not check {unreachable} thing{} (listed above): the API \
@@ -45,14 +45,14 @@ pub(super) async fn validate(path: &Path, env: &Env, args: &ValidateArgs) -> Res
     }
 }
 
-/// The lines `validate --online` prints: each finding with its outcome.
+/// The lines `validate --online` prints: each finding with its severity.
 fn describe_online(report: &OnlineReport) -> String {
     let mut out = String::from("\nonline checks\n");
     for f in &report.findings {
-        let mark = match f.outcome {
-            Outcome::Ok => "ok",
-            Outcome::Problem => "PROBLEM",
-            Outcome::Unreachable => "UNREACHABLE",
+        let mark = match f.severity {
+            Severity::Ok => "ok",
+            Severity::Problem => "PROBLEM",
+            Severity::Unreachable => "UNREACHABLE",
         };
         // The text may quote the API or the database.
         let text = crate::telemetry::sanitize_message(&f.text, 2_000);

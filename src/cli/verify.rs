@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::exit::{Context as _, Exit};
+use super::table::Align;
 use super::{VerifyArgs, VerifyFormat};
 use crate::api::ApiClient;
 use crate::config::{Credentials, Env};
@@ -26,15 +27,7 @@ pub(super) async fn verify(path: &Path, env: &Env, args: &VerifyArgs) -> Result<
         return Err(Exit::usage(format!("--from {from} is after --to {to}")));
     }
     let config = super::load_config(path, env)?;
-    let Some(job) = config.job(&args.job) else {
-        let known: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
-        return Err(Exit::config(format!(
-            "no job named \"{}\" in {}; jobs are: {}",
-            args.job,
-            path.display(),
-            known.join(", ")
-        )));
-    };
+    let job = config.job(&args.job)?;
     // Before credentials and the database: a job that cannot be verified says so at once.
     crate::verify::verifiable(job)?;
     let credentials = Credentials::from_env(env)?;
@@ -139,24 +132,7 @@ fn text(v: &Verification, table: &str) -> String {
     }
     if !lines.is_empty() {
         out.push('\n');
-        let mut widths = header.map(str::len);
-        for l in &lines {
-            for (w, cell) in widths.iter_mut().zip(l.iter()) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let row = |out: &mut String, cells: &[String]| {
-            let padded: Vec<String> = cells
-                .iter()
-                .zip(widths.iter())
-                .map(|(c, w)| format!("{c:<w$}", w = *w))
-                .collect();
-            let _ = writeln!(out, "{}", padded.join("  ").trim_end());
-        };
-        row(&mut out, &header.map(str::to_owned));
-        for l in &lines {
-            row(&mut out, l);
-        }
+        super::table::write(&mut out, "", header, [Align::Left; 7], &lines);
     }
     let differ = v.days_differ();
     if differ > 0 {

@@ -76,13 +76,7 @@ pub fn printable(raw: &str) -> String {
     {
         return raw.to_owned();
     }
-    let Some(at) = raw.rfind('@') else {
-        return raw.to_owned();
-    };
-    match raw.find("://") {
-        Some(s) if s < at => format!("{}://***{}", &raw[..s], &raw[at..]),
-        _ => format!("***{}", &raw[at..]),
-    }
+    super::database_url::mask_userinfo(raw).unwrap_or_else(|| raw.to_owned())
 }
 
 #[cfg(test)]
@@ -160,5 +154,8 @@ mod tests {
             "https://api.rokt.com/x@y"
         );
         assert_eq!(printable("https://api.rokt.com"), "https://api.rokt.com");
+        // Not a URL at all: still nothing before the last `@`, a query kept as written.
+        assert_eq!(printable("pa/55@host?a=b"), "***@host?a=b");
+        assert_eq!(printable("pa55@host://x"), "***@host://x");
     }
 }

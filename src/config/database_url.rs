@@ -172,6 +172,16 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// `url` with its whole userinfo (user name and password: everything before its last `@`) replaced
+/// by `***`, the rest as written; `None` when it has no userinfo. For a URL that may not parse
+/// (`config::api_url::printable`), where a user name is no more printable than a password.
+pub(super) fn mask_userinfo(url: &str) -> Option<String> {
+    let parts = Parts::of(url);
+    parts.user?;
+    let query = parts.query.map(|q| format!("?{q}")).unwrap_or_default();
+    Some(format!("{}***@{}{query}", parts.head, parts.path))
+}
+
 /// Whether `url` carries a password, in its userinfo (even an empty one) or as a query parameter.
 pub(super) fn holds_password(url: &str) -> bool {
     let parts = Parts::of(url);
@@ -195,7 +205,7 @@ fn is_password_key(raw: &str) -> bool {
 
 /// A URL cut where its author meant (see the module docs); every part as written.
 struct Parts<'a> {
-    /// `postgres://`, or everything before the path when there is no `://`.
+    /// `postgres://` (to the first `://`, when that comes before the last `@`), else empty.
     head: &'a str,
     /// The user name when there is a userinfo (everything up to the last `@`).
     user: Option<&'a str>,
@@ -210,9 +220,11 @@ struct Parts<'a> {
 
 impl<'a> Parts<'a> {
     fn of(url: &'a str) -> Parts<'a> {
+        // A `://` after the last `@` is not the scheme's: that `@` ends a userinfo (`a:b@c://d`).
+        let last_at = url.rfind('@');
         let (head, rest) = match url.find("://") {
-            Some(i) => url.split_at(i + 3),
-            None => ("", url),
+            Some(i) if last_at.is_none_or(|at| i < at) => url.split_at(i + 3),
+            _ => ("", url),
         };
         let (user, password, rest) = match rest.rsplit_once('@') {
             Some((userinfo, rest)) => match userinfo.split_once(':') {
@@ -281,6 +293,10 @@ mod tests {
             redact_url("postgresql://u:AB?CD/EF@h/db?sslmode=require"),
             "postgresql://u:***@h/db?sslmode=require"
         );
+        // A `://` after the last `@` is not the scheme's: the userinfo before it is still found.
+        assert_eq!(redact_url("u:pw@h://x"), "u:***@h://x");
+        assert_eq!(mask_userinfo("u:pw@h://x").as_deref(), Some("***@h://x"));
+        assert_eq!(mask_userinfo("https://h/x"), None);
     }
 
     #[test]

@@ -15,6 +15,25 @@ pub enum ConfigError {
     },
 }
 
+/// A job name that the configuration does not have (`Config::job`). Maps to exit code 78.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no job named \"{name}\" in {}{}; jobs are: {}",
+    path.display(),
+    suggestion.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default(),
+    known.join(", ")
+)]
+pub struct UnknownJob {
+    /// The name asked for.
+    pub name: String,
+    /// The configuration file.
+    pub path: PathBuf,
+    /// A known name the asked one is a likely typo of.
+    pub suggestion: Option<String>,
+    /// Every job's name, in the file's order.
+    pub known: Vec<String>,
+}
+
 /// One thing wrong with the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

@@ -20,10 +20,10 @@
 //!
 //! Nothing here touches the network or a database.
 
-pub mod account_id;
+pub(crate) mod account_id;
 mod api_url;
 mod context;
-pub mod credentials;
+pub(crate) mod credentials;
 mod database_url;
 mod error;
 mod job;
@@ -47,7 +47,7 @@ pub(crate) use api_url::check_base_url;
 pub use api_url::printable as printable_url;
 pub use credentials::{CredentialSource, Credentials, CredentialsError};
 pub use database_url::{Backend, DatabaseUrl, redact_url};
-pub use error::{ConfigError, Problem};
+pub use error::{ConfigError, Problem, UnknownJob};
 pub use job::SYSTEM_COLUMNS;
 pub(crate) use job::is_usable_slug;
 pub use keys::{ReferenceRow, reference};
@@ -400,9 +400,18 @@ impl Config {
         parse::parse_api(path, &text, env)
     }
 
-    /// The job called `name`.
-    pub fn job(&self, name: &str) -> Option<&Job> {
-        self.jobs.iter().find(|j| j.name == name)
+    /// The job called `name`; else which jobs there are, and the one it is a likely typo of.
+    pub fn job(&self, name: &str) -> Result<&Job, UnknownJob> {
+        self.jobs
+            .iter()
+            .find(|j| j.name == name)
+            .ok_or_else(|| UnknownJob {
+                name: name.to_owned(),
+                path: self.path.clone(),
+                suggestion: suggest(name, self.jobs.iter().map(|j| j.name.as_str()))
+                    .map(str::to_owned),
+                known: self.jobs.iter().map(|j| j.name.clone()).collect(),
+            })
     }
 }
 
@@ -441,6 +450,31 @@ mod tests {
                 "{p:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_job_lists_the_jobs_and_the_likely_one() {
+        let text = "[[jobs]]\nname = \"campaign_daily\"\nschedule = \"0 5 * * *\"\n\
+                    accounts = [\"1\"]\nreport = \"campaigns\"\nmetrics = [\"impressions\"]\n";
+        let Ok(config) = Config::from_toml(Path::new("jobs.toml"), text, &Env::default()) else {
+            panic!("the config is valid");
+        };
+        assert!(config.job("campaign_daily").is_ok());
+        let Err(e) = config.job("campaign_dialy") else {
+            panic!("found a job that is not there");
+        };
+        assert_eq!(
+            e.to_string(),
+            "no job named \"campaign_dialy\" in jobs.toml (did you mean \"campaign_daily\"?); \
+             jobs are: campaign_daily"
+        );
+        let Err(e) = config.job("zzz") else {
+            panic!("found a job that is not there");
+        };
+        assert_eq!(
+            e.to_string(),
+            "no job named \"zzz\" in jobs.toml; jobs are: campaign_daily"
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::export::{
 };
 use crate::metrics::{Metrics, RunCounts, RunOutcome};
 use crate::server::{Health, ServerState};
-use crate::store::{CheckTrigger, RunStatus, Store, StoreError, Trigger};
+use crate::store::{CheckTrigger, Patience, STALE_RUN_ERROR, Store, StoreError, Trigger};
 use crate::verify::{AccountOutcome, Days, Outcome as VerifyOutcome, VerifyRequest, verify};
 use scheduler::{RunSummary, Runner, Scheduler};
 
@@ -279,35 +279,51 @@ async fn ping_forever(store: Store, health: Arc<Health>) {
     }
 }
 
-/// Marks the `export_runs` rows of abandoned runs failed.
+/// How long the daemon tries to close the runs of a run it dropped or that panicked: the run's
+/// lock connection was dropped with it, and the server may notice the closed socket a moment
+/// after our next statement, so its lock may look held for a moment (bounded); what is still left
+/// is for the next start's stale-run check.
+const CLOSING: Patience = Patience {
+    lock_held: Duration::from_secs(5),
+    unreachable: Duration::from_secs(5),
+};
+
+/// Marks the `export_runs` rows of abandoned runs failed (each job's at once, side by side).
 ///
-/// The store's `fail_stale_runs` only touches a job whose advisory lock it can take, i.e. that no
-/// live process (this one, a replica, a `--run-now`) is running. The abandoned runs dropped their
-/// lock connections, but the server may notice a closed socket a moment after our next
-/// statement, so look again a few times.
+/// Only a job whose advisory lock can be taken is touched, i.e. that no live process (this one,
+/// a replica, a `--run-now`) is running.
 async fn fail_abandoned(store: &Store, jobs: &[String]) {
-    for _ in 0..20 {
-        if let Err(e) = store.fail_stale_runs().await {
-            warn!(error = %e, "cannot mark the abandoned runs failed");
-        }
-        match store.status().await {
-            Ok(status) => {
-                let still_running = status
-                    .iter()
-                    .any(|s| jobs.contains(&s.job) && s.last_status == Some(RunStatus::Running));
-                if !still_running {
-                    return;
-                }
+    let closing = jobs.iter().map(|job| async move {
+        let closed = store
+            .fail_running_runs_once_free(job, STALE_RUN_ERROR, CLOSING, |e| {
+                warn!(error = %e, "cannot mark the abandoned runs failed");
+            })
+            .await;
+        match closed {
+            Ok(0) => true,
+            Ok(runs) => {
+                warn!(
+                    job = %job,
+                    runs, "marked runs left running by a stopped process as failed"
+                );
+                true
             }
-            Err(e) => warn!(error = %e, "cannot read the run status"),
+            Err(_) => false,
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    });
+    let closed = futures_util::future::join_all(closing).await;
+    let left: Vec<&String> = jobs
+        .iter()
+        .zip(closed)
+        .filter_map(|(job, closed)| (!closed).then_some(job))
+        .collect();
+    if !left.is_empty() {
+        warn!(
+            jobs = ?left,
+            "runs of these jobs may still be marked running (a replica may have taken them over); \
+             the next start marks abandoned ones failed"
+        );
     }
-    warn!(
-        jobs = ?jobs,
-        "runs of these jobs may still be marked running (a replica may have taken them over); \
-         the next start marks abandoned ones failed"
-    );
 }
 
 /// The `export_runs.error` of the runs of a run that panicked.
@@ -318,28 +334,22 @@ fn panicked_run_error(panic: &str) -> String {
     )
 }
 
-/// Marks the `running` rows of `job` failed after its run panicked. The run's lock connection was
-/// dropped with it, and the server may see the closed socket a moment later: until it does the
-/// lock looks held, so look again a few times (bounded); what is still left is for the next
-/// start's stale-run check.
+/// Marks the `running` rows of `job` failed after its run panicked (see [`CLOSING`]).
 async fn fail_panicked(store: &Store, job: &str, panic: &str) {
     let error = panicked_run_error(panic);
-    for _ in 0..20 {
-        match store.fail_running_runs(job, &error).await {
-            Ok(Some(runs)) => {
-                if runs > 0 {
-                    warn!(runs, "marked the panicked run's windows failed");
-                }
-                return;
-            }
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, "cannot mark the panicked run's windows failed"),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let closed = store
+        .fail_running_runs_once_free(job, &error, CLOSING, |e| {
+            warn!(error = %e, "cannot mark the panicked run's windows failed");
+        })
+        .await;
+    match closed {
+        Ok(0) => {}
+        Ok(runs) => warn!(runs, "marked the panicked run's windows failed"),
+        Err(_) => warn!(
+            "the panicked run's windows may still be marked running; the next start marks them \
+             failed"
+        ),
     }
-    warn!(
-        "the panicked run's windows may still be marked running; the next start marks them failed"
-    );
 }
 
 /// The real [`Runner`]: `export::run_job` with the daemon's shared context.
@@ -367,7 +377,7 @@ impl Export {
     /// and in the metrics, and logs what it found. Part of the run: the job's next firing waits
     /// for it like for the run.
     async fn verify_after(&self, name: &str, result: &RunResult) {
-        if !self.ctx.config.job(name).is_some_and(verifies) || self.stopping.is_cancelled() {
+        if !self.ctx.config.job(name).is_ok_and(verifies) || self.stopping.is_cancelled() {
             return;
         }
         let request = VerifyRequest {
@@ -523,7 +533,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::{DatabaseConfig, DatabaseUrl};
-    use crate::store::NewRun;
+    use crate::store::{NewRun, RunStatus};
     use chrono::NaiveDate;
 
     #[tokio::test]

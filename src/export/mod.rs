@@ -10,10 +10,10 @@
 //! the types a caller sees and the run itself (lock, accounts, plan).
 
 pub(crate) mod accounts;
-pub mod generic;
+pub(crate) mod generic;
 pub mod plan;
 pub mod query;
-pub mod rows;
+pub(crate) mod rows;
 mod window;
 
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::api::{ApiClient, ApiError};
-use crate::config::{Config, Job, JobKind};
+use crate::config::{Config, Job, JobKind, UnknownJob};
 use crate::store::{NewRun, Store, StoreError, Trigger};
 pub use plan::Window;
 
@@ -305,8 +305,8 @@ impl RunResult {
 /// Why a run could not start at all (a window's failure is a [`WindowOutcome`] instead).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("no job named \"{name}\" in the config; jobs are: {known}")]
-    UnknownJob { name: String, known: String },
+    #[error(transparent)]
+    UnknownJob(#[from] UnknownJob),
     #[error(
         "account {account} is not one of job \"{job}\"'s accounts ({listed}); add it to the job's `accounts` first"
     )]
@@ -325,7 +325,7 @@ impl RunError {
     /// What kind of failure this is (see [`FailureKind`]).
     pub fn kind(&self) -> FailureKind {
         match self {
-            RunError::UnknownJob { .. } | RunError::UnknownAccount { .. } => FailureKind::Config,
+            RunError::UnknownJob(_) | RunError::UnknownAccount { .. } => FailureKind::Config,
             RunError::Api(e) => FailureKind::of_api(e),
             RunError::Store(e) => FailureKind::of_store(e),
         }
@@ -351,19 +351,7 @@ pub async fn run_job(
     request: &RunRequest,
     progress: &dyn Progress,
 ) -> Result<RunResult, RunError> {
-    let job = ctx
-        .config
-        .job(&request.job)
-        .ok_or_else(|| RunError::UnknownJob {
-            name: request.job.clone(),
-            known: ctx
-                .config
-                .jobs
-                .iter()
-                .map(|j| j.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let job = ctx.config.job(&request.job)?;
     let Some(lock) = ctx.store.try_lock_job(&job.name).await? else {
         let today = plan::today_in(job.cron_zone(), Utc::now());
         let reason =

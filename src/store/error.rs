@@ -1,5 +1,9 @@
 //! The store's error type: what went wrong, and whether waiting and retrying can help.
 
+use std::str::FromStr;
+
+use crate::config::DatabaseUrl;
+
 /// Everything the store can fail with. `Display` never contains the database password: the URL is
 /// only ever shown redacted, and driver messages from connecting are scrubbed of it.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +163,26 @@ fn unavailable_code(code: &str) -> bool {
 
 /// Removes every spelling of a password from `message` (driver messages from connecting may echo
 /// parts of the URL). `secrets` comes from `DatabaseUrl::secrets`.
+/// Turns what connecting to `url` failed with into [`StoreError::Connect`]: the URL redacted,
+/// the driver's message scrubbed of the password's spellings ([`DatabaseUrl::secrets`]). Used by
+/// both backends and the probe, for the URL's parse and every step of connecting.
+pub(super) fn connect_error(url: &DatabaseUrl) -> impl Fn(sqlx::Error) -> StoreError + use<> {
+    let (redacted, secrets) = (url.redacted(), url.secrets());
+    move |source| StoreError::Connect {
+        url: redacted.clone(),
+        message: scrub(source.to_string(), &secrets),
+        source,
+    }
+}
+
+/// The driver's connect options (`PgConnectOptions`, `SqliteConnectOptions`) parsed from `url`;
+/// a URL the driver refuses is a [`StoreError::Connect`] (see [`connect_error`]).
+pub(super) fn connect_options<O: FromStr<Err = sqlx::Error>>(
+    url: &DatabaseUrl,
+) -> Result<O, StoreError> {
+    O::from_str(url.expose()).map_err(connect_error(url))
+}
+
 pub(super) fn scrub(message: String, secrets: &[String]) -> String {
     secrets
         .iter()
@@ -169,7 +193,6 @@ pub(super) fn scrub(message: String, secrets: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DatabaseUrl;
 
     #[test]
     fn scrubbing_removes_every_spelling() {

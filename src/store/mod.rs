@@ -20,7 +20,8 @@
 //! both backends), `spec.rs` (validation and de-duplication of a load), `fingerprint.rs`
 //! (`_row_hash`), `postgres.rs` and `sqlite.rs` (creating tables, loading windows, job locks),
 //! `checks.rs` (`verify`'s per-day sums and the `export_checks` history), `probe.rs` (what
-//! `validate --online` asks of the database, creating nothing that stays), `error.rs`
+//! `validate --online` asks of the database, creating nothing that stays), `wait.rs` (waiting for
+//! the database: start-up attempts, closing a job's runs once its lock is free), `error.rs`
 //! ([`StoreError`]).
 //!
 //! Invariants: no other module holds SQL; identifiers are validated (see [`StoreError::InvalidName`])
@@ -39,6 +40,7 @@ mod runs;
 mod spec;
 mod sqlite;
 mod table;
+mod wait;
 
 use std::fmt;
 
@@ -52,6 +54,7 @@ pub use error::StoreError;
 pub use probe::{Probe, probe};
 pub use runs::{AccountState, JobStatus, NewRun, RunStatus, STALE_RUN_ERROR, StateUpdate, Trigger};
 pub use table::{Batch, ColumnData, ColumnSpec, ColumnType, TableChanges, TableSpec, TypeMismatch};
+pub use wait::{Patience, StillRunning, while_unavailable};
 
 /// A connection pool to the export database. Cheap to clone (the pool is shared).
 #[derive(Clone)]

@@ -2,7 +2,6 @@
 //! upserts, session advisory locks on dedicated connections. Run records and job state are
 //! `runs.rs`'s, on this pool; this file gives them their [`Dialect`].
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgQue
 use sqlx::query::QueryScalar;
 use sqlx::{Connection, Executor, PgConnection, Postgres};
 
-use super::error::{StoreError, scrub};
+use super::error::{StoreError, connect_error, connect_options};
 use super::fingerprint::{Bound, Stored, bind_scope, scope_params, scope_sql, stored_hashes_sql};
 use super::load::{Load, Written};
 use super::runs::{Dialect, Runs, WindowDone};
@@ -69,14 +68,8 @@ impl PgStore {
     pub async fn connect(db: &DatabaseConfig) -> Result<PgStore, StoreError> {
         validate_identifier("schema", &db.schema)?;
         crate::tls::install_crypto_provider();
-        let passwords = db.url.secrets();
-        let connect_error = |source: sqlx::Error| StoreError::Connect {
-            url: db.url.redacted(),
-            message: scrub(source.to_string(), &passwords),
-            source,
-        };
-        let options = PgConnectOptions::from_str(db.url.expose())
-            .map_err(connect_error)?
+        let failed = connect_error(&db.url);
+        let options = connect_options::<PgConnectOptions>(&db.url)?
             .application_name("rokt-export")
             // No statement may hang a window (or a job) forever: past it, the statement is
             // cancelled and its window's transaction rolled back.
@@ -89,13 +82,13 @@ impl PgStore {
         // The schema first, on a connection of its own, so every pooled connection finds it.
         let mut conn = PgConnection::connect_with(&options)
             .await
-            .map_err(connect_error)?;
+            .map_err(&failed)?;
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
                 .bind(&db.schema)
                 .fetch_one(&mut conn)
                 .await
-                .map_err(connect_error)?;
+                .map_err(&failed)?;
         if !exists {
             // IF NOT EXISTS: another replica may create it at the same moment.
             conn.execute(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&db.schema)).as_str())
@@ -117,7 +110,7 @@ impl PgStore {
             })
             .connect_with(options.clone())
             .await
-            .map_err(connect_error)?;
+            .map_err(&failed)?;
         Ok(PgStore {
             pool,
             options: Arc::new(options),

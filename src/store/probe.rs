@@ -10,14 +10,13 @@
 //!
 //! Nothing here goes through [`super::Store::connect`], which creates a missing schema or file.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 
-use super::error::{StoreError, scrub};
+use super::error::{StoreError, connect_error, connect_options};
 use super::spec::{quote, validate_identifier};
 use crate::config::{Backend, DatabaseConfig};
 
@@ -52,18 +51,11 @@ pub async fn probe(db: &DatabaseConfig, tables: &[String]) -> Result<Probe, Stor
 async fn probe_postgres(db: &DatabaseConfig, tables: &[String]) -> Result<Probe, StoreError> {
     validate_identifier("schema", &db.schema)?;
     crate::tls::install_crypto_provider();
-    let passwords = db.url.secrets();
-    let connect_error = |source: sqlx::Error| StoreError::Connect {
-        url: db.url.redacted(),
-        message: scrub(source.to_string(), &passwords),
-        source,
-    };
-    let options = PgConnectOptions::from_str(db.url.expose())
-        .map_err(connect_error)?
-        .application_name("rokt-export validate");
+    let options =
+        connect_options::<PgConnectOptions>(&db.url)?.application_name("rokt-export validate");
     let mut conn = PgConnection::connect_with(&options)
         .await
-        .map_err(connect_error)?;
+        .map_err(connect_error(&db.url))?;
     let result = postgres_checks(&mut conn, &db.schema, tables).await;
     let _ = conn.close().await;
     result
@@ -194,14 +186,7 @@ async fn postgres_checks(
 }
 
 async fn probe_sqlite(db: &DatabaseConfig) -> Result<Probe, StoreError> {
-    let passwords = db.url.secrets();
-    let connect_error = |source: sqlx::Error| StoreError::Connect {
-        url: db.url.redacted(),
-        message: scrub(source.to_string(), &passwords),
-        source,
-    };
-    let options = SqliteConnectOptions::from_str(db.url.expose())
-        .map_err(connect_error)?
+    let options = connect_options::<SqliteConnectOptions>(&db.url)?
         .create_if_missing(false)
         .busy_timeout(Duration::from_secs(5));
     let path = options.get_filename().to_path_buf();
@@ -243,7 +228,7 @@ async fn probe_sqlite(db: &DatabaseConfig) -> Result<Probe, StoreError> {
     }
     let mut conn = SqliteConnection::connect_with(&options)
         .await
-        .map_err(connect_error)?;
+        .map_err(connect_error(&db.url))?;
     let table = quote(&probe_table());
     let statements = [
         format!("CREATE TABLE {table} (probe INTEGER PRIMARY KEY)"),

@@ -7,7 +7,6 @@
 //! concurrent windows of one process wait for each other instead of failing.
 
 use std::collections::HashSet;
-use std::str::FromStr;
 use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Executor, Row, Sqlite};
 
-use super::error::{StoreError, scrub};
+use super::error::{StoreError, connect_error, connect_options};
 use super::fingerprint::{Bound, Stored, bind_scope, scope_params, scope_sql, stored_hashes_sql};
 use super::load::{Load, Written};
 use super::runs::{Dialect, Runs, WindowDone};
@@ -74,14 +73,7 @@ impl Drop for SqliteJobLock {
 
 impl SqliteStore {
     pub async fn connect(db: &DatabaseConfig) -> Result<SqliteStore, StoreError> {
-        let passwords = db.url.secrets();
-        let connect_error = |source: sqlx::Error| StoreError::Connect {
-            url: db.url.redacted(),
-            message: scrub(source.to_string(), &passwords),
-            source,
-        };
-        let options = SqliteConnectOptions::from_str(db.url.expose())
-            .map_err(connect_error)?
+        let options = connect_options::<SqliteConnectOptions>(&db.url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -93,7 +85,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
-            .map_err(connect_error)?;
+            .map_err(connect_error(&db.url))?;
         let path = options.get_filename();
         let file = std::fs::canonicalize(path)
             .unwrap_or_else(|_| path.to_path_buf())

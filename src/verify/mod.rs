@@ -27,7 +27,7 @@ use futures_util::StreamExt as _;
 
 use crate::api::{ApiError, ReportRequest};
 use crate::catalogue::Measure;
-use crate::config::{Job, JobKind, QueryJob};
+use crate::config::{Job, JobKind, QueryJob, UnknownJob};
 use crate::decimal::Decimal;
 use crate::export::accounts::{self, Target};
 use crate::export::query;
@@ -289,8 +289,8 @@ impl AccountCheck {
 /// Why a verification could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("no job named \"{name}\" in the config; jobs are: {known}")]
-    UnknownJob { name: String, known: String },
+    #[error(transparent)]
+    UnknownJob(#[from] UnknownJob),
     /// The job cannot be verified (a generic job; no additive metric).
     #[error("job \"{job}\" cannot be verified: {reason}")]
     NotVerifiable { job: String, reason: String },
@@ -304,9 +304,7 @@ impl VerifyError {
     /// What kind of failure this is.
     pub fn kind(&self) -> FailureKind {
         match self {
-            VerifyError::UnknownJob { .. } | VerifyError::NotVerifiable { .. } => {
-                FailureKind::Config
-            }
+            VerifyError::UnknownJob(_) | VerifyError::NotVerifiable { .. } => FailureKind::Config,
             VerifyError::Run(e) => e.kind(),
             VerifyError::Store(e) => FailureKind::of_store(e),
         }
@@ -318,19 +316,7 @@ impl VerifyError {
 /// comparison to `export_checks`. An account that cannot be verified (unreachable API, units that
 /// differ from the table's) is reported in its [`AccountCheck`]; the others go on.
 pub async fn verify(ctx: &Context, request: &VerifyRequest) -> Result<Verification, VerifyError> {
-    let job = ctx
-        .config
-        .job(&request.job)
-        .ok_or_else(|| VerifyError::UnknownJob {
-            name: request.job.clone(),
-            known: ctx
-                .config
-                .jobs
-                .iter()
-                .map(|j| j.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let job = ctx.config.job(&request.job)?;
     let q = verifiable(job)?;
     let columns = ctx.store.table_columns(&job.table).await?;
     let (checked, not_checked) = split_metrics(q, columns.as_deref());
