@@ -2,11 +2,11 @@
 //! ([`Written`]): the rows to send, the run record's figures, the account's state, and the rows
 //! the answer no longer has ([`Vanished`]).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::fingerprint::Bound;
-use super::runs::StateUpdate;
+use super::runs::{Reset, StateUpdate};
 use super::spec::{Prepared, Selection};
 use super::table::Batch;
 
@@ -38,20 +38,6 @@ pub(super) struct Vanished<'a> {
     pub scope: Vec<Bound<'a>>,
     pub candidates: Vec<u128>,
     pub unhashed: bool,
-}
-
-/// What a reload deletes in the first window's transaction, before the upsert: every row of
-/// `account_id` in `table` outside the days `keep` (which the window itself replaces, and whose
-/// stored fingerprints were read), and the job's `export_state` row for the account, so the
-/// window's state starts afresh. Counted with the window's deletions.
-pub(super) struct Reset<'a> {
-    pub job: &'a str,
-    pub table: &'a str,
-    pub account_column: &'a str,
-    pub account_id: &'a str,
-    pub day_column: &'a str,
-    /// First and last day kept; first after last keeps none.
-    pub keep: (NaiveDate, NaiveDate),
 }
 
 /// What a backend's commit did.

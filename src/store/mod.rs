@@ -708,12 +708,12 @@ fn reset_of<'a>(
     table: &'a str,
     job: &'a str,
     scope: &[fingerprint::Bound<'a>],
-) -> Option<load::Reset<'a>> {
+) -> Option<runs::Reset<'a>> {
     match scope {
         [
             fingerprint::Bound::Text(account_column, account_id),
             fingerprint::Bound::Dates(day_column, first, last),
-        ] => Some(load::Reset {
+        ] => Some(runs::Reset {
             job,
             table,
             account_column,

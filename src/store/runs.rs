@@ -17,7 +17,20 @@ use sqlx::{
 };
 
 use super::error::StoreError;
-use super::load::Reset;
+
+/// What a reload deletes in the first window's transaction, before the upsert: every row of
+/// `account_id` in `table` outside the days `keep` (which the window itself replaces, and whose
+/// stored fingerprints were read), and the job's `export_state` row for the account, so the
+/// window's state starts afresh. Counted with the window's deletions.
+pub(super) struct Reset<'a> {
+    pub job: &'a str,
+    pub table: &'a str,
+    pub account_column: &'a str,
+    pub account_id: &'a str,
+    pub day_column: &'a str,
+    /// First and last day kept; first after last keeps none.
+    pub keep: (NaiveDate, NaiveDate),
+}
 
 /// What started a run; stored in `export_runs.trigger`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
