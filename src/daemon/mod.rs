@@ -532,19 +532,12 @@ impl Runner for Export {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::config::{DatabaseConfig, DatabaseUrl};
     use crate::store::{NewRun, RunStatus};
     use chrono::NaiveDate;
 
     #[tokio::test]
     async fn the_rows_of_a_panicked_run_are_marked_failed_with_the_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = DatabaseConfig::new(
-            DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("d.db").display())).unwrap(),
-            "rokt",
-        );
-        let store = Store::connect(&db).await.unwrap();
-        store.migrate().await.unwrap();
+        let (_dir, store) = crate::store::temporary_sqlite().await;
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         let run = |account: &str| NewRun {
             job: "j".into(),

@@ -328,25 +328,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::config::{DatabaseConfig, DatabaseUrl};
     use crate::store::{Batch, ColumnData, ColumnSpec, ColumnType, TableSpec, TextColumn};
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 3, d).unwrap()
     }
 
-    async fn sqlite() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        let db = DatabaseConfig::new(DatabaseUrl::parse(&url).unwrap(), "rokt");
-        let store = Store::connect(&db).await.unwrap();
-        store.migrate().await.unwrap();
-        (dir, store)
-    }
-
     #[tokio::test]
     async fn sqlite_sums_are_exact_and_days_without_rows_are_left_out() {
-        let (_dir, store) = sqlite().await;
+        let (_dir, store) = crate::store::temporary_sqlite().await;
         let spec = TableSpec {
             table: "t".into(),
             columns: vec![
@@ -429,7 +419,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_last_check_of_each_job_counts_its_days_and_those_that_differ() {
-        let (_dir, store) = sqlite().await;
+        let (_dir, store) = crate::store::temporary_sqlite().await;
         let check = |account: &str, d: u32, metric: &str, matches: bool| NewCheck {
             account_id: account.into(),
             date: day(d),

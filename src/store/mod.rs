@@ -42,6 +42,24 @@ mod sqlite;
 mod table;
 mod wait;
 
+/// A migrated SQLite store in a temporary directory, for unit tests (kept while the directory
+/// lives).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) async fn temporary_sqlite() -> (tempfile::TempDir, Store) {
+    use crate::config::{DatabaseConfig, DatabaseUrl};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let store = Store::connect(&DatabaseConfig::new(
+        DatabaseUrl::parse(&url).unwrap(),
+        "rokt",
+    ))
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    (dir, store)
+}
+
 use std::fmt;
 
 use chrono::{NaiveDate, Utc};

@@ -136,18 +136,11 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
-    use crate::config::{DatabaseConfig, DatabaseUrl};
     use crate::store::{NewRun, RunStatus, Trigger};
 
     #[tokio::test]
     async fn runs_are_marked_once_the_lock_is_free_and_left_while_it_is_held() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = DatabaseConfig::new(
-            DatabaseUrl::parse(&format!("sqlite://{}", dir.path().join("d.db").display())).unwrap(),
-            "rokt",
-        );
-        let store = Store::connect(&db).await.unwrap();
-        store.migrate().await.unwrap();
+        let (_dir, store) = crate::store::temporary_sqlite().await;
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         for job in ["free", "held"] {
             let run = NewRun {

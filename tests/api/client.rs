@@ -4,8 +4,6 @@
 //! paths that cannot leave their endpoint, the rules of `base_url`, and no secret in the logs.
 //! What only a hostile server does is in `hostile_peers.rs`.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -19,7 +17,7 @@ use rokt_export::mock::{Faults, MockConfig, MockServer};
 use secrecy::ExposeSecret;
 
 use crate::auth::{api_config, client, env_credentials, mock_with_lifetime};
-use crate::helpers::{MINIMAL_JOB, config_file, shipped_config};
+use crate::helpers::{Captured, MINIMAL_JOB, config_file, shipped_config};
 
 /// The legacy campaign breakdown, as the shipped `jobs.toml` has it.
 pub fn legacy_job() -> GenericJob {
@@ -606,27 +604,6 @@ async fn no_permit_is_held_while_a_retry_backs_off() {
     assert!(!a.is_finished(), "A retried before its backoff ended");
     a.abort();
     mock.stop().await;
-}
-
-/// A `MakeWriter` that appends every log line to one shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 #[tokio::test] // current-thread: every span and event of the run lands in this thread's subscriber

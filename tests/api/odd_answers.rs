@@ -3,8 +3,7 @@
 //! found it), not a warning on every later run. Real Postgres, the simulated API over HTTP, the
 //! runs in this process with their logs captured.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{Days, NaiveDate, Utc};
 use rokt_export::api::ApiClient;
@@ -13,34 +12,13 @@ use rokt_export::export::{self, Context, DayRange, NoProgress, RunRequest, RunRe
 use rokt_export::mock::{Faults, MockConfig, MockServer};
 use rokt_export::store::{Store, Trigger};
 
-use crate::helpers::{TestDb, config_file, run_binary};
+use crate::helpers::{Captured, TestDb, config_file, run_binary};
 
 fn days_ago(n: u64) -> NaiveDate {
     Utc::now()
         .date_naive()
         .checked_sub_days(Days::new(n))
         .unwrap()
-}
-
-/// A `MakeWriter` that appends every log line to one shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 fn between(job: &str, from: NaiveDate, to: NaiveDate) -> RunRequest {
